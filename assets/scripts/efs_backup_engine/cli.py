@@ -1,0 +1,293 @@
+"""Command line of the engine: the local runner (`backup`, `list`, `verify`) and the steps workers run.
+
+    efs-backup-engine init      --backup-root DIR
+    efs-backup-engine backup    --source DIR --backup-root DIR --id ID --interval daily --retain N --workers K
+    efs-backup-engine list      --backup-root DIR --id ID
+    efs-backup-engine verify    --source DIR --backup-root DIR --id ID [--snapshot daily.0] [--checksum sample]
+    efs-backup-engine unlock    --backup-root DIR --id ID [--force]
+    efs-backup-engine prepare | work | finalize | abort   (the steps `backup` runs; used by the EC2 workers)
+
+Exit codes: 0 success, 2 success with warnings, 1 failed (nothing promoted), 3 refused (precondition: wrong
+or unmounted file system, bad argument; nothing touched), 4 another run holds the lock, 64 usage.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from efs_backup_engine import preflight, run as runs, summary as summaries
+from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WARNINGS, EngineError
+from efs_backup_engine.layout import INTERVALS, Layout
+from efs_backup_engine.lock import Heartbeat, RunLock
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("%r must be >= 1" % text)
+    return value
+
+
+def _common(parser, source=False, interval=False):
+    parser.add_argument("--backup-root", required=True, help="root of the backup file system (mounted)")
+    parser.add_argument("--id", dest="backup_id", required=True, help="backup id: the directory under the root")
+    if source:
+        parser.add_argument("--source", required=True, help="the tree to back up (production FS mount point)")
+    if interval:
+        parser.add_argument("--interval", required=True, choices=INTERVALS)
+
+
+def _run_options(parser):
+    parser.add_argument("--retain", type=_positive_int, required=True, help="snapshots to keep for this interval")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="parallel workers (default 1)")
+    parser.add_argument("--require-mountpoint", action="store_true",
+                        help="refuse unless --source is a mount point (the EC2 workers always set this)")
+    parser.add_argument("--allow-empty-source", action="store_true",
+                        help="accept an empty source even though the newest snapshot is not empty")
+    parser.add_argument("--unit-files", type=_positive_int, default=None,
+                        help="split directories holding more entries than this into separate parts "
+                             "(default: newest snapshot's file count / (workers x 8), within 200..50000)")
+    parser.add_argument("--stale-after", type=_positive_int, default=None,
+                        help="seconds without heartbeat after which another host's lock is stale (default 600)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="efs-backup-engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="mark a directory as an efs-backup root (once per backup file system)")
+    p.add_argument("--backup-root", required=True)
+
+    p = sub.add_parser("backup", help="run a whole backup here: prepare, K local workers, finalize")
+    _common(p, source=True, interval=True)
+    _run_options(p)
+    p.add_argument("--verify", choices=("none", "sample", "full"), default="none",
+                   help="compare the new snapshot with the source before promoting it")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON line at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser("prepare", help="step 1: checks, lock, work tree and part plan")
+    _common(p, source=True, interval=True)
+    _run_options(p)
+    p.add_argument("--run-id", default=None, help="run id (default: generated)")
+
+    p = sub.add_parser("work", help="step 2: claim and sync parts until none is left (run on each worker)")
+    _common(p, interval=True)
+    p.add_argument("--source", default=None, help="source mount point (default: the one given to prepare)")
+    p.add_argument("--worker-id", required=True)
+    p.add_argument("--require-mountpoint", action="store_true")
+
+    p = sub.add_parser("finalize", help="step 3: promote and rotate if every part succeeded")
+    _common(p, interval=True)
+    p.add_argument("--run-id", default=None)
+    p.add_argument("--verify", choices=("none", "sample", "full"), default="none")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("abort", help="failure path: release the lock, keep the work for the next run")
+    _common(p, interval=True)
+    p.add_argument("--run-id", required=True)
+
+    p = sub.add_parser("list", help="snapshots with their manifests, the lock, unfinished runs")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("verify", help="compare a snapshot with the source")
+    _common(p, source=True)
+    p.add_argument("--snapshot", default=None, help="snapshot name, e.g. daily.0 (default: newest daily, "
+                                                    "else the newest of any interval)")
+    p.add_argument("--checksum", choices=("none", "sample", "full"), default="sample")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("unlock", help="show the lock; with --force, break it (only when no run is alive!)")
+    _common(p)
+    p.add_argument("--force", action="store_true")
+    return parser
+
+
+def _exit_for(status):
+    return {"success": EXIT_OK, "warning": EXIT_WARNINGS}.get(status, EXIT_FAILED)
+
+
+def _progress_printer(store_dir, started, stop, quiet):
+    from efs_backup_engine.units import UnitStore
+
+    store = UnitStore(store_dir)
+    while not stop.wait(2.0):
+        if quiet:
+            continue
+        try:
+            units, results = store.units(), store.results()
+        except OSError:
+            continue
+        files = sum(r.get("files_scanned", 0) for r in results.values())
+        moved = sum(r.get("bytes_transferred", 0) for r in results.values())
+        print("[%6.1fs] parts %d/%d done, %d files scanned, %s transferred" % (
+            time.time() - started, len(results), len(units), files, summaries._bytes(moved)),
+            file=sys.stderr, flush=True)
+
+
+def cmd_backup(args):
+    started = time.time()
+    run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
+                       require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
+                       stale_after=args.stale_after, unit_files=args.unit_files)
+    layout = Layout(args.backup_root, args.backup_id)
+    if not args.quiet:
+        print("run %s: %s %s -> %s (attempt %d, work tree: %s, %d workers)" % (
+            run["run_id"], args.interval, args.source, layout.id_dir, run["attempt"], run["tree_base"],
+            args.workers), file=sys.stderr, flush=True)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    command = [sys.executable, "-m", "efs_backup_engine", "work", "--backup-root", args.backup_root,
+               "--id", args.backup_id, "--interval", args.interval, "--source", args.source]
+    if args.require_mountpoint:
+        command.append("--require-mountpoint")
+    stop = threading.Event()
+    printer = threading.Thread(target=_progress_printer, args=(layout.run_dir(args.interval), started, stop,
+                                                               args.quiet), daemon=True)
+    printer.start()
+    with Heartbeat(RunLock(layout), run["run_id"]):
+        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env) for i in range(args.workers)]
+        for proc in workers:
+            proc.wait()
+    stop.set()
+    result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify)
+    _print_summary(result, args.json)
+    return _exit_for(result["status"])
+
+
+def _print_summary(result, as_json):
+    print(summaries.human(result), file=sys.stderr if as_json else sys.stdout, flush=True)
+    if as_json:
+        print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def cmd_prepare(args):
+    run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
+                       run_id=args.run_id, require_mountpoint=args.require_mountpoint,
+                       allow_empty_source=args.allow_empty_source, stale_after=args.stale_after,
+                       unit_files=args.unit_files)
+    print(json.dumps(run, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_work(args):
+    results = runs.work(args.backup_root, args.backup_id, args.interval, args.worker_id, source=args.source,
+                        require_mountpoint=args.require_mountpoint)
+    statuses = {r["status"] for r in results}
+    summary = {"worker": args.worker_id, "parts": len(results),
+               "failed": [r["path"] or "." for r in results if r["status"] == "failed"],
+               "files_scanned": sum(r.get("files_scanned", 0) for r in results),
+               "bytes_transferred": sum(r.get("bytes_transferred", 0) for r in results)}
+    print(json.dumps(summary, sort_keys=True))
+    if "failed" in statuses:
+        return EXIT_FAILED
+    return EXIT_WARNINGS if "warning" in statuses else EXIT_OK
+
+
+def cmd_finalize(args):
+    result = runs.finalize(args.backup_root, args.backup_id, args.interval, args.run_id, verify=args.verify)
+    _print_summary(result, args.json)
+    return _exit_for(result["status"])
+
+
+def cmd_abort(args):
+    runs.abort(args.backup_root, args.backup_id, args.interval, args.run_id)
+    return EXIT_OK
+
+
+def cmd_list(args):
+    listing = runs.list_snapshots(args.backup_root, args.backup_id)
+    if args.json:
+        print(json.dumps(listing, sort_keys=True))
+        return EXIT_OK
+    print("%-12s %-9s %-20s %12s %12s %s" % ("snapshot", "status", "finished", "files", "bytes", "run"))
+    for row in listing["snapshots"]:
+        print("%-12s %-9s %-20s %12s %12s %s" % (row["name"], row["status"], row.get("finished") or "-",
+                                                  row.get("files", "-"), row.get("bytes", "-"),
+                                                  row.get("run_id", "-")))
+    lock = listing["lock"]
+    if lock["held"]:
+        print("lock: held by run %s (%s)" % ((lock["owner"] or {}).get("run_id", "?"),
+                                             "alive" if lock["alive"] else "STALE: " + lock["detail"]))
+    for run in listing["unfinished_runs"]:
+        print("unfinished %s run %s (attempt %d): the next %s run resumes it" % (
+            run["interval"], run["run_id"], run["attempt"], run["interval"]))
+    if listing["interrupted_promotion"]:
+        print("an interrupted promotion will be completed by the next run")
+    return EXIT_OK
+
+
+def cmd_verify(args):
+    from efs_backup_engine.verify import compare
+
+    layout = Layout(args.backup_root, args.backup_id)
+    preflight.check_backup_root(layout)
+    name = args.snapshot
+    if name is None:
+        dests = runs.link_dests(layout, "daily")
+        if not dests:
+            raise EngineError("no snapshot to verify under %s" % layout.id_dir)
+        name = os.path.basename(dests[0])
+    path = layout.snapshot(name)
+    if not os.path.isdir(path):
+        raise EngineError("no snapshot %s under %s" % (name, layout.id_dir))
+    report = compare(args.source, path, checksum=args.checksum)
+    report["snapshot"] = name
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print("%s: %d entries compared, %d checksummed, %d mismatches" % (
+            name, report["compared"], report["checksummed"], report["mismatch_count"]))
+        for line in report["mismatches"][:100]:
+            print("  " + line)
+    return EXIT_OK if not report["mismatch_count"] else EXIT_WARNINGS
+
+
+def cmd_unlock(args):
+    layout = Layout(args.backup_root, args.backup_id)
+    preflight.check_backup_root(layout)
+    lock = RunLock(layout)
+    exists, alive, owner, detail = lock.holder_state()
+    if not exists:
+        print("not locked")
+        return EXIT_OK
+    print("locked by run %s on %s: %s (%s)" % ((owner or {}).get("run_id", "?"), (owner or {}).get("host", "?"),
+                                                "ALIVE" if alive else "stale", detail))
+    if args.force:
+        lock.force_unlock()
+        print("lock broken; the run's work tree is kept and the next run resumes it")
+    return EXIT_OK
+
+
+def cmd_init(args):
+    _data, created = preflight.init_root(args.backup_root)
+    print(("initialised %s" if created else "%s is already an efs-backup root") % args.backup_root)
+    return EXIT_OK
+
+
+COMMANDS = {"init": cmd_init, "backup": cmd_backup, "prepare": cmd_prepare, "work": cmd_work,
+            "finalize": cmd_finalize, "abort": cmd_abort, "list": cmd_list, "verify": cmd_verify,
+            "unlock": cmd_unlock}
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        return COMMANDS[args.command](args)
+    except EngineError as exc:
+        print("efs-backup-engine: error: %s" % exc, file=sys.stderr)
+        return exc.exit_code

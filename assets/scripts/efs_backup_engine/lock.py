@@ -1,0 +1,218 @@
+"""The per-backup-id run lock, kept on the backup file system so two machines can never both run.
+
+Acquire: `mkdir lock/` (atomic on local disks and NFS). The holder writes lock/owner.json (run id, interval,
+host, start time). Every process working for the run (the coordinator and each worker) keeps its own heartbeat
+file lock/hb.<host>.<pid>.<process-start> fresh while it works.
+
+A lock is stale only when no heartbeat file shows a live process:
+  * a heartbeat written by a process on *this* host is alive exactly while that process exists (same pid and
+    same process start time, so a reused pid does not count);
+  * a heartbeat from another host is alive while it is younger than `stale_after` seconds, measured with the
+    file system's own clock (fs_now), so clock skew between machines cannot make a live lock look stale.
+A lock that has no heartbeat at all is judged by the age of the lock directory itself.
+
+Breaking a stale lock renames lock/ to lock-broken/<token>, where token is unique to that acquisition: when two
+runs race to break the same stale lock, only one rename can succeed (the tombstone exists afterwards), so the
+winner's fresh lock is never broken by the loser. Tombstones are small; they are pruned after a week.
+"""
+
+import os
+import socket
+import threading
+import time
+import uuid
+
+from efs_backup_engine.errors import Busy, LockLost
+from efs_backup_engine.fsutil import fs_now, makedirs, read_json, remove_tree
+
+DEFAULT_STALE_AFTER = 600
+HEARTBEAT_EVERY = 30
+TOMBSTONE_KEEP = 7 * 24 * 3600
+
+
+def _process_start(pid):
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii", errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    return data.rsplit(")", 1)[1].split()[19]
+
+
+def heartbeat_name(pid=None):
+    pid = pid or os.getpid()
+    return "hb.%s.%d.%s" % (socket.gethostname(), pid, _process_start(pid))
+
+
+def _heartbeat_alive(name, age, stale_after):
+    parts = name.split(".")
+    # hb.<host>.<pid>.<start>; host names may contain dots.
+    host, pid, start = ".".join(parts[1:-2]), parts[-2], parts[-1]
+    if host == socket.gethostname() and pid.isdigit():
+        return _process_start(int(pid)) == start
+    return age <= stale_after
+
+
+class RunLock:
+    def __init__(self, layout, stale_after=DEFAULT_STALE_AFTER):
+        self.layout = layout
+        self.path = layout.lock_dir
+        self.stale_after = stale_after
+
+    # -- inspection -------------------------------------------------------------------------------------
+    def owner(self):
+        return read_json(os.path.join(self.path, "owner.json"))
+
+    def holder_state(self):
+        """(exists, alive, owner, reason) for operators and for acquire()."""
+        try:
+            lock_stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False, False, None, "no lock"
+        owner = self.owner()
+        now = fs_now(self.layout.state)
+        beats = []
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return False, False, None, "no lock"
+        for name in names:
+            if not name.startswith("hb."):
+                continue
+            try:
+                age = now - os.stat(os.path.join(self.path, name)).st_mtime
+            except FileNotFoundError:
+                continue
+            beats.append((name, age))
+        for name, age in beats:
+            if _heartbeat_alive(name, age, self.stale_after):
+                return True, True, owner, "heartbeat %s is %.0fs old" % (name, max(age, 0))
+        if not beats:
+            age = now - lock_stat.st_mtime
+            if age <= self.stale_after:
+                return True, True, owner, "lock created %.0fs ago, no heartbeat yet" % max(age, 0)
+            return True, False, owner, "no heartbeat for %.0fs" % age
+        return True, False, owner, "every heartbeat is dead (%s)" % ", ".join(n for n, _ in beats)
+
+    # -- acquire / release ------------------------------------------------------------------------------
+    def acquire(self, run_id, interval):
+        """Take the lock for run_id, breaking it only if it is stale. Raises Busy otherwise."""
+        for _ in range(2):
+            try:
+                os.mkdir(self.path)
+            except FileExistsError:
+                exists, alive, owner, reason = self.holder_state()
+                if exists and alive:
+                    raise Busy("backup-id %r is locked by run %s (interval %s, host %s): %s"
+                               % (self.layout.backup_id, (owner or {}).get("run_id", "?"),
+                                  (owner or {}).get("interval", "?"), (owner or {}).get("host", "?"), reason))
+                if exists:
+                    self._break(owner, reason)
+                continue
+            self._write_owner(run_id, interval)
+            self.beat()
+            return
+        raise Busy("could not take the lock of backup-id %r: another run took it first" % self.layout.backup_id)
+
+    def _write_owner(self, run_id, interval):
+        from efs_backup_engine.fsutil import write_json_atomic
+
+        write_json_atomic(os.path.join(self.path, "owner.json"), {
+            "run_id": run_id, "interval": interval, "host": socket.gethostname(), "pid": os.getpid(),
+            "token": uuid.uuid4().hex, "acquired": time.time()})
+
+    def _break(self, owner, reason):
+        makedirs(self.layout.broken_locks)
+        token = (owner or {}).get("token") or "inode-%d" % os.stat(self.path).st_ino
+        tombstone = os.path.join(self.layout.broken_locks, token)
+        try:
+            os.rename(self.path, tombstone)
+        except OSError:
+            return  # someone else broke it first (the tombstone exists) or the lock is gone
+        with open(os.path.join(tombstone, "broken.txt"), "w", encoding="utf-8") as handle:
+            handle.write("broken by host %s pid %d at %s: %s\n"
+                         % (socket.gethostname(), os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            reason))
+        self._prune_tombstones()
+
+    def _prune_tombstones(self):
+        now = fs_now(self.layout.state)
+        for name in os.listdir(self.layout.broken_locks):
+            path = os.path.join(self.layout.broken_locks, name)
+            try:
+                if now - os.stat(path).st_mtime > TOMBSTONE_KEEP:
+                    remove_tree(path)
+            except FileNotFoundError:
+                pass
+
+    def check(self, run_id):
+        owner = self.owner()
+        if not owner or owner.get("run_id") != run_id:
+            raise LockLost("the lock of backup-id %r no longer belongs to run %s"
+                           % (self.layout.backup_id, run_id))
+
+    def beat(self, run_id=None):
+        """Refresh this process's heartbeat; with run_id, only while that run still owns the lock."""
+        if run_id is not None:
+            owner = self.owner()
+            if not owner or owner.get("run_id") != run_id:
+                return False
+        path = os.path.join(self.path, heartbeat_name())
+        try:
+            with open(path, "a"):
+                pass
+            os.utime(path)
+        except FileNotFoundError:
+            return False  # lock released under us; check() reports it
+        return True
+
+    def end_beat(self):
+        try:
+            os.unlink(os.path.join(self.path, heartbeat_name()))
+        except FileNotFoundError:
+            pass
+
+    def release(self, run_id):
+        """Release the lock if run_id holds it (rename away first, so no half-removed lock is ever seen)."""
+        owner = self.owner()
+        if not owner or owner.get("run_id") != run_id:
+            return
+        makedirs(self.layout.trash)
+        released = os.path.join(self.layout.trash, "lock-" + owner.get("token", uuid.uuid4().hex))
+        os.rename(self.path, released)
+        remove_tree(released)
+
+    def force_unlock(self):
+        """Operator escape hatch (`unlock --force`): break the lock whatever its state."""
+        exists, _alive, owner, reason = self.holder_state()
+        if exists:
+            self._break(owner, "forced by operator; state was: " + reason)
+        return owner
+
+
+class Heartbeat:
+    """Background thread that keeps this process's heartbeat fresh while a run works."""
+
+    def __init__(self, lock, run_id, every=HEARTBEAT_EVERY):
+        self.lock = lock
+        self.run_id = run_id
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-heartbeat", daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            if not self.lock.beat(self.run_id):
+                return
+
+    def __enter__(self):
+        self.lock.beat(self.run_id)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.lock.end_beat()
+        return False

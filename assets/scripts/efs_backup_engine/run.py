@@ -1,0 +1,298 @@
+"""The three steps of a backup run, shared by the local runner and the EC2 workers.
+
+    prepare   (once)        checks, takes the lock, completes any interrupted promotion, sets up or resumes
+                            the work tree (recycling the spare) and the unit plan
+    work      (N workers)   claims units until none is left, syncing each into the work tree
+    finalize  (once)        checks every part succeeded, writes the manifest, promotes and rotates (journal),
+                            records the run summary, releases the lock, then deletes expired trees lazily
+
+A failed or interrupted run promotes nothing and leaves the work tree and the finished parts in place: the
+next run of the same interval resumes, redoing only the parts that failed or never finished.
+"""
+
+import os
+import time
+import uuid
+
+from efs_backup_engine import preflight, promotion, summary as summaries
+from efs_backup_engine.errors import EngineError, Refused
+from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
+from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
+from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name, _heartbeat_alive
+from efs_backup_engine.sync import sync_unit
+from efs_backup_engine.units import UnitStore, count_entries
+
+DEFAULT_UNIT_FILES = 20000
+MIN_UNIT_FILES = 200
+MAX_UNIT_FILES = 50000
+UNITS_PER_WORKER = 8
+DEFAULT_RESUME_MAX_AGE = 24 * 3600
+POLL_SECONDS = 0.5
+
+
+def new_run_id():
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def _snapshot_time(layout, name):
+    manifest = read_json(layout.manifest(name))
+    if manifest and manifest.get("finished"):
+        return manifest["finished"]
+    return os.stat(layout.snapshot(name)).st_mtime  # adopted snapshot: the old scripts touched .0
+
+
+def link_dests(layout, interval):
+    """Newest snapshot of this interval, then the newest of any interval (so intervals share files)."""
+    newest_per_interval = {}
+    for iv, _index, name in layout.snapshots():  # sorted by interval, then index
+        newest_per_interval.setdefault(iv, name)
+    dests = []
+    if interval in newest_per_interval:
+        dests.append(newest_per_interval[interval])
+    if newest_per_interval:
+        overall = max(newest_per_interval.values(), key=lambda name: _snapshot_time(layout, name))
+        if overall not in dests:
+            dests.append(overall)
+    return [layout.snapshot(name) for name in dests]
+
+
+def _unit_budget(layout, dests, workers, override):
+    if override:
+        return override
+    for dest in dests:
+        manifest = read_json(layout.manifest(os.path.basename(dest)))
+        if manifest:
+            files = manifest["totals"]["files_scanned"]
+            return max(MIN_UNIT_FILES, min(MAX_UNIT_FILES, files // (workers * UNITS_PER_WORKER)))
+    return DEFAULT_UNIT_FILES
+
+
+def _check_tree_budget(layout, interval, retain):
+    """Every kept tree adds a hard link to each unchanged file; EFS stops at 177 links per file."""
+    others = [name for iv, _i, name in layout.snapshots() if iv != interval]
+    spares = [path for path in layout.spares() if os.path.basename(path) != interval]
+    trees = len(others) + len(spares) + retain + 1
+    if trees > MAX_TREES:
+        raise Refused("keeping %d snapshots of %s plus the other intervals' %d trees would give unchanged files %d "
+                      "hard links (EFS allows 177; the engine keeps at most %d trees per backup-id). Lower the "
+                      "retention." % (retain, interval, len(others) + len(spares), trees, MAX_TREES))
+
+
+def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=None,
+            require_mountpoint=False, allow_empty_source=False, stale_after=None, unit_files=None,
+            resume_max_age=DEFAULT_RESUME_MAX_AGE):
+    preflight.check_names(backup_id, interval, retain)
+    layout = Layout(backup_root, backup_id)
+    preflight.check_backup_root(layout)
+    run_id = run_id or new_run_id()
+    source = os.path.abspath(source)
+    dests = link_dests(layout, interval) if os.path.isdir(layout.id_dir) else []
+    # Refuse before the lock is even taken: a wrong source must not touch anything.
+    preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
+    preflight.ensure_state_dirs(layout)
+    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
+    lock.acquire(run_id, interval)
+    try:
+        recovered = promotion.recover(layout)
+        dests = link_dests(layout, interval)
+        preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
+        _check_tree_budget(layout, interval, retain)
+        run = _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age)
+        run["recovered_promotion"] = recovered
+        write_json_atomic(os.path.join(layout.run_dir(interval), "run.json"), run)
+        return run
+    except BaseException:
+        lock.release(run_id)
+        raise
+
+
+def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age):
+    run_dir = layout.run_dir(interval)
+    tree = layout.work_tree(interval)
+    store = UnitStore(run_dir)
+    now = time.time()
+    previous = read_json(os.path.join(run_dir, "run.json"))
+    base = {"run_id": run_id, "backup_id": layout.backup_id, "interval": interval, "retain": retain,
+            "source": source, "workers": workers, "link_dests": dests, "attempt_started": now,
+            "unit_files": _unit_budget(layout, dests, workers, unit_files)}
+    if previous is not None and os.path.isdir(tree):
+        keep = (now - previous["started"] <= resume_max_age and previous["source"] == source)
+        store.create()
+        kept = store.reset(keep_finished=keep)
+        if not store.units():
+            store.add("", 0)
+        return dict(previous, **base, attempt=previous.get("attempt", 1) + 1,
+                    started=previous["started"] if keep else now, resumed_from=previous["run_id"],
+                    resumed_parts=kept, tree_base="resumed")
+    makedirs(run_dir)
+    if os.path.isdir(tree):
+        tree_base = "orphaned work tree"  # killed between recycling the spare and writing run.json
+    elif os.path.isdir(layout.spare(interval)):
+        os.rename(layout.spare(interval), tree)
+        tree_base = "recycled spare"
+    else:
+        os.mkdir(tree)
+        tree_base = "new"
+    store.create()
+    store.reset(keep_finished=False)
+    store.add("", 0)
+    return dict(base, attempt=1, started=now, tree_base=tree_base)
+
+
+def load_run(layout, interval):
+    run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+    if run is None:
+        raise Refused("no prepared %s run for backup-id %r under %s (run prepare first)"
+                      % (interval, layout.backup_id, layout.root))
+    return run
+
+
+def work(backup_root, backup_id, interval, worker_id, source=None, require_mountpoint=False,
+         stale_after=None, progress=None):
+    """Claim and sync units until none is left. Returns this worker's own results."""
+    layout = Layout(backup_root, backup_id)
+    preflight.check_backup_root(layout)
+    run = load_run(layout, interval)
+    source = os.path.abspath(source or run["source"])
+    if require_mountpoint and not os.path.ismount(source):
+        raise Refused("source %s is not a mount point: the production file system is not mounted there" % source)
+    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
+    lock.check(run["run_id"])
+    store = UnitStore(layout.run_dir(interval))
+    tree = layout.work_tree(interval)
+    mine = []
+    with Heartbeat(lock, run["run_id"]):
+        while True:
+            lock.check(run["run_id"])
+            claimed = store.claim_next({"worker": worker_id, "heartbeat": heartbeat_name()})
+            if claimed:
+                uid, spec = claimed
+                result = _process(store, run, source, tree, uid, spec, worker_id)
+                mine.append(result)
+                if progress:
+                    progress(result)
+                continue
+            if not _others_still_working(store, lock):
+                return mine
+            time.sleep(POLL_SECONDS)
+
+
+def _process(store, run, source, tree, uid, spec, worker_id):
+    rel = spec["path"]
+    recursive = not spec.get("split")
+    if recursive:
+        count, subdirs = count_entries(os.path.join(source, rel) if rel else source, run["unit_files"])
+        if count > run["unit_files"] and subdirs:
+            store.mark_split(uid, spec)
+            for name in sorted(subdirs):
+                store.add(os.path.join(rel, name) if rel else name, spec["depth"] + 1)
+            recursive = False
+    try:
+        result = sync_unit(source, tree, rel, recursive, run["link_dests"])
+    except OSError as exc:
+        result = {"status": "failed", "messages": ["%s: %s" % (type(exc).__name__, exc)], "seconds": 0.0}
+    result.update(uid=uid, path=rel, mode="tree" if recursive else "level", worker=worker_id,
+                  run_id=run["run_id"], attempt=run.get("attempt", 1))
+    store.record(uid, result)
+    return result
+
+
+def _others_still_working(store, lock):
+    """True while a unit without result is claimed by a live worker (it may still split into new units)."""
+    results = store.results()
+    claims = store.claims()
+    now = None
+    for uid, claim in claims.items():
+        if uid in results:
+            continue
+        name = claim.get("heartbeat", "")
+        path = os.path.join(lock.path, name)
+        try:
+            mtime = os.stat(path).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if now is None:
+            from efs_backup_engine.fsutil import fs_now
+
+            now = fs_now(lock.layout.state)
+        if name and _heartbeat_alive(name, now - mtime, lock.stale_after):
+            return True
+    return False
+
+
+def finalize(backup_root, backup_id, interval, run_id=None, verify=None):
+    """Promote if every part succeeded; otherwise record the failure and keep the work for the next run."""
+    layout = Layout(backup_root, backup_id)
+    run = load_run(layout, interval)
+    run_id = run_id or run["run_id"]
+    if run["run_id"] != run_id:
+        raise EngineError("the prepared %s run is %s, not %s" % (interval, run["run_id"], run_id))
+    lock = RunLock(layout)
+    lock.check(run_id)
+    store = UnitStore(layout.run_dir(interval))
+    units, results = store.units(), store.results()
+    result = summaries.build(run, units, results)
+    if result["status"] == "failed":
+        write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
+        lock.release(run_id)
+        return result
+    if verify and verify != "none":
+        from efs_backup_engine.verify import compare
+
+        report = compare(run["source"], layout.work_tree(interval), checksum=verify)
+        result["verify"] = report
+        if report["mismatches"]:
+            result["status"] = "warning"
+            result["warnings"] += 1
+            result["warning_parts"].append({"path": ".", "messages": ["verify: %d mismatches, first: %s" % (
+                report["mismatch_count"], report["mismatches"][0])]})
+    result["snapshot"] = snapshot_name(interval, 0)
+    run_rel = os.path.relpath(layout.run_dir(interval), layout.id_dir)
+    manifest = summaries.manifest(result, units, results)
+    result["snapshot_id"] = manifest["snapshot_id"]
+    write_json_atomic(os.path.join(layout.run_dir(interval), "manifest.json"), manifest)
+    write_json_atomic(os.path.join(layout.run_dir(interval), "summary.json"), result)
+    steps = promotion.plan(layout, interval, run["retain"], run_rel)
+    steps.append(("rename", os.path.join(run_rel, "summary.json"),
+                  os.path.relpath(os.path.join(layout.history, run_id + ".json"), layout.id_dir)))
+    steps.append(("rename", run_rel, os.path.relpath(os.path.join(layout.trash, "run-" + run_id), layout.id_dir)))
+    promotion.execute(layout, run_id, steps)
+    lock.release(run_id)
+    promotion.empty_trash(layout)
+    return result
+
+
+def abort(backup_root, backup_id, interval, run_id):
+    """Failure path for orchestrators: release the lock, keep the work tree and finished parts for resume."""
+    layout = Layout(backup_root, backup_id)
+    RunLock(layout).release(run_id)
+
+
+def list_snapshots(backup_root, backup_id):
+    layout = Layout(backup_root, backup_id)
+    preflight.check_backup_root(layout)
+    rows = []
+    for interval, index, name in layout.snapshots():
+        manifest = read_json(layout.manifest(name))
+        row = {"name": name, "interval": interval, "index": index, "path": layout.snapshot(name)}
+        if manifest:
+            row.update(status=manifest["status"], complete=bool(manifest.get("complete")),
+                       started=manifest.get("started_iso"), finished=manifest.get("finished_iso"),
+                       files=manifest["totals"]["files_scanned"], bytes=manifest["totals"]["bytes_total"],
+                       warnings=manifest.get("warnings", 0), snapshot_id=manifest.get("snapshot_id"),
+                       run_id=manifest.get("run_id"))
+        else:
+            row.update(status="adopted", complete=False,
+                       finished=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                              time.gmtime(os.stat(layout.snapshot(name)).st_mtime)))
+        rows.append(row)
+    lock = RunLock(layout)
+    exists, alive, owner, reason = lock.holder_state() if os.path.isdir(layout.state) else (False, False, None, "")
+    in_flight = []
+    for interval in INTERVALS:
+        run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+        if run:
+            in_flight.append({"interval": interval, "run_id": run["run_id"], "attempt": run.get("attempt", 1)})
+    return {"backup_id": backup_id, "snapshots": rows,
+            "lock": {"held": exists, "alive": alive, "owner": owner, "detail": reason},
+            "interrupted_promotion": os.path.exists(layout.journal), "unfinished_runs": in_flight}

@@ -1,0 +1,119 @@
+"""Run summaries and snapshot manifests, built from the per-unit results recorded on the backup FS."""
+
+import os
+import socket
+import time
+import uuid
+
+from efs_backup_engine import ENGINE_VERSION
+
+MAX_LISTED = 50
+COUNTERS = ("files_scanned", "dirs", "bytes_total", "files_transferred", "bytes_transferred", "created",
+            "deleted", "changed", "special")
+
+
+def _iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
+
+
+def build(run, units, results, finished=None):
+    finished = finished or time.time()
+    totals = {key: 0 for key in COUNTERS}
+    workers = {}
+    failed, warned, unfinished = [], [], []
+    for uid, spec in sorted(units.items(), key=lambda item: item[1]["path"]):
+        result = results.get(uid)
+        if result is None:
+            unfinished.append({"path": spec["path"] or ".", "reason": "not finished (worker stopped or lost)"})
+            continue
+        for key in COUNTERS:
+            totals[key] += result.get(key, 0)
+        worker = workers.setdefault(result.get("worker", "?"), {
+            "worker": result.get("worker", "?"), "units": 0, "files_scanned": 0, "files_transferred": 0,
+            "bytes_transferred": 0, "seconds": 0.0})
+        worker["units"] += 1
+        for key in ("files_scanned", "files_transferred", "bytes_transferred"):
+            worker[key] += result.get(key, 0)
+        worker["seconds"] += result.get("seconds", 0.0)
+        if result["status"] == "failed":
+            failed.append({"path": result["path"] or ".", "reason": "; ".join(result["messages"][-3:])})
+        elif result["status"] == "warning":
+            warned.append({"path": result["path"] or ".", "messages": result["messages"][-5:]})
+    if failed or unfinished:
+        status = "failed"
+    elif warned:
+        status = "warning"
+    else:
+        status = "success"
+    started = run.get("started")
+    return {
+        "engine_version": ENGINE_VERSION,
+        "run_id": run["run_id"],
+        "backup_id": run["backup_id"],
+        "interval": run["interval"],
+        "retain": run["retain"],
+        "source": run["source"],
+        "status": status,
+        "attempt": run.get("attempt", 1),
+        "started": started,
+        "started_iso": _iso(started),
+        "finished": finished,
+        "finished_iso": _iso(finished),
+        "duration_seconds": round(finished - (run.get("attempt_started") or started), 3),
+        "parts": len(units),
+        "parts_finished": len(results),
+        "totals": totals,
+        "warnings": len(warned),
+        "warning_parts": warned[:MAX_LISTED],
+        "failed_parts": (failed + unfinished)[:MAX_LISTED],
+        "failed_count": len(failed) + len(unfinished),
+        "workers": sorted(workers.values(), key=lambda w: w["worker"]),
+        "host": socket.gethostname(),
+    }
+
+
+def manifest(summary, units, results):
+    """The manifest stored with a promoted snapshot: the run summary plus every part's outcome."""
+    parts = []
+    for uid, spec in sorted(units.items(), key=lambda item: item[1]["path"]):
+        result = results[uid]
+        parts.append({"path": spec["path"] or ".", "mode": result.get("mode"), "status": result["status"],
+                      "worker": result.get("worker"), "files": result.get("files_scanned", 0),
+                      "bytes": result.get("bytes_total", 0), "seconds": round(result.get("seconds", 0.0), 3),
+                      "messages": result.get("messages", [])[-5:]})
+    return dict(summary, snapshot_id=uuid.uuid4().hex, complete=True, format=1, parts_detail=parts)
+
+
+def human(summary):
+    totals = summary["totals"]
+    lines = [
+        "backup %s %s: %s (run %s, attempt %s)" % (summary["backup_id"], summary["interval"], summary["status"].upper(),
+                                                   summary["run_id"], summary["attempt"]),
+        "  snapshot:    %s" % (summary.get("snapshot") or "none promoted"),
+        "  duration:    %.1f s" % summary["duration_seconds"],
+        "  files:       %d scanned, %d transferred (%s), %d deleted" % (
+            totals["files_scanned"], totals["files_transferred"], _bytes(totals["bytes_transferred"]),
+            totals["deleted"]),
+        "  size:        %s in %d parts" % (_bytes(totals["bytes_total"]), summary["parts"]),
+    ]
+    for worker in summary["workers"]:
+        lines.append("  worker %-6s %4d parts, %8d files scanned, %6d transferred, %s, %.1f s" % (
+            worker["worker"], worker["units"], worker["files_scanned"], worker["files_transferred"],
+            _bytes(worker["bytes_transferred"]), worker["seconds"]))
+    for part in summary["warning_parts"]:
+        lines.append("  WARNING %s: %s" % (part["path"], " | ".join(part["messages"])))
+    for part in summary["failed_parts"]:
+        lines.append("  FAILED  %s: %s" % (part["path"], part["reason"]))
+    if summary.get("verify"):
+        verify = summary["verify"]
+        lines.append("  verify:      %d entries compared, %d checksummed, %d mismatches" % (
+            verify["compared"], verify["checksummed"], verify["mismatch_count"]))
+    return "\n".join(lines)
+
+
+def _bytes(count):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return "%.1f %s" % (count, unit) if unit != "B" else "%d B" % count
+        count /= 1024.0
+    return str(count)

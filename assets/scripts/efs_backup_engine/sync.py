@@ -1,0 +1,184 @@
+"""Bring one unit (a directory, recursively or just its own entries) of the work tree up to date with rsync.
+
+Why two passes: the work tree is usually a recycled expired snapshot whose unchanged files are hard links
+shared with newer snapshots. Letting rsync update such a tree directly would chmod/chown/touch shared inodes in
+place and silently rewrite the metadata of every newer snapshot. So:
+
+1. a dry run (`rsync -n -i --delete`) lists exactly what differs between source and work tree;
+2. the engine deletes what rsync would delete and *unlinks* every differing non-directory from the work tree,
+   so no shared inode is ever modified;
+3. a second rsync transfers only the listed names (`--files-from`), with `--link-dest` to the newest snapshots:
+   files that are already identical there become one hard link, the rest are copied. Ancestor directories are
+   listed too so their attributes (mtime) end up as in the source.
+
+Namespace writes are therefore proportional to what changed since the recycled tree was taken, not to the
+size of the tree. A unit whose work directory is new or empty takes a single ordinary `--link-dest` pass.
+"""
+
+import os
+import stat
+import subprocess
+import time
+
+from efs_backup_engine import itemize
+from efs_backup_engine.fsutil import makedirs, remove_tree
+
+# --modify-window=-1: compare mtimes to the nanosecond. rsync's default (whole seconds) misses a same-size edit
+# made within the second of the previous copy, and leaves directory times off by up to a second.
+RSYNC_BASE = ["-a", "-H", "-S", "-x", "--numeric-ids", "--modify-window=-1", "--stats"]
+WARNING_EXITS = (23, 24)
+
+
+def _rsync_env():
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"  # escape every non-ASCII byte in output so names parse exactly
+    return env
+
+
+def classify(exit_code, stderr):
+    """(status, messages) for an rsync exit: ok, warning (source-side trouble on a live FS) or failed.
+
+    Exit 24 (files vanished) and 23 caused only by the sending side (unreadable or vanished source files) are
+    warnings; 23 with any receiver/generator error (writing the backup) and every other code are failures.
+    """
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    if exit_code == 0:
+        return "ok", lines
+    if exit_code in WARNING_EXITS:
+        dest_side = [line for line in lines if line.startswith("rsync:") and "[sender]" not in line
+                     and "file has vanished" not in line and "some files" not in line]
+        if exit_code == 24 or not dest_side:
+            return "warning", lines
+    return "failed", lines or ["rsync exited with code %d" % exit_code]
+
+
+def _run(args, files_from=None):
+    proc = subprocess.run(["rsync"] + args, input=files_from, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=_rsync_env())
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _ancestors(path):
+    parts = path.split(b"/")
+    return [b"/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _is_empty_dir(path):
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+
+
+def _unit_dirs(root, rel):
+    return os.path.join(root, rel) if rel else root
+
+
+def sync_unit(source, work_tree, rel, recursive, link_dests):
+    """Sync source/rel into work_tree/rel. Returns a result dict (status, counts, messages)."""
+    started = time.time()
+    src = _unit_dirs(source, rel)
+    dst = _unit_dirs(work_tree, rel)
+    result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0,
+              "files_transferred": 0, "bytes_transferred": 0, "created": 0, "deleted": 0, "changed": 0,
+              "special": 0, "pass": "", "rsync_exit": 0}
+    if not os.path.isdir(src) or os.path.islink(src):
+        # The directory was removed from the source after the unit was planned: so is its copy.
+        if rel:
+            remove_tree(dst)
+        result["messages"].append("source directory vanished before it was copied; removed from the snapshot")
+        result["status"] = "warning" if rel else "failed"
+        result["seconds"] = time.time() - started
+        return result
+    makedirs(os.path.dirname(dst.rstrip("/")) or "/")
+    recursion = ["-r"] if recursive else ["--no-r", "-d"]
+    links = []
+    for link_dest in link_dests:
+        candidate = _unit_dirs(link_dest, rel)
+        if os.path.isdir(candidate) and not os.path.islink(candidate):
+            links.append("--link-dest=" + candidate)
+
+    if _is_empty_dir(dst):
+        result["pass"] = "fresh"
+        code, out, err = _run(RSYNC_BASE + recursion + ["--delete"] + links + [src + "/", dst + "/"])
+        stats = itemize.parse_stats(out)
+        result.update(_counts(stats, stats))
+        result["created"] = stats.get("created", 0)
+        result["status"], result["messages"] = classify(code, err)
+        result["rsync_exit"] = code
+        result["seconds"] = time.time() - started
+        return result
+
+    result["pass"] = "incremental"
+    code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--delete", "--out-format=%i %n%L",
+                                                    src + "/", dst + "/"])
+    status, messages = classify(code, err)
+    result["rsync_exit"] = code
+    if status == "failed":
+        result.update(status=status, messages=messages, seconds=time.time() - started)
+        return result
+    scan_stats = itemize.parse_stats(out)
+    dst_b = os.fsencode(dst)
+    wanted = set()
+    deleted = 0
+    changed = 0
+    for item in itemize.parse(out, src):
+        target = os.path.join(dst_b, item.path)
+        if item.deleting:
+            remove_tree(target)
+            deleted += 1
+            wanted.update(_ancestors(item.path))
+            continue
+        changed += 1
+        if not item.is_dir:
+            _unlink_non_dir(target)
+        wanted.add(item.path)
+        wanted.update(_ancestors(item.path))
+        if item.leader is not None:
+            wanted.add(item.leader)
+            wanted.update(_ancestors(item.leader))
+    wanted.add(b".")
+    result["deleted"] = deleted
+    result["changed"] = changed
+    apply_stats = {}
+    if changed or deleted:
+        listing = b"\0".join(sorted(wanted)) + b"\0"
+        code2, out2, err2 = _run(RSYNC_BASE + ["--files-from=-", "--from0"] + links + [src + "/", dst + "/"],
+                                 files_from=listing)
+        apply_stats = itemize.parse_stats(out2)
+        status2, messages2 = classify(code2, err2)
+        messages = messages + messages2
+        if code2:
+            result["rsync_exit"] = code2
+        status = _worst(status, status2)
+    result.update(_counts(scan_stats, apply_stats))
+    result["created"] = apply_stats.get("created", 0)
+    result["status"], result["messages"] = status, messages
+    result["seconds"] = time.time() - started
+    return result
+
+
+def _counts(scan_stats, transfer_stats):
+    return {
+        "files_scanned": scan_stats.get("files", 0),
+        "dirs": scan_stats.get("dirs", 0),
+        "bytes_total": scan_stats.get("total_size", 0),
+        "special": scan_stats.get("special", 0),
+        "files_transferred": transfer_stats.get("transferred", 0),
+        "bytes_transferred": transfer_stats.get("transferred_size", 0),
+    }
+
+
+def _unlink_non_dir(path):
+    """Drop a file/symlink/special from the work tree so rsync creates a fresh inode (never edits a shared one)."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _worst(a, b):
+    order = ("ok", "warning", "failed")
+    return a if order.index(a) >= order.index(b) else b
