@@ -121,24 +121,27 @@ def sync_unit(source, work_tree, rel, recursive, link_dests):
     scan_stats = itemize.parse_stats(out)
     dst_b = os.fsencode(dst)
     wanted = set()
-    deleted = 0
+    gone = set()
     changed = 0
     for item in itemize.parse(out, src):
         target = os.path.join(dst_b, item.path)
         if item.deleting:
             remove_tree(target)
-            deleted += 1
+            gone.add(item.path)
             wanted.update(_ancestors(item.path))
             continue
         changed += 1
         if not item.is_dir:
             _unlink_non_dir(target)
         wanted.add(item.path)
+        gone.discard(item.path)  # replaced by an entry of another type
         wanted.update(_ancestors(item.path))
         if item.leader is not None:
             wanted.add(item.leader)
             wanted.update(_ancestors(item.leader))
+    wanted -= gone  # ancestors listed for deleted entries may be deleted directories themselves
     wanted.add(b".")
+    deleted = len(gone)
     result["deleted"] = deleted
     result["changed"] = changed
     apply_stats = {}
