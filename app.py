@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""CDK entry point: ``npx cdk synth -c env=<name> [-c key=value ...]``.
+
+The configuration is parsed (and fully validated) once, before any construct is built; cdk-nag's AWS Solutions
+checks run as a policy-validation plugin, so synth fails on any finding that is not acknowledged in the code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping, Optional
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import ConfigError, EfsBackupConfig, config_from_node_context
+from stacks.efs_backup_stack import EfsBackupStack
+
+
+def build_app(context: Optional[Mapping[str, Any]] = None, outdir: Optional[str] = None) -> cdk.App:
+    """Build the app. Tests pass the context ``npx cdk synth`` would (cdk.json plus ``-c`` values)."""
+    app = cdk.App(context=dict(context) if context is not None else None, outdir=outdir)
+    config: EfsBackupConfig = config_from_node_context(app.node)
+    EfsBackupStack(app, config)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+def main() -> int:
+    try:
+        app = build_app()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The identity of the backup (and later restore) worker instances: one IAM role and its instance profile.
+
+The role starts with no policies. The backup file system's policy names it as the only principal it grants
+mount/write/root access to; the orchestration adds the rest (reading its script objects, Step Functions task
+callbacks, logs, SSM) with ``add_to_policy`` or ``iam.Policy(...).attach_to_role(worker.role)``, one statement per
+need, so every permission stays next to the reason it exists.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+
+class WorkerIdentity(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, backup_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"efs-backup workers of backup-id {backup_id}: mount both file systems, run the engine",
+        )
+        self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
+
+    def add_to_policy(self, statement: iam.PolicyStatement) -> None:
+        """Add one statement to the worker role's own (inline, default) policy."""
+        self.role.add_to_principal_policy(statement)

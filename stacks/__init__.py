@@ -1,0 +1,1 @@
+"""The efs-backup CloudFormation stacks and their typed configuration."""

@@ -1,0 +1,672 @@
+"""The efs-backup configuration: CDK context in, one frozen, validated object out.
+
+This is the only module that reads CDK context. ``cdk.json`` holds named environments under the context key
+``environments``; ``-c env=<name>`` selects one, and any configuration key can be overridden for a single run with
+``-c key=value`` (such values always arrive as strings, so integers and booleans are coerced from strings strictly).
+
+Every problem is collected before anything is raised, so one failed synth reports all of them; each message names
+the key, the bad value and what is expected. Stacks and constructs receive the typed values and never read context.
+
+The table in README.md ("Configuration reference") documents the keys of ``KEYS`` below; a test keeps the two in
+step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+# Context keys that are not configuration keys.
+ENV_CONTEXT_KEY = "env"
+ENVIRONMENTS_CONTEXT_KEY = "environments"
+RESERVED_CONTEXT_KEYS = frozenset({ENV_CONTEXT_KEY, ENVIRONMENTS_CONTEXT_KEY})
+
+# The snapshot intervals of the engine's layout ``<backup-root>/<backup-id>/<interval>.<n>``, in rotation order.
+INTERVALS: Tuple[str, ...] = ("hourly", "daily", "weekly", "monthly")
+
+# EFS allows 177 hard links per file. The engine keeps ``retain + 1`` trees per used interval (the promoted
+# snapshots plus the one being built), and an unchanged file is one inode linked from every tree, so the sum over
+# the used intervals must stay well below that limit.
+EFS_HARD_LINK_LIMIT = 177
+MAX_LINKED_TREES = 170
+MAX_RETAIN = MAX_LINKED_TREES - 1
+
+# The lifecycle transitions EFS accepts (LifecyclePolicy AFTER_<n>_DAY[S]).
+EFS_LIFECYCLE_DAYS: Tuple[int, ...] = (1, 7, 14, 30, 60, 90, 180, 270, 365)
+
+PERFORMANCE_MODES: Tuple[str, ...] = ("generalPurpose", "maxIO")
+THROUGHPUT_MODES: Tuple[str, ...] = ("elastic", "bursting", "provisioned")
+
+KMS_AWS_MANAGED = "aws-managed"
+KMS_CREATE = "create"
+CREATE_CLIENT_SECURITY_GROUP = "create"
+
+_HEX_ID = r"(?:[0-9a-f]{8}|[0-9a-f]{17})"
+_EFS_ID = re.compile(rf"^fs-{_HEX_ID}$")
+_VPC_ID = re.compile(rf"^vpc-{_HEX_ID}$")
+_SUBNET_ID = re.compile(rf"^subnet-{_HEX_ID}$")
+_SG_ID = re.compile(rf"^sg-{_HEX_ID}$")
+_PREFIX_LIST_ID = re.compile(rf"^pl-{_HEX_ID}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$")
+_AZ_SUFFIX = re.compile(r"^[a-z]$")
+_KMS_KEY_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:kms:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# The backup-id names a directory on the backup file system and appears in tags and execution names.
+_BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_INTEGER_STRING = re.compile(r"^-?[0-9]+$")
+# Context keys in the shape of configuration keys; anything else (feature flags, lookup caches, CLI settings such
+# as "cli-telemetry") belongs to the CDK and is ignored here.
+_CONFIG_KEY_SHAPE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """Raised with every problem of a configuration at once."""
+
+    def __init__(self, problems: Sequence[str], environment: Optional[str] = None) -> None:
+        self.problems: Tuple[str, ...] = tuple(problems)
+        self.environment = environment
+        where = f" for environment '{environment}'" if environment else ""
+        count = len(self.problems)
+        header = f"Invalid efs-backup configuration{where} ({count} problem{'s' if count != 1 else ''}):"
+        super().__init__("\n".join([header, *(f"  - {problem}" for problem in self.problems)]))
+
+
+# --------------------------------------------------------------------------------------------- typed configuration
+
+
+@dataclass(frozen=True)
+class SubnetPlacement:
+    """A private subnet of the VPC and its availability zone: one backup mount target (and worker slot) each."""
+
+    subnet_id: str
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class KmsKeyChoice:
+    """How the backup file system is encrypted at rest (always encrypted; only the key differs)."""
+
+    mode: str  # "aws-managed" | "create" | "existing"
+    key_arn: Optional[str] = None  # set when mode == "existing"
+
+
+@dataclass(frozen=True)
+class BackupFileSystemSettings:
+    performance_mode: str
+    throughput_mode: str
+    provisioned_throughput_mibps: Optional[int]
+    kms_key: KmsKeyChoice
+    transition_to_ia_days: Optional[int]
+    transition_to_archive_days: Optional[int]
+    automatic_backups: bool
+
+
+@dataclass(frozen=True)
+class IntervalPolicy:
+    """One snapshot interval (``<interval>.0`` … ``<interval>.<retain-1>``). retain 0 means the interval is unused.
+
+    Issue 4 adds the interval's schedule here, so the schedule and the retention of an interval live in one place.
+    """
+
+    interval: str
+    retain: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.retain > 0
+
+    @property
+    def linked_trees(self) -> int:
+        """Snapshot trees that share an unchanged file's inode for this interval (see MAX_LINKED_TREES)."""
+        return self.retain + 1 if self.enabled else 0
+
+
+@dataclass(frozen=True)
+class EfsBackupConfig:
+    environment: str
+    account: str
+    region: str
+    stack_name: str
+    backup_id: str
+    vpc_id: str
+    vpc_cidr: str
+    subnets: Tuple[SubnetPlacement, ...]
+    source_file_system_id: str
+    source_mount_target_security_group_id: str
+    # None means: create a client security group and let the production mount targets admit it.
+    source_client_security_group_id: Optional[str]
+    backup_file_system: BackupFileSystemSettings
+    worker_https_egress: Tuple[str, ...]
+    script_noncurrent_version_expiration_days: int
+    access_log_retention_days: int
+    retention: Tuple[IntervalPolicy, ...]
+
+    @property
+    def availability_zones(self) -> Tuple[str, ...]:
+        return tuple(s.availability_zone for s in self.subnets)
+
+    @property
+    def subnet_ids(self) -> Tuple[str, ...]:
+        return tuple(s.subnet_id for s in self.subnets)
+
+    @property
+    def creates_source_client_security_group(self) -> bool:
+        return self.source_client_security_group_id is None
+
+    def retention_for(self, interval: str) -> IntervalPolicy:
+        for policy in self.retention:
+            if policy.interval == interval:
+                return policy
+        raise KeyError(interval)
+
+
+# ---------------------------------------------------------------------------------------------------- key catalog
+
+
+class _Invalid(Exception):
+    """One problem with one value; the message follows ``<key>: <value> ...``."""
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    type_doc: str
+    default: Any  # _MISSING when required; may be a callable of the raw values for derived defaults
+    default_doc: str
+    meaning: str
+    parse: Callable[[Any], Any]
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+def _describe(value: Any) -> str:
+    return repr(value)
+
+
+def _string(value: Any, expectation: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"{_describe(value)} is not a string; expected {expectation}")
+    return value
+
+
+def _pattern(regex: re.Pattern, what: str, expectation: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _string(value, expectation)
+        if not regex.match(text):
+            raise _Invalid(f"{_describe(value)} is not {what} ({expectation})")
+        return text
+
+    return parse
+
+
+def _is_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))
+
+
+def _integer(value: Any, low: int, high: int) -> int:
+    expectation = f"a whole number from {low} to {high}"
+    if isinstance(value, bool):
+        raise _Invalid(f"{_describe(value)} is a boolean; expected {expectation}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _INTEGER_STRING.match(value):
+        number = int(value)
+    else:
+        raise _Invalid(f"{_describe(value)} is not a whole number; expected {expectation}")
+    if not low <= number <= high:
+        raise _Invalid(f"{_describe(value)} is out of range; expected {expectation}")
+    return number
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    return lambda value: _integer(value, low, high)
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise _Invalid(f"{_describe(value)} is not a boolean; expected true or false")
+
+
+def _choice(choices: Sequence[str]) -> Callable[[Any], str]:
+    listed = ", ".join(choices)
+
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise _Invalid(f"{_describe(value)} is not a valid choice; expected one of {listed}")
+        return value
+
+    return parse
+
+
+def _lifecycle_days(value: Any) -> Optional[int]:
+    if _is_none(value):
+        return None
+    listed = ", ".join(str(d) for d in EFS_LIFECYCLE_DAYS)
+    expectation = f"none or one of {listed} (days)"
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        raise _Invalid(f"{_describe(value)} is not a number of days; expected {expectation}")
+    days = int(value)
+    if days not in EFS_LIFECYCLE_DAYS:
+        raise _Invalid(f"{_describe(value)} is not a transition EFS supports; expected {expectation}")
+    return days
+
+
+def _optional_int(low: int, high: int) -> Callable[[Any], Optional[int]]:
+    def parse(value: Any) -> Optional[int]:
+        if _is_none(value):
+            return None
+        return _integer(value, low, high)
+
+    return parse
+
+
+def _account(value: Any) -> str:
+    expectation = "12 digits, as a string"
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise _Invalid(
+            f"{_describe(value)} is a number; expected {expectation} (quote it in cdk.json so leading zeros survive)"
+        )
+    return _pattern(_ACCOUNT, "an AWS account id", expectation)(value)
+
+
+def _cidr(value: Any) -> str:
+    expectation = "an IPv4 network in CIDR notation such as 10.0.0.0/16"
+    text = _string(value, expectation)
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        raise _Invalid(f"{_describe(value)} is not a CIDR block ({expectation})") from None
+    if "/" not in text:
+        raise _Invalid(f"{_describe(value)} has no prefix length ({expectation})")
+    return str(network)
+
+
+def _subnets(value: Any) -> Tuple[SubnetPlacement, ...]:
+    expectation = (
+        'a mapping of subnet id to availability zone, e.g. {"subnet-0123abcd": "us-east-1a"} in cdk.json or '
+        "subnet-0123abcd:us-east-1a,subnet-4567cdef:us-east-1b with -c"
+    )
+    pairs: List[Tuple[Any, Any]]
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pairs = []
+        for item in value.split(","):
+            subnet, sep, zone = item.strip().partition(":")
+            if not sep:
+                raise _Invalid(f"{_describe(value)} is not a subnet mapping; expected {expectation}")
+            pairs.append((subnet.strip(), zone.strip()))
+    else:
+        raise _Invalid(f"{_describe(value)} is not a subnet mapping; expected {expectation}")
+    if not pairs:
+        raise _Invalid(f"{_describe(value)} names no subnet; expected at least one ({expectation})")
+    problems = []
+    placements = []
+    for subnet, zone in pairs:
+        if not isinstance(subnet, str) or not _SUBNET_ID.match(subnet):
+            problems.append(f"{_describe(subnet)} is not a subnet id (subnet- followed by 8 or 17 hex digits)")
+        if not isinstance(zone, str) or not zone:
+            problems.append(f"subnet {subnet!r} has availability zone {_describe(zone)}; expected a zone name")
+        placements.append(SubnetPlacement(str(subnet), str(zone)))
+    zones = [p.availability_zone for p in placements]
+    duplicates = sorted({z for z in zones if zones.count(z) > 1})
+    if duplicates:
+        problems.append(
+            f"more than one subnet in {', '.join(duplicates)}; expected one subnet per availability zone "
+            "(EFS allows one mount target per zone)"
+        )
+    if problems:
+        raise _Invalid("; ".join(problems))
+    return tuple(placements)
+
+
+def _source_client_sg(value: Any) -> Optional[str]:
+    expectation = f"an existing security group id (sg- followed by 8 or 17 hex digits) or {CREATE_CLIENT_SECURITY_GROUP!r}"
+    if value == CREATE_CLIENT_SECURITY_GROUP:
+        return None
+    if not isinstance(value, str) or not _SG_ID.match(value):
+        raise _Invalid(f"{_describe(value)} is not a security group id or 'create'; expected {expectation}")
+    return value
+
+
+def _kms_key(value: Any) -> KmsKeyChoice:
+    expectation = f"{KMS_AWS_MANAGED!r}, {KMS_CREATE!r} or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+    if value == KMS_AWS_MANAGED:
+        return KmsKeyChoice(KMS_AWS_MANAGED)
+    if value == KMS_CREATE:
+        return KmsKeyChoice(KMS_CREATE)
+    if isinstance(value, str) and _KMS_KEY_ARN.match(value):
+        return KmsKeyChoice("existing", value)
+    raise _Invalid(f"{_describe(value)} is not a key choice; expected {expectation}")
+
+
+def _https_egress(value: Any) -> Tuple[str, ...]:
+    expectation = "a list of IPv4 CIDR blocks and managed prefix list ids (pl-…), comma-separated with -c"
+    if isinstance(value, str):
+        items: List[Any] = [item.strip() for item in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _Invalid(f"{_describe(value)} is not a list; expected {expectation}")
+    if not items or items == [""]:
+        raise _Invalid(f"{_describe(value)} is empty; expected at least one destination ({expectation})")
+    destinations = []
+    problems = []
+    for item in items:
+        if isinstance(item, str) and _PREFIX_LIST_ID.match(item):
+            destinations.append(item)
+            continue
+        try:
+            destinations.append(_cidr(item))
+        except _Invalid:
+            problems.append(f"{_describe(item)} is neither a CIDR block nor a prefix list id")
+    if problems:
+        raise _Invalid("; ".join(problems) + f" (expected {expectation})")
+    if len(set(destinations)) != len(destinations):
+        raise _Invalid(f"{_describe(value)} lists a destination twice; expected each destination once")
+    return tuple(destinations)
+
+
+def _retain(value: Any) -> int:
+    return _integer(value, 0, MAX_RETAIN)
+
+
+def _spec(name, type_doc, default, default_doc, meaning, parse) -> KeySpec:
+    return KeySpec(name, type_doc, default, default_doc, meaning, parse)
+
+
+KEYS: Dict[str, KeySpec] = {
+    spec.name: spec
+    for spec in [
+        _spec("account", "string (12 digits)", _MISSING, "required",
+              "AWS account the stack deploys to (explicit, so synth needs no credentials).", _account),
+        _spec("region", "string", _MISSING, "required", "AWS region of the production file system.",
+              _pattern(_REGION, "an AWS region", "e.g. us-east-1")),
+        _spec("stack_name", "string", lambda env: f"EfsBackup-{env}", "`EfsBackup-<env>`",
+              "CloudFormation stack name.",
+              _pattern(_STACK_NAME, "a stack name", "a letter, then letters, digits or hyphens, at most 128")),
+        _spec("backup_id", "string", _MISSING, "required",
+              "Name of the `<backup-id>` directory on the backup file system "
+              "(`<backup-root>/<backup-id>/<interval>.<n>`); keep the old solution's id to adopt its tree.",
+              _pattern(_BACKUP_ID, "a backup id",
+                       "a letter or digit, then letters, digits, '.', '_' or '-', at most 64 characters")),
+        _spec("vpc_id", "string", _MISSING, "required", "VPC of the production file system's mount targets.",
+              _pattern(_VPC_ID, "a VPC id", "vpc- followed by 8 or 17 hex digits")),
+        _spec("vpc_cidr", "string (CIDR)", _MISSING, "required",
+              "The VPC's IPv4 CIDR block (imported, not looked up); the default HTTPS egress destination.", _cidr),
+        _spec("subnets", "map subnet id → AZ", _MISSING, "required",
+              "Private subnets for the backup mount targets and the workers, one per availability zone. "
+              "With `-c`: `subnet-…:us-east-1a,subnet-…:us-east-1b`.", _subnets),
+        _spec("source_file_system_id", "string", _MISSING, "required", "The production EFS to back up.",
+              _pattern(_EFS_ID, "an EFS id", "fs- followed by 8 or 17 hex digits")),
+        _spec("source_mount_target_security_group_id", "string", _MISSING, "required",
+              "Security group of the production file system's mount targets.",
+              _pattern(_SG_ID, "a security group id", "sg- followed by 8 or 17 hex digits")),
+        _spec("source_client_security_group", "string", _MISSING, "required",
+              "An existing client security group that the production mount targets already admit (attached to "
+              "the workers, never modified), or `create`: a new client group plus an NFS ingress rule on the "
+              "production mount-target group.", _source_client_sg),
+        _spec("backup_performance_mode", "string", "generalPurpose", "`generalPurpose`",
+              "Backup file system performance mode: `generalPurpose` or `maxIO`.", _choice(PERFORMANCE_MODES)),
+        _spec("backup_throughput_mode", "string", "elastic", "`elastic`",
+              "Backup file system throughput mode: `elastic`, `bursting` or `provisioned`.",
+              _choice(THROUGHPUT_MODES)),
+        _spec("backup_provisioned_throughput_mibps", "integer or none", None, "none",
+              "Provisioned throughput in MiB/s; required with `provisioned`, not allowed otherwise.",
+              _optional_int(1, 10240)),
+        _spec("backup_kms_key", "string", KMS_AWS_MANAGED, "`aws-managed`",
+              "Encryption key of the backup file system: `aws-managed` (aws/elasticfilesystem), `create` (a "
+              "customer managed key with rotation, retained on delete) or the ARN of an existing key in the region.",
+              _kms_key),
+        _spec("backup_transition_to_ia_days", "integer or none", 30, "30",
+              "Days without access before files move to Infrequent Access: one of "
+              + ", ".join(map(str, EFS_LIFECYCLE_DAYS)) + ", or none.", _lifecycle_days),
+        _spec("backup_transition_to_archive_days", "integer or none", None, "none",
+              "Days without access before files move to Archive (same choices; elastic throughput and "
+              "generalPurpose only; must be later than the IA transition).", _lifecycle_days),
+        _spec("backup_automatic_backups", "boolean", False, "false",
+              "AWS Backup's automatic daily backups of the backup file system (a second copy, billed).", _boolean),
+        _spec("worker_https_egress", "list of CIDR / pl-id", lambda env: None, "`[vpc_cidr]`",
+              "Where workers may open HTTPS (443): interface endpoints in the VPC, the S3 prefix list for a gateway "
+              "endpoint, or `0.0.0.0/0` only when traffic leaves through a NAT. With `-c`: comma-separated.",
+              _https_egress),
+        _spec("script_noncurrent_version_expiration_days", "integer", 90, "90",
+              "Days the script bucket keeps replaced versions of its objects (1–3650).", _int_range(1, 3650)),
+        _spec("access_log_retention_days", "integer", 365, "365",
+              "Days the log bucket keeps the script bucket's server access logs (1–3650).", _int_range(1, 3650)),
+        *[
+            _spec(f"retain_{interval}", "integer", default, str(default),
+                  f"Number of `{interval}.<n>` snapshots kept (0 = interval unused, at most {MAX_RETAIN}).", _retain)
+            for interval, default in zip(INTERVALS, (0, 7, 4, 12))
+        ],
+    ]
+}
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+
+
+def az_context_key(account: str, region: str) -> str:
+    """The context key under which the CDK caches a region's availability zones (kept in cdk.json: no lookups)."""
+    return f"availability-zones:account={account}:region={region}"
+
+
+def _close_key(name: str) -> Optional[str]:
+    candidate = name.replace("-", "_").lower()
+    return candidate if candidate in KEYS else None
+
+
+def _unknown_key_problem(name: str, origin: str) -> str:
+    hint = _close_key(name)
+    suggestion = f" (did you mean {hint!r}?)" if hint else ""
+    return f"{name}: unknown key {origin}{suggestion}; expected one of the keys in the README's configuration reference"
+
+
+def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
+    """Parse the merged CDK context (cdk.json plus ``-c`` values) into a validated config or raise ConfigError."""
+    environments = context.get(ENVIRONMENTS_CONTEXT_KEY)
+    if not isinstance(environments, Mapping) or not environments:
+        raise ConfigError([
+            f"{ENVIRONMENTS_CONTEXT_KEY}: {environments!r} is not a mapping of environment names to settings; "
+            "expected cdk.json context to hold at least one environment"
+        ])
+    available = ", ".join(sorted(environments))
+    env_name = context.get(ENV_CONTEXT_KEY)
+    if env_name is None:
+        raise ConfigError([f"{ENV_CONTEXT_KEY}: no environment selected; pass -c env=<name> with one of: {available}"])
+    if not isinstance(env_name, str) or env_name not in environments:
+        raise ConfigError([f"{ENV_CONTEXT_KEY}: {env_name!r} is not a known environment; expected one of: {available}"])
+
+    problems: List[str] = []
+    if not _ENV_NAME.match(env_name):
+        problems.append(
+            f"{ENV_CONTEXT_KEY}: {env_name!r} is not a usable environment name "
+            "(a letter, then letters, digits or hyphens, at most 32)"
+        )
+    settings = environments[env_name]
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            [f"{ENVIRONMENTS_CONTEXT_KEY}.{env_name}: {settings!r} is not a mapping; expected the environment's keys"],
+            env_name,
+        )
+
+    raw: Dict[str, Any] = {}
+    for name, value in settings.items():
+        if name in KEYS:
+            raw[name] = value
+        else:
+            problems.append(_unknown_key_problem(name, f"in cdk.json environment '{env_name}'"))
+    for name, value in context.items():
+        if name in RESERVED_CONTEXT_KEYS:
+            continue
+        if name in KEYS:
+            raw[name] = value  # a -c key=value override (or a top-level cdk.json value) wins
+        elif _CONFIG_KEY_SHAPE.match(name) or _close_key(name):
+            problems.append(_unknown_key_problem(name, "given as context (-c)"))
+
+    values: Dict[str, Any] = {}
+    for name, spec in KEYS.items():
+        if name not in raw:
+            if spec.required:
+                problems.append(f"{name}: missing; expected {spec.type_doc}: {spec.meaning}")
+            else:
+                default = spec.default(env_name) if callable(spec.default) else spec.default
+                values[name] = None if default is None else spec.parse(default)
+            continue
+        try:
+            values[name] = spec.parse(raw[name])
+        except _Invalid as invalid:
+            problems.append(f"{name}: {invalid}")
+
+    problems.extend(_cross_checks(values, raw, context))
+    if problems:
+        raise ConfigError(problems, env_name)
+
+    if values["worker_https_egress"] is None:
+        values["worker_https_egress"] = (values["vpc_cidr"],)
+    kms = values["backup_kms_key"]
+    return EfsBackupConfig(
+        environment=env_name,
+        account=values["account"],
+        region=values["region"],
+        stack_name=values["stack_name"],
+        backup_id=values["backup_id"],
+        vpc_id=values["vpc_id"],
+        vpc_cidr=values["vpc_cidr"],
+        subnets=values["subnets"],
+        source_file_system_id=values["source_file_system_id"],
+        source_mount_target_security_group_id=values["source_mount_target_security_group_id"],
+        source_client_security_group_id=values["source_client_security_group"],
+        backup_file_system=BackupFileSystemSettings(
+            performance_mode=values["backup_performance_mode"],
+            throughput_mode=values["backup_throughput_mode"],
+            provisioned_throughput_mibps=values["backup_provisioned_throughput_mibps"],
+            kms_key=kms,
+            transition_to_ia_days=values["backup_transition_to_ia_days"],
+            transition_to_archive_days=values["backup_transition_to_archive_days"],
+            automatic_backups=values["backup_automatic_backups"],
+        ),
+        worker_https_egress=values["worker_https_egress"],
+        script_noncurrent_version_expiration_days=values["script_noncurrent_version_expiration_days"],
+        access_log_retention_days=values["access_log_retention_days"],
+        retention=tuple(IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS),
+    )
+
+
+def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Mapping[str, Any]) -> List[str]:
+    """Rules between keys; each runs only when the keys it needs parsed cleanly."""
+    problems: List[str] = []
+
+    def ok(*names: str) -> bool:
+        return all(name in values for name in names)
+
+    if ok("account", "region", "subnets"):
+        key = az_context_key(values["account"], values["region"])
+        zones = context.get(key)
+        if not isinstance(zones, list) or not zones or not all(isinstance(z, str) for z in zones):
+            problems.append(
+                f"{key}: {zones!r} is not a list of availability zones; expected the region's zone names in "
+                "cdk.json context, so synth needs no AWS lookup"
+            )
+        else:
+            for placement in values["subnets"]:
+                if placement.availability_zone not in zones:
+                    problems.append(
+                        f"subnets: subnet {placement.subnet_id!r} is placed in {placement.availability_zone!r}, "
+                        f"which is not a zone of {values['region']}; expected one of {', '.join(zones)}"
+                    )
+    elif ok("region", "subnets"):
+        for placement in values["subnets"]:
+            suffix = placement.availability_zone[len(values["region"]):]
+            if not placement.availability_zone.startswith(values["region"]) or not _AZ_SUFFIX.match(suffix):
+                problems.append(
+                    f"subnets: subnet {placement.subnet_id!r} is placed in {placement.availability_zone!r}; "
+                    f"expected a zone of {values['region']}"
+                )
+
+    if ok("backup_performance_mode", "backup_throughput_mode"):
+        if values["backup_performance_mode"] == "maxIO" and values["backup_throughput_mode"] == "elastic":
+            problems.append(
+                "backup_throughput_mode: 'elastic' cannot be combined with backup_performance_mode 'maxIO'; "
+                "expected generalPurpose with elastic, or bursting/provisioned with maxIO"
+            )
+    if ok("backup_throughput_mode", "backup_provisioned_throughput_mibps"):
+        provisioned = values["backup_throughput_mode"] == "provisioned"
+        mibps = values["backup_provisioned_throughput_mibps"]
+        if provisioned and mibps is None:
+            problems.append(
+                "backup_provisioned_throughput_mibps: missing; expected a whole number of MiB/s (1 to 10240) "
+                "because backup_throughput_mode is 'provisioned'"
+            )
+        if not provisioned and mibps is not None:
+            problems.append(
+                f"backup_provisioned_throughput_mibps: {raw['backup_provisioned_throughput_mibps']!r} is set but "
+                f"backup_throughput_mode is {values['backup_throughput_mode']!r}; expected none unless 'provisioned'"
+            )
+    if ok("backup_transition_to_archive_days", "backup_transition_to_ia_days", "backup_throughput_mode",
+          "backup_performance_mode"):
+        archive = values["backup_transition_to_archive_days"]
+        ia = values["backup_transition_to_ia_days"]
+        if archive is not None:
+            if values["backup_throughput_mode"] != "elastic" or values["backup_performance_mode"] != "generalPurpose":
+                problems.append(
+                    f"backup_transition_to_archive_days: {archive!r} needs backup_throughput_mode 'elastic' and "
+                    "backup_performance_mode 'generalPurpose' (EFS Archive is only available there); expected none"
+                )
+            if ia is not None and archive <= ia:
+                problems.append(
+                    f"backup_transition_to_archive_days: {archive!r} is not later than "
+                    f"backup_transition_to_ia_days {ia!r}; expected more days than the IA transition, or none"
+                )
+    if ok("backup_kms_key", "region"):
+        kms = values["backup_kms_key"]
+        if kms.key_arn:
+            key_region = _KMS_KEY_ARN.match(kms.key_arn).group("region")
+            if key_region != values["region"]:
+                problems.append(
+                    f"backup_kms_key: {kms.key_arn!r} is in {key_region}; expected a key in {values['region']} "
+                    "(EFS needs a key in its own region)"
+                )
+    if ok("source_client_security_group", "source_mount_target_security_group_id"):
+        if values["source_client_security_group"] == values["source_mount_target_security_group_id"]:
+            problems.append(
+                f"source_client_security_group: {values['source_client_security_group']!r} is the mount-target "
+                "group itself; expected the client group that the mount targets admit, or 'create'"
+            )
+    retain_names = [f"retain_{i}" for i in INTERVALS]
+    if ok(*retain_names):
+        policies = [IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS]
+        total = sum(p.linked_trees for p in policies)
+        if not any(p.enabled for p in policies):
+            problems.append(
+                "retain_hourly/retain_daily/retain_weekly/retain_monthly: all are 0; "
+                "expected at least one interval with retain >= 1"
+            )
+        elif total > MAX_LINKED_TREES:
+            detail = " + ".join(f"({p.retain}+1)" for p in policies if p.enabled)
+            problems.append(
+                f"retain_hourly/retain_daily/retain_weekly/retain_monthly: {detail} = {total} snapshot trees would "
+                f"share each unchanged file; expected at most {MAX_LINKED_TREES} (EFS allows "
+                f"{EFS_HARD_LINK_LIMIT} hard links per file)"
+            )
+    return problems
+
+
+def config_from_node_context(node: Any) -> EfsBackupConfig:
+    """Read every context value visible at a construct node (the App) and parse it."""
+    return load_config(dict(node.get_all_context()))
