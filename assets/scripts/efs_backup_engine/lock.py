@@ -31,13 +31,17 @@ TOMBSTONE_KEEP = 7 * 24 * 3600
 
 
 def _process_start(pid):
+    """Start time (clock ticks since boot) of a live process, None if it does not exist or is a zombie."""
     try:
         with open("/proc/%d/stat" % pid, encoding="ascii", errors="replace") as handle:
             data = handle.read()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    return data.rsplit(")", 1)[1].split()[19]
+    fields = data.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # killed, waiting to be reaped: not alive
+        return None
+    return fields[19]
 
 
 def heartbeat_name(pid=None):

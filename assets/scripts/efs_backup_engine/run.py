@@ -20,7 +20,7 @@ from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
 from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
 from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name, _heartbeat_alive
 from efs_backup_engine.sync import sync_unit
-from efs_backup_engine.units import UnitStore, count_entries
+from efs_backup_engine.units import UnitStore, count_entries, subdirectories
 
 DEFAULT_UNIT_FILES = 20000
 MIN_UNIT_FILES = 200
@@ -179,14 +179,17 @@ def work(backup_root, backup_id, interval, worker_id, source=None, require_mount
 
 def _process(store, run, source, tree, uid, spec, worker_id):
     rel = spec["path"]
-    recursive = not spec.get("split")
-    if recursive:
-        count, subdirs = count_entries(os.path.join(source, rel) if rel else source, run["unit_files"])
-        if count > run["unit_files"] and subdirs:
-            store.mark_split(uid, spec)
-            for name in sorted(subdirs):
-                store.add(os.path.join(rel, name) if rel else name, spec["depth"] + 1)
-            recursive = False
+    src = os.path.join(source, rel) if rel else source
+    # A unit split by an earlier (killed) attempt stays split, even if it was killed before marking it.
+    split = spec.get("split") or store.has_children(rel)
+    if not split:
+        split = count_entries(src, run["unit_files"]) > run["unit_files"] and bool(subdirectories(src))
+    if split:
+        # Children first, then the mark: a kill in between leaves children that make the unit split anyway.
+        for name in sorted(subdirectories(src)):
+            store.add(os.path.join(rel, name) if rel else name, spec["depth"] + 1)
+        store.mark_split(uid, spec)
+    recursive = not split
     try:
         result = sync_unit(source, tree, rel, recursive, run["link_dests"])
     except OSError as exc:

@@ -24,28 +24,28 @@ def unit_id(path):
 
 
 def count_entries(directory, budget):
-    """Count entries below directory (listings only), stopping once budget is exceeded.
-
-    Returns (count, names of the directory's own subdirectories).
-    """
+    """Count entries below directory from listings only (no per-file stat); stops once past budget."""
     count = 0
-    subdirs = []
     stack = [directory]
-    top = True
     while stack and count <= budget:
-        current = stack.pop()
         try:
-            with os.scandir(current) as entries:
+            with os.scandir(stack.pop()) as entries:
                 for entry in entries:
                     count += 1
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
-                        if top:
-                            subdirs.append(entry.name)
         except OSError:
             pass  # unreadable: rsync reports it
-        top = False
-    return count, subdirs
+    return count
+
+
+def subdirectories(directory):
+    """Names of the directory's own subdirectories (not following symlinks); [] if unreadable."""
+    try:
+        with os.scandir(directory) as entries:
+            return [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 class UnitStore:
@@ -96,6 +96,9 @@ class UnitStore:
             if create_exclusive(os.path.join(self.claims_dir, uid), worker):
                 return uid, units[uid]
         return None
+
+    def has_children(self, path):
+        return any(os.path.dirname(spec["path"]) == path and spec["path"] != path for spec in self.units().values())
 
     def mark_split(self, uid, spec):
         """Remember that this unit was split, so a resumed run never syncs it recursively again."""
