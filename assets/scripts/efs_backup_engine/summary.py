@@ -80,7 +80,7 @@ def manifest(summary, units, results):
         parts.append({"path": spec["path"] or ".", "mode": result.get("mode"), "status": result["status"],
                       "worker": result.get("worker"), "files": result.get("files_scanned", 0),
                       "bytes": result.get("bytes_total", 0), "seconds": round(result.get("seconds", 0.0), 3),
-                      "messages": result.get("messages", [])[-5:]})
+                      "attempt": result.get("attempt"), "messages": result.get("messages", [])[-5:]})
     return dict(summary, snapshot_id=uuid.uuid4().hex, complete=True, format=1, parts_detail=parts)
 
 
