@@ -171,7 +171,21 @@ class Engine(Contender):
         return os.path.join(self.root, BACKUP_ID, "%s.%d" % (INTERVAL, k))
 
     def extra_info(self, proc):
-        return {"summary": parse_engine_summary(proc.stdout)}
+        summ = parse_engine_summary(proc.stdout)
+        info = {"summary": summ}
+        if summ:
+            ws = summ.get("workers") or []
+            info["engine"] = {
+                "status": summ.get("status"),
+                "duration_seconds": summ.get("duration_seconds"),
+                "parts": summ.get("parts"),
+                "unit_seconds": sum(float(w.get("seconds") or 0) for w in ws),
+                "totals": summ.get("totals"),
+            }
+        crash = stderr_problem(proc.stderr)
+        if crash:
+            info["stderr_problem"] = crash
+        return info
 
 
 class Old(Contender):
@@ -215,6 +229,19 @@ def engine_argv(engine):
     if first.startswith("#!"):
         return shlex.split(first[2:]) + [engine]
     return [sys.executable, engine]
+
+
+def stderr_problem(stderr):
+    """The last line of a Python traceback in the engine's stderr (e.g. a crashed worker), else None."""
+    if "Traceback (most recent call last)" not in (stderr or ""):
+        return None
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("Traceback"):
+            for ln in lines[i + 1:]:
+                if not ln.startswith(" "):
+                    return ln.strip()[:300]
+    return "traceback"
 
 
 def parse_engine_summary(stdout):
@@ -287,11 +314,13 @@ def old_split(lst, workers):
     return per
 
 
-def max_over_ideal(values):
+def max_over_ideal(values, n=None):
+    """Largest share / ideal share; ``n`` workers (missing workers did no work)."""
+    n = n or len(values)
     tot = sum(values)
     if not values or tot <= 0:
         return None
-    return max(values) / (tot / float(len(values)))
+    return max(values) / (tot / float(n))
 
 
 def balance(args, engine_path, work):
@@ -323,15 +352,18 @@ def balance(args, engine_path, work):
                 rc, proc.stdout[-3000:], proc.stderr[-3000:]))
         summ = parse_engine_summary(proc.stdout) or {}
         ws = summ.get("workers") or []
+        log("balance: engine %s run, %d workers: %.2fs, status %s, %d workers reported" % (
+            "full" if rnd == 0 else "incremental", args.workers, wall, summ.get("status"), len(ws)))
 
         def col(name):
             return [float(w.get(name) or 0) for w in ws]
         run = {"run": "full" if rnd == 0 else "incremental", "wall": wall, "status": summ.get("status"),
-               "workers": ws}
+               "workers": ws, "parts": summ.get("parts"), "stderr_problem": stderr_problem(proc.stderr)}
         for name in ("files_scanned", "files_transferred", "bytes_transferred", "seconds", "units"):
             vals = col(name)
             run[name] = vals
-            run[name + "_ratio"] = max_over_ideal(vals) if len(vals) == args.workers else None
+            run[name + "_ratio"] = max_over_ideal(vals, args.workers)
+        run["workers_reporting"] = len(ws)
         runs.append(run)
     if args.verify_balance:
         snap = treegen.listing(eng.snapshot_dir(0))
@@ -467,8 +499,8 @@ def render(res):
             " / ".join("%.0f" % (x / 1048576.0) for x in o["bytes"])))
         for r in b.get("engine", []):
             fkey = "files_transferred" if r["run"] == "full" else "files_scanned"
-            L.append("| engine, `--workers %d` | %s (%s) | %s | %s | %s | %s | %s | %s |" % (
-                b["workers"], r["run"], fkey, fmt_f(r.get(fkey + "_ratio")),
+            L.append("| engine, `--workers %d` | %s (%s; %s parts) | %s | %s | %s | %s | %s | %s |" % (
+                b["workers"], r["run"], fkey, fmt_int(r.get("parts")), fmt_f(r.get(fkey + "_ratio")),
                 fmt_f(r.get("bytes_transferred_ratio")) if r["run"] == "full" else "-",
                 " / ".join(fmt_int(x) for x in r.get(fkey, [])),
                 " / ".join("%.1f" % (x / 1048576.0) for x in r.get("bytes_transferred", [])),
@@ -489,6 +521,24 @@ def render(res):
     L.append("| failed calls (included above) | %s |" % " | ".join(
         fmt_int(res["contenders"][k].get("failed_mean")) for k in keys))
     L.append("")
+    eng = [(rr["round"], rr["phase"], rr["runs"]["a"]) for rr in res["rounds"] if "a" in rr["runs"]]
+    if eng:
+        L.append("## Engine runs in detail (from its --json summary)")
+        L.append("")
+        L.append("Wall = measured around the command; engine s = its own `duration_seconds`; unit s = sum of "
+                 "its parts' rsync seconds.")
+        L.append("")
+        L.append("| round | phase | wall s | engine s | unit s | parts | files scanned | transferred | deleted |")
+        L.append("|--:|---|--:|--:|--:|--:|--:|--:|--:|")
+        for rnd, phase, r in eng:
+            e = r.get("engine") or {}
+            t = e.get("totals") or {}
+            wall = fmt_f(r["wall"]) if "wall" in r else "(%s)" % fmt_f(r.get("wall_strace"))
+            L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                rnd, phase, wall, fmt_f(e.get("duration_seconds")), fmt_f(e.get("unit_seconds")),
+                fmt_int(e.get("parts")), fmt_int(t.get("files_scanned")), fmt_int(t.get("files_transferred")),
+                fmt_int(t.get("deleted"))))
+        L.append("")
     L.append("## Per round")
     L.append("")
     L.append("| round | phase | changes | files in tree | " + " | ".join(
@@ -536,9 +586,10 @@ def parse_args(argv):
     p.add_argument("--change", type=float, default=0.01, help="fraction of files changed per round (0.01)")
     p.add_argument("--retain", type=int, default=3, help="snapshots kept by (a) and (b) (3)")
     p.add_argument("--warmup", type=int, default=None,
-                   help="incremental rounds before measuring (default retain+1)")
-    p.add_argument("--rounds", type=int, default=6,
-                   help="measured incremental rounds, alternating strace/timed (default 6, min 2)")
+                   help="incremental rounds before measuring (default retain: the old algorithm expires from "
+                        "incremental round `retain` on, the engine recycles its expired tree from `retain`+1)")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="measured incremental rounds, alternating strace/timed (default 4, min 2)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", default="/var/tmp/efs-backup-bench",
                    help="scratch directory, wiped at start (default /var/tmp/efs-backup-bench)")
@@ -557,7 +608,7 @@ def parse_args(argv):
                    help="where latest.md / latest.json go (default bench/results)")
     a = p.parse_args(argv)
     if a.warmup is None:
-        a.warmup = a.retain + 1
+        a.warmup = a.retain
     if a.rounds < 2:
         p.error("--rounds must be >= 2 (one strace round and one timed round at least)")
     if a.skew_files is None:
@@ -632,6 +683,9 @@ def main(argv=None):
             rec["runs"][c.key] = {k: v for k, v in r.items() if k != "summary"}
             if c.key == "a" and r.get("summary"):
                 rec["engine_status"] = r["summary"].get("status")
+            if r.get("stderr_problem"):
+                notes.append("round %d: %s printed a Python traceback on stderr: `%s`" % (
+                    rnd, c.label, r["stderr_problem"]))
         log("round %d (%s): %d changes, %s" % (rnd, phase, changes["changes"], ", ".join(
             "%s %s" % (k, ("%d writes" % v["writes"]["total"]) if "writes" in v else "%.2fs" % v["wall"])
             for k, v in sorted(rec["runs"].items()))))
@@ -667,6 +721,13 @@ def main(argv=None):
     bal = None
     if not args.no_balance:
         bal = balance(args, engine_path, work)
+        for r in bal.get("engine", []):
+            if r.get("stderr_problem"):
+                notes.append("balance, %s run: the engine printed a Python traceback on stderr (a worker "
+                             "crashed?): `%s`" % (r["run"], r["stderr_problem"]))
+            if len(r["workers"]) < args.workers:
+                notes.append("balance, %s run: only %d of %d workers appear in the engine's summary "
+                             "(the others did no unit)" % (r["run"], len(r["workers"]), args.workers))
 
     # summaries and targets
     measured = [r for r in rounds if r["phase"] in ("strace", "time")]
@@ -755,13 +816,16 @@ def targets(res, args):
         rows.append({"check": "balance, old mod-%d split (max of files/bytes ratio)" % bal["workers"],
                      "value": fmt_f(worst), "target": "<= 1.15", "met": worst <= 1.15})
         for r in bal.get("engine", []):
-            if r["run"] != "full":
-                continue
-            vals = [x for x in (r.get("files_transferred_ratio"), r.get("bytes_transferred_ratio"))
-                    if x is not None]
+            if r["run"] == "full":
+                vals = [x for x in (r.get("files_transferred_ratio"), r.get("bytes_transferred_ratio"))
+                        if x is not None]
+                what = "full run (max of files/bytes transferred ratio)"
+            else:
+                vals = [x for x in (r.get("files_scanned_ratio"),) if x is not None]
+                what = "incremental run (files scanned ratio)"
             worst = max(vals) if vals else None
-            rows.append({"check": "balance, engine %d workers, full run (max of files/bytes ratio)"
-                         % bal["workers"], "value": fmt_f(worst), "target": "<= 1.15",
+            rows.append({"check": "balance, engine %d workers, %s" % (bal["workers"], what),
+                         "value": fmt_f(worst), "target": "<= 1.15",
                          "met": None if worst is None else worst <= 1.15})
     return rows
 

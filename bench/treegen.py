@@ -44,10 +44,15 @@ _EXTS = (".txt", ".dat", ".log", ".json", ".csv", ".jpg", ".png", ".py", ".c",
 _ODD = ("with space", "ünïcödé", "-leading-dash", "glob[1]*?", "semi;colon", "quote's")
 
 
+_POOLS = {}
+
+
 def _pool(seed):
     """Deterministic random bytes, sliced for file contents."""
-    rng = random.Random("pool:%s" % seed)
-    return rng.getrandbits(POOL_SIZE * 8).to_bytes(POOL_SIZE, "little")
+    if seed not in _POOLS:
+        rng = random.Random("pool:%s" % seed)
+        _POOLS[seed] = rng.getrandbits(POOL_SIZE * 8).to_bytes(POOL_SIZE, "little")
+    return _POOLS[seed]
 
 
 def _size(rng):
@@ -285,6 +290,8 @@ def mutate(root, fraction, seed, round_no):
                 parent = rng.choice(dirs) if rng.random() > 0.01 else ""
             rel = (parent + "/" if parent else "") + "r%d_%s" % (round_no, _name(rng, k))
             path = os.path.join(root, rel)
+            if os.path.lexists(path):       # only when a round is replayed on the same tree
+                continue
             touched.add(parent)
             if rng.random() < 0.05 and files:
                 target = os.path.relpath(rng.choice(files), parent or ".")
