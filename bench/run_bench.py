@@ -106,7 +106,23 @@ def machine_info(workdir):
         "fs_mount": mnt,
         "fs_device": dev,
         "user": "root" if treegen.IS_ROOT else "uid %d" % os.geteuid(),
+        "commit": repo_commit(),
     }
+
+
+def repo_commit():
+    """HEAD of the repository, and whether the engine's files differ from it (work in progress)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "assets/scripts"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               universal_newlines=True).stdout.strip()
+    except OSError:
+        return "?"
+    if not head:
+        return "?"
+    return head + (" (assets/scripts has uncommitted changes)" if dirty else "")
 
 
 # ----------------------------------------------------------------------------- contenders
@@ -429,6 +445,8 @@ def render(res):
         m["workdir"], m["fs_type"], m["fs_device"], m["fs_mount"],
         " -- **tmpfs: RAM, not a disk**" if m["fs_type"] == "tmpfs" else ""))
     L.append("| user | %s |" % m["user"])
+    L.append("| repo commit | %s%s |" % (m.get("commit", "?"), (", engine_version %s" % res["engine_version"])
+                                         if res.get("engine_version") else ""))
     t = res["tree"]
     L.append("")
     L.append("Source tree (seed %d): %s files, %s symlinks, %s directories, %.0f MiB; "
@@ -746,6 +764,8 @@ def main(argv=None):
         "balance": bal,
         "rounds": rounds,
         "writes_definition": syscount_definition(),
+        "engine_version": next((c.runs[-1].get("summary") or {}).get("engine_version")
+                               for c in contenders if c.key == "a") if engine_path else None,
         "notes": notes,
     }
     for c in contenders:
