@@ -7,14 +7,18 @@ checks run as a policy-validation plugin, so synth fails on any finding that is 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Mapping, Optional
 
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+# jsii prints an end-of-life banner for Node 20 on every run; the CLI pin and this app are tested on it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from stacks.config import ConfigError, EfsBackupConfig, config_from_node_context
-from stacks.efs_backup_stack import EfsBackupStack
+import aws_cdk as cdk  # noqa: E402  (after the environment tweak above)
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from stacks.config import ConfigError, EfsBackupConfig, config_from_node_context  # noqa: E402
+from stacks.efs_backup_stack import EfsBackupStack  # noqa: E402
 
 
 def build_app(context: Optional[Mapping[str, Any]] = None, outdir: Optional[str] = None) -> cdk.App:

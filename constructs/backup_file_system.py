@@ -117,6 +117,12 @@ class BackupFileSystem(Construct):
             allow_anonymous_access=True,
         )
 
+        if not settings.automatic_backups:
+            # The L2 only renders the policy when enabled; say DISABLED explicitly so the state never depends on
+            # how EFS defaults a file system created through CloudFormation.
+            cfn_file_system: efs.CfnFileSystem = self.file_system.node.default_child
+            cfn_file_system.backup_policy = efs.CfnFileSystem.BackupPolicyProperty(status="DISABLED")
+
     @property
     def file_system_id(self) -> str:
         return self.file_system.file_system_id

@@ -64,6 +64,10 @@ class ScriptBucket(Construct):
         super().__init__(scope, construct_id)
         if not os.path.isdir(scripts_path):
             raise ValueError(f"script directory {scripts_path!r} does not exist")
+        # Access logs are delivered through a bucket policy (logging.s3.amazonaws.com, this bucket as source), not
+        # the legacy LogDeliveryWrite ACL, which BucketOwnerEnforced forbids. cdk.json enables this flag for the
+        # whole app; setting it here keeps the construct correct in any app.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
 
         self.access_log_bucket = s3.Bucket(
             self,

@@ -55,14 +55,19 @@ class Synthesized:
     stack: Any
     template: Any  # aws_cdk.assertions.Template
     template_json: Mapping[str, Any]
+    config: Any  # stacks.config.EfsBackupConfig
 
 
 def synthesize(env: str, outdir: Path, **overrides: str) -> Synthesized:
     import app as cdk_app  # the repo's app.py
     from aws_cdk.assertions import Template
 
-    application = cdk_app.build_app(context_for(env, **overrides), outdir=str(outdir))
-    stack = next(child for child in application.node.children if child.node.id.startswith("EfsBackup-"))
+    from stacks.config import load_config
+    from stacks.efs_backup_stack import EfsBackupStack
+
+    context = context_for(env, **overrides)
+    application = cdk_app.build_app(context, outdir=str(outdir))
+    stack = next(child for child in application.node.children if isinstance(child, EfsBackupStack))
     assembly = application.synth()  # runs the cdk-nag plugin: raises if any finding is unacknowledged
     template_json = assembly.get_stack_by_name(stack.stack_name).template
-    return Synthesized(env, application, stack, Template.from_json(template_json), template_json)
+    return Synthesized(env, application, stack, Template.from_json(template_json), template_json, load_config(context))
