@@ -112,7 +112,8 @@ class BackupFileSystemSettings:
 class IntervalPolicy:
     """One snapshot interval (``<interval>.0`` … ``<interval>.<retain-1>``). retain 0 means the interval is unused.
 
-    Issue 4 adds the interval's schedule here, so the schedule and the retention of an interval live in one place.
+    The orchestration adds the interval's schedule here, so an interval's schedule and retention live in one place
+    and a schedule can never start a run with another interval's label.
     """
 
     interval: str
@@ -181,7 +182,7 @@ _MISSING = object()
 class KeySpec:
     name: str
     type_doc: str
-    default: Any  # _MISSING when required; may be a callable of the raw values for derived defaults
+    default: Any  # _MISSING when required; a callable of the environment name for derived defaults
     default_doc: str
     meaning: str
     parse: Callable[[Any], Any]
@@ -441,7 +442,7 @@ KEYS: Dict[str, KeySpec] = {
               "generalPurpose only; must be later than the IA transition).", _lifecycle_days),
         _spec("backup_automatic_backups", "boolean", False, "false",
               "AWS Backup's automatic daily backups of the backup file system (a second copy, billed).", _boolean),
-        _spec("worker_https_egress", "list of CIDR / pl-id", lambda env: None, "`[vpc_cidr]`",
+        _spec("worker_https_egress", "list of CIDR / pl-id", None, "`[vpc_cidr]`",
               "Where workers may open HTTPS (443): interface endpoints in the VPC, the S3 prefix list for a gateway "
               "endpoint, or `0.0.0.0/0` only when traffic leaves through a NAT. With `-c`: comma-separated.",
               _https_egress),
@@ -537,7 +538,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
     if problems:
         raise ConfigError(problems, env_name)
 
-    if values["worker_https_egress"] is None:
+    if values["worker_https_egress"] is None:  # default: interface endpoints inside the VPC
         values["worker_https_egress"] = (values["vpc_cidr"],)
     kms = values["backup_kms_key"]
     return EfsBackupConfig(

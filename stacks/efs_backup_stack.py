@@ -39,6 +39,10 @@ class EfsBackupStack(Stack):
         Tags.of(self).add("efs-backup:environment", config.environment)
         Tags.of(self).add("efs-backup:backup-id", config.backup_id)
 
+        # The production file system is not part of this stack; workers need its ARN for their EFS client rights.
+        self.source_file_system_arn = self.format_arn(
+            service="elasticfilesystem", resource="file-system", resource_name=config.source_file_system_id
+        )
         self.worker = WorkerIdentity(self, "Worker", backup_id=config.backup_id)
         self.network = NetworkAccess(
             self,
