@@ -27,15 +27,22 @@ def read_json(path, default=None):
 
 
 def create_exclusive(path, data):
-    """Create path holding JSON data; False if it already exists (atomic on local disks and NFSv4)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Create path holding JSON data, complete from the instant it appears; False if it already exists.
+
+    The content goes to a private temporary file first, then link() publishes it: link fails with EEXIST if the
+    name exists (atomic on local disks and NFS), so exactly one creator wins and no reader sees a partial file.
+    """
+    tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:12])
+    with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
     return True
 
 

@@ -16,7 +16,7 @@ import uuid
 
 from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
-from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
+from efs_backup_engine.fsutil import fs_now, makedirs, read_json, write_json_atomic
 from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
 from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name, _heartbeat_alive
 from efs_backup_engine.sync import sync_unit
@@ -71,11 +71,12 @@ def _check_tree_budget(layout, interval, retain):
     """Every kept tree adds a hard link to each unchanged file; EFS stops at 177 links per file."""
     others = [name for iv, _i, name in layout.snapshots() if iv != interval]
     spares = [path for path in layout.spares() if os.path.basename(path) != interval]
-    trees = len(others) + len(spares) + retain + 1
+    unfinished = [iv for iv in INTERVALS if iv != interval and os.path.isdir(layout.work_tree(iv))]
+    trees = len(others) + len(spares) + len(unfinished) + retain + 1
     if trees > MAX_TREES:
         raise Refused("keeping %d snapshots of %s plus the other intervals' %d trees would give unchanged files %d "
                       "hard links (EFS allows 177; the engine keeps at most %d trees per backup-id). Lower the "
-                      "retention." % (retain, interval, len(others) + len(spares), trees, MAX_TREES))
+                      "retention." % (retain, interval, trees - retain - 1, trees, MAX_TREES))
 
 
 def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=None,
@@ -172,7 +173,10 @@ def work(backup_root, backup_id, interval, worker_id, source=None, require_mount
                 if progress:
                     progress(result)
                 continue
-            if not _others_still_working(store, lock):
+            state = _remaining_work(store, lock)
+            if state == "free":
+                continue
+            if state != "wait":
                 return mine
             time.sleep(POLL_SECONDS)
 
@@ -192,7 +196,7 @@ def _process(store, run, source, tree, uid, spec, worker_id):
     recursive = not split
     try:
         result = sync_unit(source, tree, rel, recursive, run["link_dests"])
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of one part is recorded, never a silent worker death
         result = {"status": "failed", "messages": ["%s: %s" % (type(exc).__name__, exc)], "seconds": 0.0}
     result.update(uid=uid, path=rel, mode="tree" if recursive else "level", worker=worker_id,
                   run_id=run["run_id"], attempt=run.get("attempt", 1))
@@ -200,27 +204,32 @@ def _process(store, run, source, tree, uid, spec, worker_id):
     return result
 
 
-def _others_still_working(store, lock):
-    """True while a unit without result is claimed by a live worker (it may still split into new units)."""
-    results = store.results()
-    claims = store.claims()
-    now = None
-    for uid, claim in claims.items():
-        if uid in results:
-            continue
-        name = claim.get("heartbeat", "")
-        path = os.path.join(lock.path, name)
-        try:
-            mtime = os.stat(path).st_mtime
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if now is None:
-            from efs_backup_engine.fsutil import fs_now
+def _remaining_work(store, lock):
+    """"done" (every unit has a result), "free" (an unclaimed unit exists), "wait" (a live worker still has a
+    unit: it may split it into new units), or "orphaned" (the rest is claimed by dead workers; the run fails and
+    the next one redoes those units).
 
-            now = fs_now(lock.layout.state)
-        if name and _heartbeat_alive(name, now - mtime, lock.stale_after):
-            return True
-    return False
+    Read order matters: results, then units, then claims. A worker adds a unit's children before it records the
+    unit's result, so whoever sees the result also sees the children.
+    """
+    results = store.results()
+    units = store.units()
+    claims = store.claims()
+    unfinished = [uid for uid in units if uid not in results]
+    if not unfinished:
+        return "done"
+    if any(uid not in claims for uid in unfinished):
+        return "free"
+    now = fs_now(lock.layout.state)
+    for uid in unfinished:
+        name = claims[uid].get("heartbeat", "")
+        try:
+            age = now - os.stat(os.path.join(lock.path, name)).st_mtime
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        if name and _heartbeat_alive(name, age, lock.stale_after):
+            return "wait"
+    return "orphaned"
 
 
 def finalize(backup_root, backup_id, interval, run_id=None, verify=None):

@@ -75,7 +75,8 @@ class UnitStore:
     def claims(self):
         claims = {}
         for name in os.listdir(self.claims_dir):
-            claims[name] = read_json(os.path.join(self.claims_dir, name), {}) or {}
+            if ".tmp-" not in name:
+                claims[name] = read_json(os.path.join(self.claims_dir, name), {}) or {}
         return claims
 
     def results(self):
