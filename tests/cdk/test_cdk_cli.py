@@ -52,6 +52,12 @@ def test_readme_synth_command_works_offline(tmp_path):
     assert "AWS::EFS::FileSystem" in result.stdout
     template = json.loads((tmp_path / "EfsBackup-example.template.json").read_text())
     assert template["Outputs"]["BackupId"]["Value"] == "fs-12345678"
+    # cdk-nag ran inside the CLI's synth: nothing open, every suppression an acknowledgment with its reason.
+    (nag,) = json.loads((tmp_path / "validation-report.json").read_text())["pluginReports"]
+    assert (nag["pluginName"], nag["conclusion"], nag["violations"]) == ("AwsSolutions", "success", [])
+    assert nag["suppressedViolations"]
+    for suppressed in nag["suppressedViolations"]:
+        assert suppressed["acknowledgedId"] == f"AwsSolutions::{suppressed['ruleName']}" and suppressed["reason"]
     assert seconds < 120, f"synth took {seconds:.0f} s"
 
 
