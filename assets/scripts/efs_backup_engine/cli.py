@@ -56,6 +56,10 @@ def _run_options(parser):
     parser.add_argument("--unit-files", type=_positive_int, default=None,
                         help="split directories holding more entries than this into separate parts "
                              "(default: newest snapshot's file count / (workers x 8), within 200..50000)")
+    parser.add_argument("--resume-max-age", type=int, default=runs.DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
+                        help="an interrupted run younger than this is resumed keeping its finished parts (those "
+                             "parts then show the source as it was then); older, or 0: every part is synced again, "
+                             "still reusing the work tree (default 86400)")
     parser.add_argument("--stale-after", type=_positive_int, default=None,
                         help="seconds without heartbeat after which another host's lock is stale (default 600)")
 
@@ -140,7 +144,8 @@ def cmd_backup(args):
     started = time.time()
     run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
                        require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
-                       stale_after=args.stale_after, unit_files=args.unit_files)
+                       stale_after=args.stale_after, unit_files=args.unit_files,
+                       resume_max_age=args.resume_max_age)
     layout = Layout(args.backup_root, args.backup_id)
     if not args.quiet:
         print("run %s: %s %s -> %s (attempt %d, work tree: %s, %d workers)" % (
@@ -159,8 +164,8 @@ def cmd_backup(args):
         workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env) for i in range(args.workers)]
         for proc in workers:
             proc.wait()
-    stop.set()
-    result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify)
+        stop.set()
+        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
 
@@ -175,7 +180,7 @@ def cmd_prepare(args):
     run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
                        run_id=args.run_id, require_mountpoint=args.require_mountpoint,
                        allow_empty_source=args.allow_empty_source, stale_after=args.stale_after,
-                       unit_files=args.unit_files)
+                       unit_files=args.unit_files, resume_max_age=args.resume_max_age)
     print(json.dumps(run, sort_keys=True))
     return EXIT_OK
 

@@ -23,7 +23,7 @@ import time
 import uuid
 
 from efs_backup_engine.errors import Busy, LockLost
-from efs_backup_engine.fsutil import fs_now, makedirs, read_json, remove_tree
+from efs_backup_engine.fsutil import fs_now, makedirs, read_json, remove_tree, write_json_atomic
 
 DEFAULT_STALE_AFTER = 600
 HEARTBEAT_EVERY = 30
@@ -49,10 +49,14 @@ def heartbeat_name(pid=None):
     return "hb.%s.%d.%s" % (socket.gethostname(), pid, _process_start(pid))
 
 
-def _heartbeat_alive(name, age, stale_after):
+def _parse_heartbeat(name):
     parts = name.split(".")
     # hb.<host>.<pid>.<start>; host names may contain dots.
-    host, pid, start = ".".join(parts[1:-2]), parts[-2], parts[-1]
+    return ".".join(parts[1:-2]), parts[-2], parts[-1]
+
+
+def _heartbeat_alive(name, age, stale_after):
+    host, pid, start = _parse_heartbeat(name)
     if host == socket.gethostname() and pid.isdigit():
         return _process_start(int(pid)) == start
     return age <= stale_after
@@ -93,38 +97,51 @@ class RunLock:
             if _heartbeat_alive(name, age, self.stale_after):
                 return True, True, owner, "heartbeat %s is %.0fs old" % (name, max(age, 0))
         if not beats:
+            # Between steps (e.g. after the workers, before finalize) only the owner's record is left: the
+            # process that took the lock counts while it lives; otherwise the lock's age decides.
             age = now - lock_stat.st_mtime
+            taker = (owner or {}).get("heartbeat", "")
+            if taker and _heartbeat_alive(taker, age, self.stale_after):
+                return True, True, owner, "taken %.0fs ago by %s, which is alive" % (max(age, 0), taker)
             if age <= self.stale_after:
-                return True, True, owner, "lock created %.0fs ago, no heartbeat yet" % max(age, 0)
-            return True, False, owner, "no heartbeat for %.0fs" % age
+                return True, True, owner, "between steps: no heartbeat for %.0fs" % max(age, 0)
+            return True, False, owner, "no live heartbeat for %.0fs" % max(age, 0)
         return True, False, owner, "every heartbeat is dead (%s)" % ", ".join(n for n, _ in beats)
 
     # -- acquire / release ------------------------------------------------------------------------------
     def acquire(self, run_id, interval):
-        """Take the lock for run_id, breaking it only if it is stale. Raises Busy otherwise."""
+        """Take the lock for run_id, breaking it only if it is stale. Raises Busy otherwise.
+
+        The lock directory is assembled under a private name (owner.json and this process's heartbeat inside)
+        and renamed into place: renaming onto an existing, non-empty lock fails, so exactly one run wins, and a
+        lock is never seen without its owner and heartbeat, even if its creator is killed at once.
+        """
         for _ in range(2):
+            staged = self._stage(run_id, interval)
             try:
-                os.mkdir(self.path)
-            except FileExistsError:
-                exists, alive, owner, reason = self.holder_state()
-                if exists and alive:
-                    raise Busy("backup-id %r is locked by run %s (interval %s, host %s): %s"
-                               % (self.layout.backup_id, (owner or {}).get("run_id", "?"),
-                                  (owner or {}).get("interval", "?"), (owner or {}).get("host", "?"), reason))
-                if exists:
-                    self._break(owner, reason)
-                continue
-            self._write_owner(run_id, interval)
-            self.beat()
-            return
+                os.rename(staged, self.path)
+                return
+            except OSError:
+                remove_tree(staged)
+                if not os.path.isdir(self.path):
+                    raise
+            exists, alive, owner, reason = self.holder_state()
+            if exists and alive:
+                raise Busy("backup-id %r is locked by run %s (interval %s, host %s): %s"
+                           % (self.layout.backup_id, (owner or {}).get("run_id", "?"),
+                              (owner or {}).get("interval", "?"), (owner or {}).get("host", "?"), reason))
+            if exists:
+                self._break(owner, reason)
         raise Busy("could not take the lock of backup-id %r: another run took it first" % self.layout.backup_id)
 
-    def _write_owner(self, run_id, interval):
-        from efs_backup_engine.fsutil import write_json_atomic
-
-        write_json_atomic(os.path.join(self.path, "owner.json"), {
+    def _stage(self, run_id, interval):
+        staged = os.path.join(self.layout.state, "lock.acquiring-%s" % uuid.uuid4().hex)
+        os.mkdir(staged)
+        write_json_atomic(os.path.join(staged, "owner.json"), {
             "run_id": run_id, "interval": interval, "host": socket.gethostname(), "pid": os.getpid(),
-            "token": uuid.uuid4().hex, "acquired": time.time()})
+            "heartbeat": heartbeat_name(), "token": uuid.uuid4().hex, "acquired": time.time()})
+        open(os.path.join(staged, heartbeat_name()), "w").close()
+        return staged
 
     def _break(self, owner, reason):
         makedirs(self.layout.broken_locks)

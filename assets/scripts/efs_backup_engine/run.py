@@ -20,7 +20,7 @@ from efs_backup_engine.fsutil import fs_now, makedirs, read_json, write_json_ato
 from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
 from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name, _heartbeat_alive
 from efs_backup_engine.sync import sync_unit
-from efs_backup_engine.units import UnitStore, count_entries, subdirectories
+from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
 
 DEFAULT_UNIT_FILES = 20000
 MIN_UNIT_FILES = 200
@@ -28,6 +28,7 @@ MAX_UNIT_FILES = 50000
 UNITS_PER_WORKER = 8
 DEFAULT_RESUME_MAX_AGE = 24 * 3600
 POLL_SECONDS = 0.5
+ROOT_UNIT = {"path": "", "depth": 0, "estimate": None}
 
 
 def new_run_id():
@@ -117,11 +118,11 @@ def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_fi
             "source": source, "workers": workers, "link_dests": dests, "attempt_started": now,
             "unit_files": _unit_budget(layout, dests, workers, unit_files)}
     if previous is not None and os.path.isdir(tree):
-        keep = (now - previous["started"] <= resume_max_age and previous["source"] == source)
+        keep = (now - previous["started"] < resume_max_age and previous["source"] == source)
         store.create()
         kept = store.reset(keep_finished=keep)
         if not store.units():
-            store.add("", 0)
+            store.add(ROOT_UNIT)
         return dict(previous, **base, attempt=previous.get("attempt", 1) + 1,
                     started=previous["started"] if keep else now, resumed_from=previous["run_id"],
                     resumed_parts=kept, tree_base="resumed")
@@ -136,7 +137,7 @@ def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_fi
         tree_base = "new"
     store.create()
     store.reset(keep_finished=False)
-    store.add("", 0)
+    store.add(ROOT_UNIT)
     return dict(base, attempt=1, started=now, tree_base=tree_base)
 
 
@@ -182,24 +183,21 @@ def work(backup_root, backup_id, interval, worker_id, source=None, require_mount
 
 
 def _process(store, run, source, tree, uid, spec, worker_id):
-    rel = spec["path"]
+    rel, names = spec["path"], spec.get("names")
     src = os.path.join(source, rel) if rel else source
-    # A unit split by an earlier (killed) attempt stays split, even if it was killed before marking it.
-    split = spec.get("split") or store.has_children(rel)
-    if not split:
-        split = count_entries(src, run["unit_files"]) > run["unit_files"] and bool(subdirectories(src))
-    if split:
-        # Children first, then the mark: a kill in between leaves children that make the unit split anyway.
-        for name in sorted(subdirectories(src)):
-            store.add(os.path.join(rel, name) if rel else name, spec["depth"] + 1)
-        store.mark_split(uid, spec)
-    recursive = not split
+    recursive = True
+    if names is None:
+        budget = run["unit_files"]
+        if spec.get("split") or (count_entries(src, budget) > budget and subdirectories(src)):
+            # Replayed as recorded if this unit was split by an earlier, killed attempt.
+            spec = store.split(uid, spec, spec.get("children") or plan_children(src, rel, spec["depth"], budget))
+            recursive = False
     try:
-        result = sync_unit(source, tree, rel, recursive, run["link_dests"])
+        result = sync_unit(source, tree, rel, names, recursive, run["link_dests"])
     except Exception as exc:  # noqa: BLE001 - any failure of one part is recorded, never a silent worker death
         result = {"status": "failed", "messages": ["%s: %s" % (type(exc).__name__, exc)], "seconds": 0.0}
-    result.update(uid=uid, path=rel, mode="tree" if recursive else "level", worker=worker_id,
-                  run_id=run["run_id"], attempt=run.get("attempt", 1))
+    result.update(uid=uid, path=describe(spec), mode="level" if not recursive else "tree",
+                  worker=worker_id, run_id=run["run_id"], attempt=run.get("attempt", 1))
     store.record(uid, result)
     return result
 

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from efs_backup_engine import ENGINE_VERSION
+from efs_backup_engine.units import describe
 
 MAX_LISTED = 50
 COUNTERS = ("files_scanned", "dirs", "bytes_total", "files_transferred", "bytes_transferred", "created",
@@ -24,7 +25,7 @@ def build(run, units, results, finished=None):
     for uid, spec in sorted(units.items(), key=lambda item: item[1]["path"]):
         result = results.get(uid)
         if result is None:
-            unfinished.append({"path": spec["path"] or ".", "reason": "not finished (worker stopped or lost)"})
+            unfinished.append({"path": describe(spec), "reason": "not finished (worker stopped or lost)"})
             continue
         for key in COUNTERS:
             totals[key] += result.get(key, 0)
@@ -36,9 +37,9 @@ def build(run, units, results, finished=None):
             worker[key] += result.get(key, 0)
         worker["seconds"] += result.get("seconds", 0.0)
         if result["status"] == "failed":
-            failed.append({"path": result["path"] or ".", "reason": "; ".join(result["messages"][-3:])})
+            failed.append({"path": result["path"], "reason": "; ".join(result["messages"][-3:])})
         elif result["status"] == "warning":
-            warned.append({"path": result["path"] or ".", "messages": result["messages"][-5:]})
+            warned.append({"path": result["path"], "messages": result["messages"][-5:]})
     if failed or unfinished:
         status = "failed"
     elif warned:
@@ -55,6 +56,7 @@ def build(run, units, results, finished=None):
         "source": run["source"],
         "status": status,
         "attempt": run.get("attempt", 1),
+        "resumed_parts": run.get("resumed_parts", 0),
         "started": started,
         "started_iso": _iso(started),
         "finished": finished,
@@ -77,7 +79,7 @@ def manifest(summary, units, results):
     parts = []
     for uid, spec in sorted(units.items(), key=lambda item: item[1]["path"]):
         result = results[uid]
-        parts.append({"path": spec["path"] or ".", "mode": result.get("mode"), "status": result["status"],
+        parts.append({"path": result["path"], "names": spec.get("names"), "directory": spec["path"], "mode": result.get("mode"), "status": result["status"],
                       "worker": result.get("worker"), "files": result.get("files_scanned", 0),
                       "bytes": result.get("bytes_total", 0), "seconds": round(result.get("seconds", 0.0), 3),
                       "attempt": result.get("attempt"), "messages": result.get("messages", [])[-5:]})

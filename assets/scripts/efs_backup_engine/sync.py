@@ -63,6 +63,10 @@ def _ancestors(path):
     return [b"/".join(parts[:i]) for i in range(1, len(parts))]
 
 
+def _is_real_dir(path):
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
 def _is_empty_dir(path):
     try:
         with os.scandir(path) as entries:
@@ -75,45 +79,71 @@ def _unit_dirs(root, rel):
     return os.path.join(root, rel) if rel else root
 
 
-def sync_unit(source, work_tree, rel, recursive, link_dests):
-    """Sync source/rel into work_tree/rel. Returns a result dict (status, counts, messages)."""
+def sync_unit(source, work_tree, rel, names, recursive, link_dests):
+    """Sync one unit into the work tree and return its result (status, counts, messages).
+
+    names None: the directory source/rel itself (recursively, or only its own entries when not recursive).
+    names [...]: a batch of subdirectories of source/rel, each recursively; rel's own attributes are not touched.
+    """
     started = time.time()
     src = _unit_dirs(source, rel)
     dst = _unit_dirs(work_tree, rel)
     result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0,
               "files_transferred": 0, "bytes_transferred": 0, "created": 0, "deleted": 0, "changed": 0,
               "special": 0, "pass": "", "rsync_exit": 0}
-    if not os.path.isdir(src) or os.path.islink(src):
-        # The directory was removed from the source after the unit was planned: so is its copy.
-        if rel:
-            remove_tree(dst)
-        result["messages"].append("source directory vanished before it was copied; removed from the snapshot")
-        result["status"] = "warning" if rel else "failed"
-        result["seconds"] = time.time() - started
-        return result
-    makedirs(os.path.dirname(dst.rstrip("/")) or "/")
+    if names is None:
+        if not _is_real_dir(src):
+            # Removed from the source after the unit was planned: so is its copy.
+            if rel:
+                remove_tree(dst)
+            result["messages"].append("source directory vanished before it was copied; removed from the snapshot")
+            result["status"] = "warning" if rel else "failed"
+            result["seconds"] = time.time() - started
+            return result
+        makedirs(os.path.dirname(dst.rstrip("/")) or "/")
+        sources = [src + "/"]
+        fresh = _is_empty_dir(dst)
+    else:
+        present = []
+        for name in names:
+            if _is_real_dir(os.path.join(src, name)):
+                present.append(name)
+            else:
+                remove_tree(os.path.join(dst, name))
+                result["status"] = "warning"
+                result["messages"].append("%s vanished from the source before it was copied; removed from the "
+                                          "snapshot" % os.path.join(rel, name))
+        makedirs(dst)
+        sources = [os.path.join(src, name) for name in present]
+        fresh = all(_is_empty_dir(os.path.join(dst, name)) for name in present)
+        if not present:
+            result["seconds"] = time.time() - started
+            return result
     recursion = ["-r"] if recursive else ["--no-r", "-d"]
     links = []
     for link_dest in link_dests:
         candidate = _unit_dirs(link_dest, rel)
-        if os.path.isdir(candidate) and not os.path.islink(candidate):
+        if _is_real_dir(candidate):
             links.append("--link-dest=" + candidate)
 
-    if _is_empty_dir(dst):
+    if fresh:
         result["pass"] = "fresh"
-        code, out, err = _run(RSYNC_BASE + recursion + ["--delete"] + links + [src + "/", dst + "/"])
+        code, out, err = _run(RSYNC_BASE + recursion + ["--delete"] + links + sources + [dst + "/"])
         stats = itemize.parse_stats(out)
         result.update(_counts(stats, stats))
         result["created"] = stats.get("created", 0)
-        result["status"], result["messages"] = classify(code, err)
+        status, messages = classify(code, err)
+        result["status"] = _worst(result["status"], status)
+        result["messages"] += messages
         result["rsync_exit"] = code
         result["seconds"] = time.time() - started
         return result
 
     result["pass"] = "incremental"
-    code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--delete", "--out-format=%i %n%L",
-                                                    src + "/", dst + "/"])
+    code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--delete", "--out-format=%i %n%L"] + sources
+                          + [dst + "/"])
     status, messages = classify(code, err)
+    status, messages = _worst(result["status"], status), result["messages"] + messages
     result["rsync_exit"] = code
     if status == "failed":
         result.update(status=status, messages=messages, seconds=time.time() - started)
@@ -140,7 +170,8 @@ def sync_unit(source, work_tree, rel, recursive, link_dests):
             wanted.add(item.leader)
             wanted.update(_ancestors(item.leader))
     wanted -= gone  # ancestors listed for deleted entries may be deleted directories themselves
-    wanted.add(b".")
+    if names is None:
+        wanted.add(b".")  # the unit's own directory: its times are restored after its entries changed
     deleted = len(gone)
     result["deleted"] = deleted
     result["changed"] = changed

@@ -1,14 +1,18 @@
-"""Dynamic, balanced partitioning of the tree into units that workers claim atomically on the backup FS.
+"""Dynamic, balanced partitioning of the tree into parts ("units") that workers claim atomically on the backup FS.
 
-A unit is a directory path relative to the source root. A run starts with one unit: the root. A worker that
-claims a unit counts the entries below it (directory listings only, no per-file stat) up to a budget: if the
-subtree is within the budget, the worker syncs it recursively; if not, it adds one new unit per subdirectory
-and syncs just the directory's own entries ("level" mode). Idle workers claim the new units at once, so a
-worker that finishes early takes more work, and one huge top-level directory is shared by every worker.
+A unit is either a directory (`{"path": P}`) or a batch of sibling subdirectories (`{"path": P, "names": [...]}`),
+paths relative to the source root. A run starts with one unit: the root directory. A worker that claims a
+directory counts the entries below it from listings (no per-file stat) up to a budget. Within the budget, the
+directory is synced recursively in one rsync. Over it, the unit is *split*: its own entries are synced alone
+("level" mode), and its subdirectories become new units: each one over the budget on its own (to be split again
+when claimed), the others grouped into batches of up to the budget, so a tree of many small directories costs a
+few rsync runs, not one per directory. Idle workers claim new units at once, largest first, so a worker that
+finishes early takes more work and one huge directory is shared by every worker.
 
 State, under runs/<interval>/ on the backup file system:
-    units/<id>.json     {"path": ..., "depth": n}, created with O_EXCL (splitting twice is harmless)
-    claims/<id>         created with O_EXCL by the one worker that wins the unit
+    units/<id>.json     the unit; a split rewrites it atomically with the list of its children (the commit point),
+                        then creates the children (idempotent: replaying a split after a kill creates the same ones)
+    claims/<id>         published with link() by the one worker that wins the unit
     results/<id>.json   the unit's outcome, written atomically when it ends
 A unit is finished when it has a result. Resuming a run clears the claims of unfinished or failed units.
 """
@@ -19,8 +23,46 @@ import os
 from efs_backup_engine.fsutil import create_exclusive, makedirs, read_json, write_json_atomic
 
 
-def unit_id(path):
-    return hashlib.sha1(os.fsencode(path)).hexdigest()[:24]
+def unit_id(spec):
+    key = os.fsencode(spec["path"])
+    if spec.get("names") is not None:
+        key += b"\0" + b"\0".join(os.fsencode(name) for name in spec["names"])
+    return hashlib.sha1(key).hexdigest()[:24]
+
+
+def describe(spec):
+    """A unit's name in summaries: "." for the root, the directory, or a batch as "dir/{a,b,c}"."""
+    rel, names = spec["path"], spec.get("names")
+    if names is None:
+        return rel or "."
+    prefix = rel + "/" if rel else ""
+    if len(names) == 1:
+        return prefix + names[0]
+    shown = ",".join(names[:5]) + (",...+%d" % (len(names) - 5) if len(names) > 5 else "")
+    return prefix + "{" + shown + "}"
+
+
+def plan_children(directory, rel, depth, budget):
+    """The units that replace a split directory's subdirectories: big ones alone, small ones batched."""
+    children, batch, batch_size = [], [], 0
+
+    def close_batch():
+        if batch:
+            children.append({"path": rel, "names": list(batch), "depth": depth + 1, "estimate": batch_size})
+
+    for name in sorted(subdirectories(directory)):
+        size = count_entries(os.path.join(directory, name), budget) + 1
+        if size > budget:
+            children.append({"path": os.path.join(rel, name) if rel else name, "depth": depth + 1,
+                             "estimate": None})
+            continue
+        if batch_size + size > budget:
+            close_batch()
+            batch, batch_size = [], 0
+        batch.append(name)
+        batch_size += size
+    close_batch()
+    return children
 
 
 def count_entries(directory, budget):
@@ -58,9 +100,9 @@ class UnitStore:
         for path in (self.units_dir, self.claims_dir, self.results_dir):
             makedirs(path)
 
-    def add(self, path, depth):
-        uid = unit_id(path)
-        create_exclusive(os.path.join(self.units_dir, uid + ".json"), {"path": path, "depth": depth})
+    def add(self, spec):
+        uid = unit_id(spec)
+        create_exclusive(os.path.join(self.units_dir, uid + ".json"), spec)
         return uid
 
     def units(self):
@@ -89,21 +131,30 @@ class UnitStore:
         return results
 
     def claim_next(self, worker):
-        """Claim the shallowest unclaimed unit (big ones first balances best). None if nothing is free."""
+        """Claim the largest unclaimed unit (unknown sizes first: they are the big ones). None if none is free.
+
+        Largest-first keeps the workers' shares even: what is left at the end is small.
+        """
         units = self.units()
         claimed = set(os.listdir(self.claims_dir))
-        free = sorted((spec["depth"], spec["path"], uid) for uid, spec in units.items() if uid not in claimed)
-        for _depth, _path, uid in free:
+
+        def order(uid):
+            estimate = units[uid].get("estimate")
+            return (estimate is not None, -(estimate or 0), units[uid]["depth"], units[uid]["path"], uid)
+
+        for uid in sorted((uid for uid in units if uid not in claimed), key=order):
             if create_exclusive(os.path.join(self.claims_dir, uid), worker):
                 return uid, units[uid]
         return None
 
-    def has_children(self, path):
-        return any(os.path.dirname(spec["path"]) == path and spec["path"] != path for spec in self.units().values())
-
-    def mark_split(self, uid, spec):
-        """Remember that this unit was split, so a resumed run never syncs it recursively again."""
-        write_json_atomic(os.path.join(self.units_dir, uid + ".json"), dict(spec, split=True))
+    def split(self, uid, spec, children):
+        """Commit a split (one atomic write of the unit with its children), then create the children."""
+        if not spec.get("split"):
+            spec = dict(spec, split=True, children=children)
+            write_json_atomic(os.path.join(self.units_dir, uid + ".json"), spec)
+        for child in spec["children"]:
+            self.add(child)
+        return spec
 
     def record(self, uid, result):
         write_json_atomic(os.path.join(self.results_dir, uid + ".json"), result)
