@@ -44,7 +44,11 @@ import syscount  # noqa: E402
 import treegen  # noqa: E402
 
 MARKER = ".efs-backup-bench-workdir"
-LOADS = []          # 1-minute load average before every timed run (is the machine busy?)
+FOREIGN = []        # per timed run: (CPU s used by everything else, wall s x cores) -- is the machine busy?
+try:
+    NCPU = len(os.sched_getaffinity(0))
+except AttributeError:
+    NCPU = os.cpu_count() or 1
 BACKUP_ID = "bench"
 INTERVAL = "daily"
 
@@ -278,15 +282,33 @@ def parse_engine_summary(stdout):
 def run_plain(cmd):
     """Run without strace; returns (rc, wall seconds, cpu seconds of children, proc)."""
     os.sync()                                   # earlier writeback must not bill this run
-    LOADS.append(os.getloadavg()[0])
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    b0 = _busy_cpu_seconds()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     wall = time.perf_counter() - t0
+    b1 = _busy_cpu_seconds()
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    if b0 is not None and b1 is not None and wall > 0:
+        # CPU that other processes on the machine used meanwhile, as a share of all cores
+        FOREIGN.append((max(0.0, (b1 - b0) - cpu), wall * NCPU))
     return proc.returncode, wall, cpu, proc
+
+
+def _busy_cpu_seconds():
+    """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()
+    except OSError:
+        return None
+    if not parts or parts[0] != "cpu":
+        return None
+    v = [int(x) for x in parts[1:9]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]     # user nice system irq softirq steal
+    return busy / float(os.sysconf("SC_CLK_TCK"))
 
 
 def run_contender(c, rnd, phase, trace_dir):
@@ -447,11 +469,12 @@ def render(res):
         m["workdir"], m["fs_type"], m["fs_device"], m["fs_mount"],
         " -- **tmpfs: RAM, not a disk**" if m["fs_type"] == "tmpfs" else ""))
     L.append("| user | %s |" % m["user"])
-    ld = res.get("load_timed") or {}
-    if ld.get("median") is not None:
-        L.append("| load average before timed runs | median %.1f, max %.1f%s |" % (
-            ld["median"], ld["max"], " -- **busy machine: wall times are noisy**"
-            if ld["max"] > m["nproc"] else ""))
+    fc = res.get("foreign_cpu") or {}
+    if fc.get("share") is not None:
+        L.append("| CPU used outside the measured command during timed runs (other processes and kernel "
+                 "threads such as writeback) | %.0f%% of all cores%s |" % (
+                     fc["share"] * 100, " -- **busy machine: wall times are noisy**"
+                     if fc["share"] > 0.15 else ""))
     L.append("| repo commit | %s%s |" % (m.get("commit", "?"), (", engine_version %s" % res["engine_version"])
                                          if res.get("engine_version") else ""))
     t = res["tree"]
@@ -776,8 +799,8 @@ def main(argv=None):
         "verify": verify,
         "balance": bal,
         "rounds": rounds,
-        "load_timed": {"min": min(LOADS) if LOADS else None, "max": max(LOADS) if LOADS else None,
-                       "median": statistics.median(LOADS) if LOADS else None},
+        "foreign_cpu": {"share": (sum(f for f, _ in FOREIGN) / sum(c for _, c in FOREIGN))
+                        if FOREIGN and sum(c for _, c in FOREIGN) > 0 else None},
         "writes_definition": syscount_definition(),
         "engine_version": next((c.runs[-1].get("summary") or {}).get("engine_version")
                                for c in contenders if c.key == "a") if engine_path else None,
