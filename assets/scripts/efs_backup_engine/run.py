@@ -26,6 +26,7 @@ DEFAULT_UNIT_FILES = 20000
 MIN_UNIT_FILES = 200
 MAX_UNIT_FILES = 50000
 UNITS_PER_WORKER = 8
+UNLIMITED = 2 ** 62
 DEFAULT_RESUME_MAX_AGE = 24 * 3600
 POLL_SECONDS = 0.5
 ROOT_UNIT = {"path": "", "depth": 0, "estimate": None}
@@ -58,8 +59,12 @@ def link_dests(layout, interval):
 
 
 def _unit_budget(layout, dests, workers, override):
+    """Entries per part: about workers x 8 parts, so largest-first claiming ends with small parts and even
+    shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one."""
     if override:
         return override
+    if workers == 1:
+        return UNLIMITED
     for dest in dests:
         manifest = read_json(layout.manifest(os.path.basename(dest)))
         if manifest:

@@ -10,7 +10,7 @@ from efs_backup_engine.units import describe
 
 MAX_LISTED = 50
 COUNTERS = ("files_scanned", "dirs", "bytes_total", "files_transferred", "bytes_transferred", "created",
-            "deleted", "changed", "special")
+            "deleted", "changed", "special", "linked")
 
 
 def _iso(ts):
