@@ -180,7 +180,7 @@ def cmd_prepare(args):
     run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
                        run_id=args.run_id, require_mountpoint=args.require_mountpoint,
                        allow_empty_source=args.allow_empty_source, stale_after=args.stale_after,
-                       unit_files=args.unit_files, resume_max_age=args.resume_max_age)
+                       unit_files=args.unit_files, resume_max_age=args.resume_max_age, step=True)
     print(json.dumps(run, sort_keys=True))
     return EXIT_OK
 

@@ -109,8 +109,11 @@ class RunLock:
         return True, False, owner, "every heartbeat is dead (%s)" % ", ".join(n for n, _ in beats)
 
     # -- acquire / release ------------------------------------------------------------------------------
-    def acquire(self, run_id, interval):
+    def acquire(self, run_id, interval, join=False):
         """Take the lock for run_id, breaking it only if it is stale. Raises Busy otherwise.
+
+        With join=True, a lock already held by the same run_id is shared (several workers of one orchestrated
+        run each call prepare with the run's id): returns False then, True when this call took the lock.
 
         The lock directory is assembled under a private name (owner.json and this process's heartbeat inside)
         and renamed into place: renaming onto an existing, non-empty lock fails, so exactly one run wins, and a
@@ -120,12 +123,14 @@ class RunLock:
             staged = self._stage(run_id, interval)
             try:
                 os.rename(staged, self.path)
-                return
+                return True
             except OSError:
                 remove_tree(staged)
                 if not os.path.isdir(self.path):
                     raise
             exists, alive, owner, reason = self.holder_state()
+            if join and exists and (owner or {}).get("run_id") == run_id:
+                return False
             if exists and alive:
                 raise Busy("backup-id %r is locked by run %s (interval %s, host %s): %s"
                            % (self.layout.backup_id, (owner or {}).get("run_id", "?"),

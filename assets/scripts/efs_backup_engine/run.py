@@ -29,6 +29,7 @@ UNITS_PER_WORKER = 8
 UNLIMITED = 2 ** 62
 DEFAULT_RESUME_MAX_AGE = 24 * 3600
 POLL_SECONDS = 0.5
+JOIN_TIMEOUT = 600
 ROOT_UNIT = {"path": "", "depth": 0, "estimate": None}
 
 
@@ -87,10 +88,13 @@ def _check_tree_budget(layout, interval, retain):
 
 def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=None,
             require_mountpoint=False, allow_empty_source=False, stale_after=None, unit_files=None,
-            resume_max_age=DEFAULT_RESUME_MAX_AGE):
+            resume_max_age=DEFAULT_RESUME_MAX_AGE, step=False):
+    """Set up (or join, given the same explicit run_id) a run. step=True: prepare runs as a step of its own and
+    exits; its heartbeat goes with it, and the lock lives on its age (--stale-after) until the workers beat."""
     preflight.check_names(backup_id, interval, retain)
     layout = Layout(backup_root, backup_id)
     preflight.check_backup_root(layout)
+    explicit_run_id = run_id is not None
     run_id = run_id or new_run_id()
     source = os.path.abspath(source)
     dests = link_dests(layout, interval) if os.path.isdir(layout.id_dir) else []
@@ -98,7 +102,8 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
     preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
     preflight.ensure_state_dirs(layout)
     lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    lock.acquire(run_id, interval)
+    if not lock.acquire(run_id, interval, join=explicit_run_id):
+        return _join(layout, interval, run_id, lock)
     try:
         recovered = promotion.recover(layout)
         dests = link_dests(layout, interval)
@@ -107,10 +112,25 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
         run = _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age)
         run["recovered_promotion"] = recovered
         write_json_atomic(os.path.join(layout.run_dir(interval), "run.json"), run)
+        if step:
+            lock.end_beat()
         return run
     except BaseException:
         lock.release(run_id)
         raise
+
+
+def _join(layout, interval, run_id, lock, timeout=JOIN_TIMEOUT):
+    """Another worker of the same run took the lock first: wait for its run.json, then work on that run."""
+    deadline = time.time() + timeout
+    while True:
+        run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+        if run is not None and run["run_id"] == run_id:
+            return dict(run, joined=True)
+        lock.check(run_id)
+        if time.time() > deadline:
+            raise EngineError("run %s holds the lock but did not finish preparing within %d s" % (run_id, timeout))
+        time.sleep(POLL_SECONDS)
 
 
 def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age):
