@@ -115,6 +115,21 @@ def machine_info(workdir):
     }
 
 
+def export_engine(rev, work):
+    """git archive REV assets/scripts into WORK/engine-src; returns (engine path, description)."""
+    sha = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", rev + "^{commit}"], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout.strip()
+    dest = os.path.join(work, "engine-src")
+    os.makedirs(dest)
+    archive = subprocess.Popen(["git", "-C", REPO, "archive", sha, "assets/scripts"], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", dest], stdin=archive.stdout, check=True)
+    archive.stdout.close()
+    if archive.wait() != 0:
+        raise SystemExit("git archive %s assets/scripts failed" % sha)
+    return (os.path.join(dest, "assets", "scripts", "efs-backup-engine"),
+            "%s (engine exported from this commit with --engine-rev %s)" % (sha, rev))
+
+
 def repo_commit():
     """HEAD of the repository, and whether the engine's files differ from it (work in progress)."""
     try:
@@ -650,6 +665,9 @@ def parse_args(argv):
     p.add_argument("--force", action="store_true", help="wipe --workdir even without the bench marker")
     p.add_argument("--keep", action="store_true", help="keep the workdir (trees, snapshots) afterwards")
     p.add_argument("--engine", default=os.path.join(REPO, "assets", "scripts", "efs-backup-engine"))
+    p.add_argument("--engine-rev", default=None,
+                   help="benchmark the engine as committed at this git revision (e.g. HEAD): its "
+                        "assets/scripts are exported into the workdir, so edits in progress do not leak in")
     p.add_argument("--skip-engine", action="store_true", help="run only (b) and (c)")
     p.add_argument("--skew-files", type=int, default=None,
                    help="files in the skewed balance tree (default files/2)")
@@ -687,6 +705,8 @@ def main(argv=None):
 
     syscount.known_syscalls()       # probe strace once, outside any measurement
     engine_path = None
+    if args.engine_rev and not args.skip_engine:
+        args.engine, machine["commit"] = export_engine(args.engine_rev, work)
     if not args.skip_engine:
         if not os.path.exists(args.engine):
             raise SystemExit("engine not found at %s (use --skip-engine to run (b) and (c) only)" % args.engine)
