@@ -136,7 +136,7 @@ def _progress_printer(store_dir, started, stop, quiet):
         files = sum(r.get("files_scanned", 0) for r in results.values())
         moved = sum(r.get("bytes_transferred", 0) for r in results.values())
         print("[%6.1fs] parts %d/%d done, %d files scanned, %s transferred" % (
-            time.time() - started, len(results), len(units), files, summaries._bytes(moved)),
+            time.time() - started, len(results), len(units), files, summaries.human_bytes(moved)),
             file=sys.stderr, flush=True)
 
 

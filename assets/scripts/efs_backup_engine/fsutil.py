@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import uuid
 
 
@@ -68,7 +69,7 @@ def remove_tree(path):
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if not _is_dir(st):
+    if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
         return
 
@@ -86,12 +87,6 @@ def remove_tree(path):
         raise exc_info[1]
 
     shutil.rmtree(path, onerror=onerror)
-
-
-def _is_dir(st):
-    import stat
-
-    return stat.S_ISDIR(st.st_mode)
 
 
 def makedirs(path, mode=0o755):

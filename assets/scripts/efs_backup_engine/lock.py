@@ -55,7 +55,7 @@ def _parse_heartbeat(name):
     return ".".join(parts[1:-2]), parts[-2], parts[-1]
 
 
-def _heartbeat_alive(name, age, stale_after):
+def heartbeat_alive(name, age, stale_after):
     host, pid, start = _parse_heartbeat(name)
     if host == socket.gethostname() and pid.isdigit():
         return _process_start(int(pid)) == start
@@ -94,14 +94,14 @@ class RunLock:
                 continue
             beats.append((name, age))
         for name, age in beats:
-            if _heartbeat_alive(name, age, self.stale_after):
+            if heartbeat_alive(name, age, self.stale_after):
                 return True, True, owner, "heartbeat %s is %.0fs old" % (name, max(age, 0))
         if not beats:
             # Between steps (e.g. after the workers, before finalize) only the owner's record is left: the
             # process that took the lock counts while it lives; otherwise the lock's age decides.
             age = now - lock_stat.st_mtime
             taker = (owner or {}).get("heartbeat", "")
-            if taker and _heartbeat_alive(taker, age, self.stale_after):
+            if taker and heartbeat_alive(taker, age, self.stale_after):
                 return True, True, owner, "taken %.0fs ago by %s, which is alive" % (max(age, 0), taker)
             if age <= self.stale_after:
                 return True, True, owner, "between steps: no heartbeat for %.0fs" % max(age, 0)

@@ -7,6 +7,7 @@ newest snapshot is not (unless the operator explicitly allows an empty source).
 """
 
 import os
+import time
 
 from efs_backup_engine.errors import Refused
 from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
@@ -21,8 +22,6 @@ def init_root(backup_root):
     existing = read_json(marker)
     if existing is not None:
         return existing, False
-    import time
-
     data = {"format": 1, "created": time.time(), "note": "efs-backup root; do not delete"}
     write_json_atomic(marker, data)
     return data, True

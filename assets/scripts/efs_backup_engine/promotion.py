@@ -13,9 +13,7 @@ import uuid
 
 from efs_backup_engine.errors import EngineError
 from efs_backup_engine.fsutil import makedirs, read_json, remove_tree, write_json_atomic
-from efs_backup_engine.layout import snapshot_name
-
-STATE = ".efs-backup"
+from efs_backup_engine.layout import STATE, snapshot_name
 
 
 def plan(layout, interval, retain, run_dir_rel):

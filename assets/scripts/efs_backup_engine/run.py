@@ -18,7 +18,7 @@ from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import fs_now, makedirs, read_json, write_json_atomic
 from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
-from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name, _heartbeat_alive
+from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_alive, heartbeat_name
 from efs_backup_engine.sync import sync_unit
 from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
 
@@ -250,7 +250,7 @@ def _remaining_work(store, lock):
             age = now - os.stat(os.path.join(lock.path, name)).st_mtime
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             continue
-        if name and _heartbeat_alive(name, age, lock.stale_after):
+        if name and heartbeat_alive(name, age, lock.stale_after):
             return "wait"
     return "orphaned"
 

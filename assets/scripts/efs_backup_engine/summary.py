@@ -1,6 +1,5 @@
 """Run summaries and snapshot manifests, built from the per-unit results recorded on the backup FS."""
 
-import os
 import socket
 import time
 import uuid
@@ -94,14 +93,14 @@ def human(summary):
         "  snapshot:    %s" % (summary.get("snapshot") or "none promoted"),
         "  duration:    %.1f s" % summary["duration_seconds"],
         "  files:       %d scanned, %d transferred (%s), %d deleted" % (
-            totals["files_scanned"], totals["files_transferred"], _bytes(totals["bytes_transferred"]),
+            totals["files_scanned"], totals["files_transferred"], human_bytes(totals["bytes_transferred"]),
             totals["deleted"]),
-        "  size:        %s in %d parts" % (_bytes(totals["bytes_total"]), summary["parts"]),
+        "  size:        %s in %d parts" % (human_bytes(totals["bytes_total"]), summary["parts"]),
     ]
     for worker in summary["workers"]:
         lines.append("  worker %-6s %4d parts, %8d files scanned, %6d transferred, %s, %.1f s" % (
             worker["worker"], worker["units"], worker["files_scanned"], worker["files_transferred"],
-            _bytes(worker["bytes_transferred"]), worker["seconds"]))
+            human_bytes(worker["bytes_transferred"]), worker["seconds"]))
     for part in summary["warning_parts"]:
         lines.append("  WARNING %s: %s" % (part["path"], " | ".join(part["messages"])))
     for part in summary["failed_parts"]:
@@ -113,7 +112,7 @@ def human(summary):
     return "\n".join(lines)
 
 
-def _bytes(count):
+def human_bytes(count):
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if count < 1024 or unit == "TiB":
             return "%.1f %s" % (count, unit) if unit != "B" else "%d B" % count

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# efs-backup worker entrypoint: one EC2 instance, one task of one Step Functions execution.
+#
+# Usage: worker.sh TASK_FILE
+#
+# The user data (built by constructs/worker_launch_template.py) fetches assets/scripts/ from the script bucket at
+# the exact version the execution was deployed with, writes TASK_FILE and runs this script. TASK_FILE is JSON:
+#   {"task_token": "...",                       the callback token of the Step Functions task (a secret)
+#    "task": {"role": "work|finalize|abort",    what this instance does
+#             "backup_id", "interval", "retain", "worker_index", "worker_count", "run_id" (the execution name),
+#             "source_file_system_id", "backup_file_system_id", "region", "log_group", "heartbeat_seconds"}}
+#
+# Roles:
+#   work      mount both file systems (production read-only), `init` + `prepare` (every worker calls prepare with
+#             the same run id: the first sets the run up, the others join), then `work` until no part is left.
+#             Task output: the engine's `work` JSON.
+#   finalize  mount the backup file system, `finalize --json`: promote if every part succeeded, else record the
+#             failure and release the lock. Task output: the engine's run summary (also when the run failed).
+#   abort     mount the backup file system, `abort`: release the lock if this run holds it, keep the work.
+#
+# Whatever happens, the EXIT trap reports exactly once: send-task-success with the engine's JSON, or
+# send-task-failure with an error name and a reason (naming the failed parts), then stops the heartbeat, ships
+# this log to CloudWatch Logs (best effort), unmounts and powers the instance off (shutdown behaviour: terminate).
+#
+# Environment:
+#   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
+#   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR". mount_filesystems then
+#                            bind-mounts these local directories (the source read-only) at the same mount points
+#                            instead of mounting EFS, and power_off does not stop the machine (there is no
+#                            instance to stop). Everything else, the engine calls included, is the production path.
+set -euo pipefail
+
+EFS_BACKUP_HOME="${EFS_BACKUP_HOME:-/opt/efs-backup}"
+SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE="$SCRIPTS_DIR/efs-backup-engine"
+SOURCE_MOUNT="$EFS_BACKUP_HOME/mnt/source"
+BACKUP_MOUNT="$EFS_BACKUP_HOME/mnt/backup"
+LOG_DIR="$EFS_BACKUP_HOME/log"
+LOG_FILE="$LOG_DIR/worker.log"
+TASK_FIELDS=(role backup_id interval retain worker_index worker_count run_id source_file_system_id
+  backup_file_system_id region log_group heartbeat_seconds)
+
+REPORTED=""
+HEARTBEAT_PID=""
+MOUNTED=()
+ENGINE_OUTPUT=""
+
+log() {
+  printf '%s worker: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
+}
+
+# ------------------------------------------------------------------------------------------------- task input
+
+read_task_file() {
+  local task_file="$1" name value
+  # python3 (stdlib) parses the JSON; fields come back NUL-separated and are checked against TASK_FIELDS.
+  while IFS= read -r -d '' name && IFS= read -r -d '' value; do
+    case " ${TASK_FIELDS[*]} task_token " in
+      *" $name "*) printf -v "TASK_${name^^}" '%s' "$value" ;;
+      *) log "ignoring unknown task field $name" ;;
+    esac
+  done < <(python3 - "$task_file" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+fields = dict(data["task"], task_token=data["task_token"])
+for key, value in fields.items():
+    sys.stdout.write("%s\0%s\0" % (key, value))
+PY
+  )
+  for name in task_token "${TASK_FIELDS[@]}"; do
+    local var="TASK_${name^^}"
+    if [[ -z "${!var:-}" ]]; then
+      echo "task file $task_file lacks $name" >&2
+      return 1
+    fi
+  done
+  case "$TASK_ROLE" in work | finalize | abort) ;; *) echo "unknown role $TASK_ROLE" >&2; return 1 ;; esac
+  case "$TASK_INTERVAL" in hourly | daily | weekly | monthly) ;; *) echo "bad interval $TASK_INTERVAL" >&2; return 1 ;; esac
+}
+
+# ----------------------------------------------------------------------------------------- Step Functions calls
+
+sfn() {
+  aws stepfunctions --region "$TASK_REGION" "$@"
+}
+
+report_success() {
+  local output="$1"
+  [[ -n "$REPORTED" ]] && return 0
+  REPORTED=success
+  log "reporting success"
+  sfn send-task-success --task-token "$TASK_TASK_TOKEN" --task-output "$output" >/dev/null
+}
+
+report_failure() {
+  local error="$1" cause="$2"
+  [[ -n "$REPORTED" ]] && return 0
+  REPORTED=failure
+  log "reporting failure: $error: $cause"
+  sfn send-task-failure --task-token "$TASK_TASK_TOKEN" --error "$error" --cause "${cause:0:32000}" >/dev/null
+}
+
+start_heartbeat() {
+  (
+    while sleep "$TASK_HEARTBEAT_SECONDS"; do
+      sfn send-task-heartbeat --task-token "$TASK_TASK_TOKEN" >/dev/null 2>&1 || log "heartbeat not accepted"
+    done
+  ) &
+  HEARTBEAT_PID=$!
+}
+
+stop_heartbeat() {
+  if [[ -n "$HEARTBEAT_PID" ]]; then
+    kill "$HEARTBEAT_PID" 2>/dev/null || true
+    wait "$HEARTBEAT_PID" 2>/dev/null || true
+    HEARTBEAT_PID=""
+  fi
+}
+
+# ------------------------------------------------------------------------------------------------- mounts
+
+# The one place that attaches file systems; see EFS_BACKUP_LOCAL_MOUNTS in the header.
+# Arguments: "source" and/or "backup".
+mount_filesystems() {
+  local which mount_point fs_id local_dir options
+  for which in "$@"; do
+    if [[ "$which" == source ]]; then
+      mount_point="$SOURCE_MOUNT" fs_id="$TASK_SOURCE_FILE_SYSTEM_ID" local_dir="${EFS_BACKUP_LOCAL_MOUNTS%%:*}"
+      options="tls,iam,ro"
+    else
+      mount_point="$BACKUP_MOUNT" fs_id="$TASK_BACKUP_FILE_SYSTEM_ID" local_dir="${EFS_BACKUP_LOCAL_MOUNTS##*:}"
+      options="tls,iam"
+    fi
+    mkdir -p "$mount_point"
+    if [[ -n "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]]; then
+      log "mount seam: binding $local_dir at $mount_point ($which)"
+      mount --bind "$local_dir" "$mount_point"
+      MOUNTED+=("$mount_point")
+      if [[ "$which" == source ]]; then
+        mount -o remount,bind,ro "$mount_point"
+      fi
+    else
+      log "mounting $fs_id at $mount_point (-o $options)"
+      mount -t efs -o "$options" "$fs_id:/" "$mount_point"
+      MOUNTED+=("$mount_point")
+    fi
+  done
+}
+
+unmount_filesystems() {
+  local index
+  for ((index = ${#MOUNTED[@]} - 1; index >= 0; index--)); do
+    umount "${MOUNTED[index]}" 2>/dev/null || umount -l "${MOUNTED[index]}" 2>/dev/null || true
+  done
+  MOUNTED=()
+}
+
+install_packages() {
+  local missing=()
+  command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+  if [[ -z "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]] && ! command -v mount.efs >/dev/null 2>&1; then
+    missing+=(amazon-efs-utils)
+  fi
+  if [[ "${#missing[@]}" -gt 0 ]]; then
+    log "installing ${missing[*]} from the distribution repositories"
+    dnf install -y -q "${missing[@]}"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------- engine steps
+
+# Runs the engine; its last stdout line (JSON) lands in ENGINE_OUTPUT, its exit code is returned.
+engine() {
+  local output status=0
+  output="$(python3 "$ENGINE" "$@")" || status=$?
+  ENGINE_OUTPUT="$(printf '%s\n' "$output" | tail -n 1)"
+  return "$status"
+}
+
+engine_error_name() {
+  case "$1" in
+    1) echo EngineFailed ;;
+    3) echo EngineRefused ;;
+    4) echo EngineBusy ;;
+    *) echo "EngineExit$1" ;;
+  esac
+}
+
+run_work() {
+  local status=0
+  mount_filesystems source backup
+  engine init --backup-root "$BACKUP_MOUNT" || {
+    status=$?; report_failure "$(engine_error_name "$status")" "init of the backup root failed (exit $status)"; return
+  }
+  engine prepare --source "$SOURCE_MOUNT" --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" \
+    --interval "$TASK_INTERVAL" --retain "$TASK_RETAIN" --workers "$TASK_WORKER_COUNT" \
+    --run-id "$TASK_RUN_ID" --require-mountpoint || status=$?
+  if [[ "$status" -ne 0 ]]; then
+    report_failure "$(engine_error_name "$status")" "prepare of run $TASK_RUN_ID failed (exit $status); see $TASK_LOG_GROUP"
+    return
+  fi
+  log "prepared: $ENGINE_OUTPUT"
+  engine work --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" --interval "$TASK_INTERVAL" \
+    --worker-id "w$TASK_WORKER_INDEX" --require-mountpoint || status=$?
+  case "$status" in
+    0 | 2) report_success "$ENGINE_OUTPUT" ;;
+    1) report_failure EngineWorkFailed "worker w$TASK_WORKER_INDEX: failed parts: $(failed_parts_of "$ENGINE_OUTPUT")" ;;
+    *) report_failure "$(engine_error_name "$status")" "work of worker w$TASK_WORKER_INDEX failed (exit $status)" ;;
+  esac
+}
+
+failed_parts_of() {
+  python3 -c 'import json, sys; print(", ".join(json.loads(sys.argv[1]).get("failed", [])) or "(none listed)")' \
+    "$1" 2>/dev/null || echo "(unreadable engine output)"
+}
+
+run_finalize() {
+  local status=0
+  mount_filesystems backup
+  engine finalize --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" --interval "$TASK_INTERVAL" \
+    --run-id "$TASK_RUN_ID" --json || status=$?
+  # 0/2: promoted. 1 with a summary: the run failed and the engine recorded it; the summary is the result.
+  if [[ "$status" -le 2 && "$ENGINE_OUTPUT" == "{"* ]]; then
+    report_success "$ENGINE_OUTPUT"
+  else
+    report_failure "$(engine_error_name "$status")" "finalize of run $TASK_RUN_ID failed (exit $status)"
+  fi
+}
+
+run_abort() {
+  local status=0
+  mount_filesystems backup
+  engine abort --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" --interval "$TASK_INTERVAL" \
+    --run-id "$TASK_RUN_ID" || status=$?
+  if [[ "$status" -eq 0 ]]; then
+    report_success "{\"status\": \"aborted\", \"run_id\": \"$TASK_RUN_ID\"}"
+  else
+    report_failure "$(engine_error_name "$status")" "abort of run $TASK_RUN_ID failed (exit $status)"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------------- the end
+
+ship_log() {
+  local stream events
+  stream="$TASK_RUN_ID/$TASK_ROLE-$TASK_WORKER_INDEX"
+  events="$LOG_DIR/events.json"
+  python3 - "$LOG_FILE" "$events" <<'PY' || return 0
+import json, sys, time
+now = int(time.time() * 1000)
+lines = open(sys.argv[1], errors="replace").read().splitlines()[-5000:] or ["(empty log)"]
+json.dump([{"timestamp": now, "message": line[:200000]} for line in lines], open(sys.argv[2], "w"))
+PY
+  aws logs create-log-stream --region "$TASK_REGION" --log-group-name "$TASK_LOG_GROUP" \
+    --log-stream-name "$stream" >/dev/null 2>&1 || true
+  aws logs put-log-events --region "$TASK_REGION" --log-group-name "$TASK_LOG_GROUP" \
+    --log-stream-name "$stream" --log-events "file://$events" >/dev/null 2>&1 || log "could not ship the log"
+}
+
+power_off() {
+  if [[ -n "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]]; then
+    log "mount seam active: not powering off"
+    return 0
+  fi
+  log "powering off (instance shutdown behaviour: terminate)"
+  systemctl poweroff || shutdown -h now
+}
+
+on_exit() {
+  local status=$?
+  set +e
+  stop_heartbeat
+  if [[ -z "$REPORTED" && -n "${TASK_TASK_TOKEN:-}" ]]; then
+    report_failure WorkerFailed "worker.sh ($TASK_ROLE, w${TASK_WORKER_INDEX:-?}) stopped unexpectedly (exit $status)"
+  fi
+  unmount_filesystems
+  [[ -n "${TASK_LOG_GROUP:-}" ]] && ship_log
+  power_off
+}
+
+on_signal() {
+  log "terminated by a signal"
+  exit 143
+}
+
+main() {
+  local task_file="${1:?usage: worker.sh TASK_FILE}"
+  mkdir -p "$LOG_DIR"
+  exec > >(tee -a "$LOG_FILE") 2>&1
+  trap on_exit EXIT
+  trap on_signal TERM INT
+  read_task_file "$task_file"
+  log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, $TASK_INTERVAL (retain $TASK_RETAIN), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT"
+  start_heartbeat
+  install_packages
+  case "$TASK_ROLE" in
+    work) run_work ;;
+    finalize) run_finalize ;;
+    abort) run_abort ;;
+  esac
+}
+
+main "$@"
