@@ -21,7 +21,8 @@ def engine_files():
 
 
 def test_engine_needs_nothing_newer_than_python_3_9():
-    proc = subprocess.run([sys.executable, "-m", "vermin", "--no-tips", "--violations", "-t=3.9-"] + engine_files(),
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    proc = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.9-"] + engine_files(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.returncode == 0, proc.stdout.decode()
 
