@@ -22,7 +22,7 @@ def engine_files():
 
 def test_engine_needs_nothing_newer_than_python_3_9():
     vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
-    proc = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.9-"] + engine_files(),
+    proc = subprocess.run([vermin, "--no-tips", "--violations", "--eval-annotations", "-t=3.9-"] + engine_files(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.returncode == 0, proc.stdout.decode()
 
