@@ -32,6 +32,8 @@ INTERVALS: Tuple[str, ...] = ("hourly", "daily", "weekly", "monthly")
 EFS_HARD_LINK_LIMIT = 177
 MAX_LINKED_TREES = 170
 MAX_RETAIN = MAX_LINKED_TREES - 1
+# Workers per run. The state machine spreads workers over the subnets from a list of this length.
+MAX_WORKERS = 32
 
 # The lifecycle transitions EFS accepts (LifecyclePolicy AFTER_<n>_DAY[S]).
 EFS_LIFECYCLE_DAYS: Tuple[int, ...] = (1, 7, 14, 30, 60, 90, 180, 270, 365)
@@ -60,6 +62,13 @@ _ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # The backup-id names a directory on the backup file system and appears in tags and execution names.
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_GRAVITON_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z]*g[a-z]*$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_SCHEDULE = re.compile(
+    r"^(?:cron\((?:\S+ ){5}\S+\)|rate\((?:1 (?:minute|hour|day)|[1-9][0-9]* (?:minutes|hours|days))\))$"
+)
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+_TIMEZONE = re.compile(r"^(?:UTC|[A-Za-z_]+(?:/[A-Za-z0-9_+-]+)+)$")
 _INTEGER_STRING = re.compile(r"^-?[0-9]+$")
 # Context keys in the shape of configuration keys; anything else (feature flags, lookup caches, CLI settings such
 # as "cli-telemetry") belongs to the CDK and is ignored here.
@@ -118,6 +127,7 @@ class IntervalPolicy:
 
     interval: str
     retain: int
+    schedule: Optional[str] = None  # an EventBridge Scheduler expression (cron(...) / rate(...)), None = manual only
 
     @property
     def enabled(self) -> bool:
@@ -127,6 +137,35 @@ class IntervalPolicy:
     def linked_trees(self) -> int:
         """Snapshot trees that share an unchanged file's inode for this interval (see MAX_LINKED_TREES)."""
         return self.retain + 1 if self.enabled else 0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The EC2 workers an execution launches."""
+
+    count: int
+    instance_type: str
+    spot: bool
+    heartbeat_timeout_seconds: int
+    timeout_hours: int
+    root_volume_gib: int
+
+    @property
+    def architecture(self) -> str:
+        """arm64 for Graviton families (a 'g' after the generation digit: m7g, c6gn, t4g), else x86_64."""
+        family = self.instance_type.split(".", 1)[0]
+        return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
+
+    @property
+    def heartbeat_interval_seconds(self) -> int:
+        """How often a worker sends a heartbeat: five chances before the task's heartbeat timeout."""
+        return max(1, self.heartbeat_timeout_seconds // 5)
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    emails: Tuple[str, ...]
+    notify_on_success: bool
 
 
 @dataclass(frozen=True)
@@ -148,6 +187,10 @@ class EfsBackupConfig:
     script_noncurrent_version_expiration_days: int
     access_log_retention_days: int
     retention: Tuple[IntervalPolicy, ...]
+    workers: WorkerSettings
+    notifications: NotificationSettings
+    schedule_timezone: str
+    schedules_enabled: bool
 
     @property
     def availability_zones(self) -> Tuple[str, ...]:
@@ -387,6 +430,30 @@ def _retain(value: Any) -> int:
     return _integer(value, 0, MAX_RETAIN)
 
 
+def _schedule(value: Any) -> Optional[str]:
+    if _is_none(value):
+        return None
+    expectation = "none, cron(<6 fields>) or rate(<n> minutes|hours|days), as EventBridge Scheduler takes them"
+    text = _string(value, expectation)
+    if not _SCHEDULE.match(text):
+        raise _Invalid(f"{_describe(value)} is not a schedule expression; expected {expectation}")
+    return text
+
+
+def _emails(value: Any) -> Tuple[str, ...]:
+    expectation = "a list of e-mail addresses (comma-separated with -c), or an empty list"
+    if isinstance(value, str):
+        items: List[Any] = [item.strip() for item in value.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _Invalid(f"{_describe(value)} is not a list; expected {expectation}")
+    bad = [item for item in items if not isinstance(item, str) or not _EMAIL.match(item)]
+    if bad:
+        raise _Invalid(f"{', '.join(map(_describe, bad))} is not an e-mail address; expected {expectation}")
+    return tuple(items)
+
+
 def _spec(name, type_doc, default, default_doc, meaning, parse) -> KeySpec:
     return KeySpec(name, type_doc, default, default_doc, meaning, parse)
 
@@ -455,6 +522,40 @@ KEYS: Dict[str, KeySpec] = {
                   f"Number of `{interval}.<n>` snapshots kept (0 = interval unused, at most {MAX_RETAIN}).", _retain)
             for interval, default in zip(INTERVALS, (0, 7, 4, 12))
         ],
+        *[
+            _spec(f"schedule_{interval}", "string or none", default, f"`{default}`" if default else "none",
+                  f"When `{interval}` runs start: an EventBridge Scheduler expression (`cron(...)` or `rate(...)`), "
+                  f"or none (manual runs only). Ignored when `retain_{interval}` is 0 unless set explicitly (then an error).",
+                  _schedule)
+            for interval, default in zip(INTERVALS, (None, "cron(0 2 * * ? *)", "cron(0 4 ? * SUN *)",
+                                                     "cron(0 6 1 * ? *)"))
+        ],
+        _spec("schedule_timezone", "string", "UTC", "`UTC`",
+              "Time zone of the schedules (IANA name such as `Europe/Dublin`).",
+              _pattern(_TIMEZONE, "a time zone", "UTC or an IANA name such as Europe/Dublin")),
+        _spec("schedules_enabled", "boolean", True, "true",
+              "Create the schedules enabled; `false` deploys them disabled (runs only when started by hand).",
+              _boolean),
+        _spec("worker_count", "integer", 1, "1",
+              f"EC2 workers per run (1–{MAX_WORKERS}); a run's input may ask for another count.",
+              _int_range(1, MAX_WORKERS)),
+        _spec("worker_instance_type", "string", "m6i.large", "`m6i.large`",
+              "Worker instance type; Graviton types (m7g, c7gn, …) get the arm64 image.",
+              _pattern(_INSTANCE_TYPE, "an instance type", "e.g. m6i.large")),
+        _spec("worker_spot", "boolean", False, "false",
+              "Launch workers as Spot instances (an interruption fails the run; the next run resumes).", _boolean),
+        _spec("worker_heartbeat_timeout_seconds", "integer", 600, "600",
+              "A worker that sends no heartbeat for this long is considered lost and the run fails (10–3600; "
+              "workers beat every fifth of it).", _int_range(10, 3600)),
+        _spec("worker_timeout_hours", "integer", 24, "24",
+              "Longest a worker (or the finalize step) may run before the run fails (1–168).", _int_range(1, 168)),
+        _spec("worker_root_volume_gib", "integer", 16, "16",
+              "Size of the workers' encrypted gp3 root volume in GiB (8–1024).", _int_range(8, 1024)),
+        _spec("notification_emails", "list of strings", (), "`[]`",
+              "E-mail addresses subscribed to the run notifications (each must confirm). With `-c`: comma-separated.",
+              _emails),
+        _spec("notify_on_success", "boolean", False, "false",
+              "Also notify successful runs; failures always notify.", _boolean),
     ]
 }
 
@@ -565,7 +666,21 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
         worker_https_egress=values["worker_https_egress"],
         script_noncurrent_version_expiration_days=values["script_noncurrent_version_expiration_days"],
         access_log_retention_days=values["access_log_retention_days"],
-        retention=tuple(IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS),
+        retention=tuple(
+            IntervalPolicy(i, values[f"retain_{i}"], values[f"schedule_{i}"] if values[f"retain_{i}"] else None)
+            for i in INTERVALS
+        ),
+        workers=WorkerSettings(
+            count=values["worker_count"],
+            instance_type=values["worker_instance_type"],
+            spot=values["worker_spot"],
+            heartbeat_timeout_seconds=values["worker_heartbeat_timeout_seconds"],
+            timeout_hours=values["worker_timeout_hours"],
+            root_volume_gib=values["worker_root_volume_gib"],
+        ),
+        notifications=NotificationSettings(values["notification_emails"], values["notify_on_success"]),
+        schedule_timezone=values["schedule_timezone"],
+        schedules_enabled=values["schedules_enabled"],
     )
 
 
@@ -649,6 +764,14 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"source_client_security_group: {values['source_client_security_group']!r} is the mount-target "
                 "group itself; expected the client group that the mount targets admit, or 'create'"
             )
+    for interval in INTERVALS:
+        if ok(f"retain_{interval}", f"schedule_{interval}"):
+            explicit = f"schedule_{interval}" in raw  # a default schedule of an unused interval is just dropped
+            if explicit and values[f"schedule_{interval}"] is not None and values[f"retain_{interval}"] == 0:
+                problems.append(
+                    f"schedule_{interval}: {values[f'schedule_{interval}']!r} would start {interval} runs but "
+                    f"retain_{interval} is 0; expected none, or retain_{interval} >= 1"
+                )
     retain_names = [f"retain_{i}" for i in INTERVALS]
     if ok(*retain_names):
         policies = [IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS]

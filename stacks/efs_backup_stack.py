@@ -1,8 +1,8 @@
-"""The efs-backup stack: storage and network half (this issue); orchestration joins it later.
+"""The efs-backup stack: storage and network (backup EFS, security groups, script bucket) and the orchestration
+(worker launch template, Step Functions workflow, run history, notifications, schedules).
 
 Composition only: each construct owns one responsibility, receives typed values from ``EfsBackupConfig`` and never
-reads context. Issue 4 adds the Step Functions workflow, launch template, schedules and notifications here, using
-``worker``, ``network``, ``backup_file_system`` and ``scripts``.
+reads context.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
 from constructs.backup_file_system import BackupFileSystem
+from constructs.backup_workflow import BackupWorkflow
 from constructs.network_access import NetworkAccess
+from constructs.notifications import Notifications
+from constructs.schedules import Schedules
 from constructs.script_bucket import ScriptBucket
 from constructs.worker_identity import WorkerIdentity
+from constructs.worker_launch_template import WorkerLaunchTemplate
 from stacks.config import EfsBackupConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +78,47 @@ class EfsBackupStack(Stack):
             access_log_retention_days=config.access_log_retention_days,
         )
 
+        self.launch_template = WorkerLaunchTemplate(
+            self,
+            "WorkerLaunchTemplate",
+            settings=config.workers,
+            worker=self.worker,
+            security_groups=self.network.worker_security_groups,
+            scripts=self.scripts,
+            source_file_system_arn=self.source_file_system_arn,
+            backup_file_system_arn=self.backup_file_system.file_system_arn,
+        )
+        self.notifications = Notifications(
+            self,
+            "Notifications",
+            display_name=f"efs-backup {config.environment} {config.backup_id}",
+            emails=config.notifications.emails,
+        )
+        self.workflow = BackupWorkflow(
+            self,
+            "Workflow",
+            state_machine_name=f"{config.stack_name}-backup"[:80],
+            backup_id=config.backup_id,
+            source_file_system_id=config.source_file_system_id,
+            backup_file_system_id=self.backup_file_system.file_system_id,
+            subnet_ids=config.subnet_ids,
+            workers=config.workers,
+            launch_template=self.launch_template,
+            worker=self.worker,
+            topic=self.notifications.topic,
+            notify_on_success=config.notifications.notify_on_success,
+        )
+        self.schedules = Schedules(
+            self,
+            "Schedules",
+            state_machine_arn=self.workflow.state_machine.state_machine_arn,
+            policies=config.retention,
+            workers=config.workers.count,
+            timezone=config.schedule_timezone,
+            enabled=config.schedules_enabled,
+            name_prefix=config.stack_name,
+        )
+
         outputs = {
             "BackupId": (config.backup_id, "The <backup-id> directory on the backup file system"),
             "SourceFileSystemId": (config.source_file_system_id, "Production file system being backed up"),
@@ -94,6 +139,13 @@ class EfsBackupStack(Stack):
             "ScriptKeyPrefix": (self.scripts.script_key_prefix, "Key prefix of the engine version deployed now"),
             "AccessLogBucketName": (self.scripts.access_log_bucket.bucket_name, "Server access logs of the bucket"),
             "WorkerRoleArn": (self.worker.role.role_arn, "Role of the worker instances"),
+            "StateMachineArn": (self.workflow.state_machine.state_machine_arn,
+                                "Backup workflow: start-execution with {interval, retain, workers?}"),
+            "NotificationTopicArn": (self.notifications.topic.topic_arn, "Run outcomes (failures always)"),
+            "RunHistoryTableName": (self.workflow.table.table_name, "Run summaries: key backup_id, sort key run"),
+            "WorkerLogGroupName": (self.launch_template.log_group.log_group_name, "Worker logs, one stream per task"),
+            "StateMachineLogGroupName": (self.workflow.log_group.log_group_name, "State machine logs (no data)"),
+            "WorkerLaunchTemplateId": (self.launch_template.launch_template_id, "Launch template of the workers"),
         }
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

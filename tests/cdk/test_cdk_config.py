@@ -86,8 +86,11 @@ def test_valid_environment_parses_into_a_frozen_typed_config():
     assert fs.kms_key == KmsKeyChoice("aws-managed")
     assert (fs.transition_to_ia_days, fs.transition_to_archive_days, fs.automatic_backups) == (30, None, False)
     assert config.retention == (
-        IntervalPolicy("hourly", 0), IntervalPolicy("daily", 7), IntervalPolicy("weekly", 4), IntervalPolicy("monthly", 12)
+        IntervalPolicy("hourly", 0), IntervalPolicy("daily", 7, "cron(0 2 * * ? *)"),
+        IntervalPolicy("weekly", 4, "cron(0 4 ? * SUN *)"), IntervalPolicy("monthly", 12, "cron(0 6 1 * ? *)"),
     )
+    assert config.workers.count == 1 and config.workers.architecture == "x86_64"
+    assert config.schedules_enabled and config.schedule_timezone == "UTC"
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.backup_id = "other"  # type: ignore[misc]
 
@@ -365,3 +368,20 @@ def test_every_problem_line_starts_with_a_key():
 def test_key_catalog_has_documentation_for_every_key():
     for spec in KEYS.values():
         assert spec.type_doc and spec.default_doc and spec.meaning.endswith((".", ")")), spec.name
+
+
+def test_schedule_keys_are_checked_against_retention_and_syntax():
+    problem = single_problem(context(retain_hourly="0", schedule_hourly="rate(1 hour)"))
+    assert problem.startswith("schedule_hourly: 'rate(1 hour)' would start hourly runs but retain_hourly is 0")
+    problem = single_problem(context(schedule_daily="every day"))
+    assert problem.startswith("schedule_daily: 'every day' is not a schedule expression")
+    config = load_config(context(retain_weekly="0", schedule_daily="none"))
+    assert [p.schedule for p in config.retention] == [None, None, None, "cron(0 6 1 * ? *)"]
+
+
+def test_worker_keys():
+    config = load_config(context(worker_count="4", worker_instance_type="c7gn.xlarge", worker_spot="true",
+                                 notification_emails="ops@example.com,backup@example.com"))
+    assert (config.workers.count, config.workers.architecture, config.workers.spot) == (4, "arm64", True)
+    assert config.notifications.emails == ("ops@example.com", "backup@example.com")
+    assert single_problem(context(worker_count="33")).startswith("worker_count: '33' is out of range")

@@ -301,15 +301,16 @@ def test_scripts_are_deployed_under_a_prefix_pinned_by_the_asset_hash(env):
 # -------------------------------------------------------------------------------------------------------- IAM
 
 
-def test_worker_role_is_for_ec2_only_and_starts_without_permissions(env):
+def test_worker_role_is_for_ec2_only_with_one_inline_policy_of_run_time_rights(env):
+    # What each statement allows is asserted in tests/orchestration/test_orchestration_template.py.
     role_id = logical_id_of(env, env.stack.worker.role)
     role = env.template_json["Resources"][role_id]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}}
     ]
     assert "ManagedPolicyArns" not in role and "Policies" not in role
-    for policy in resources(env, "AWS::IAM::Policy").values():
-        assert {"Ref": role_id} not in policy["Properties"]["Roles"]
+    attached = [p for p in resources(env, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]]
+    assert len(attached) == 1
     env.template.has_resource_properties("AWS::IAM::InstanceProfile", {"Roles": [{"Ref": role_id}]})
 
 

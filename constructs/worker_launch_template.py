@@ -1,0 +1,210 @@
+"""The launch template of the backup workers, their bootstrap (user data) and the worker role's run-time rights.
+
+Launch template: Amazon Linux 2023 resolved at every launch from AWS's public SSM parameter (``resolve:ssm:``, so
+each run gets the current patched image without a stack update), IMDSv2 required, encrypted gp3 root volume, no
+public IP, both worker security groups, the worker instance profile, shutdown behaviour terminate, optional Spot.
+No key pair: operators use SSM Session Manager.
+
+User data: the state machine builds it per task (it must carry the task token, which only exists at run time) from
+three fixed pieces rendered here, ``head`` + <task token> + ``middle`` + <task JSON> + ``tail``, so that nothing
+from the execution is ever interpreted by the shell (both values land inside a quoted heredoc). The bootstrap
+fetches ``assets/scripts/`` from the script bucket at exactly the deployed ``scripts/<asset-hash>/`` prefix (never
+from the internet), restores the execute bits S3 does not keep, and runs ``worker.sh`` (see its header).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+from aws_cdk import Acknowledgment, Aws, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from constructs.script_bucket import NAG_PACK, ScriptBucket, nag_resource
+from constructs.worker_identity import WorkerIdentity
+from stacks.config import WorkerSettings
+
+AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+INSTALL_DIR = "/opt/efs-backup"
+# Marks the heredoc that carries the task JSON; JSON on one line can never contain it as a line of its own.
+TASK_HEREDOC = "EFS_BACKUP_TASK"
+
+
+class WorkerLaunchTemplate(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: WorkerSettings,
+        worker: WorkerIdentity,
+        security_groups: Sequence[ec2.ISecurityGroup],
+        scripts: ScriptBucket,
+        source_file_system_arn: str,
+        backup_file_system_arn: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.settings = settings
+        self.scripts = scripts
+        self.security_group_ids: List[str] = [group.security_group_id for group in security_groups]
+        self.image_parameter = AL2023_PARAMETER.format(arch=settings.architecture)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "WorkerLogs",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        data: Dict[str, object] = {
+            "imageId": f"resolve:ssm:{self.image_parameter}",
+            "instanceType": settings.instance_type,
+            "iamInstanceProfile": {"arn": worker.instance_profile.instance_profile_arn},
+            "metadataOptions": {
+                "httpTokens": "required",
+                "httpEndpoint": "enabled",
+                "httpPutResponseHopLimit": 1,
+                "instanceMetadataTags": "disabled",
+            },
+            "blockDeviceMappings": [
+                {
+                    "deviceName": "/dev/xvda",
+                    "ebs": {
+                        "volumeSize": settings.root_volume_gib,
+                        "volumeType": "gp3",
+                        "encrypted": True,
+                        "deleteOnTermination": True,
+                    },
+                }
+            ],
+            "instanceInitiatedShutdownBehavior": "terminate",
+            "networkInterfaces": [
+                {
+                    "deviceIndex": 0,
+                    "associatePublicIpAddress": False,
+                    "deleteOnTermination": True,
+                    "groups": self.security_group_ids,
+                }
+            ],
+            "monitoring": {"enabled": False},
+        }
+        if settings.spot:
+            data["instanceMarketOptions"] = {
+                "marketType": "spot",
+                "spotOptions": {"spotInstanceType": "one-time", "instanceInterruptionBehavior": "terminate"},
+            }
+        self.launch_template = ec2.CfnLaunchTemplate(
+            self,
+            "LaunchTemplate",
+            launch_template_data=data,
+            tag_specifications=[
+                ec2.CfnLaunchTemplate.LaunchTemplateTagSpecificationProperty(
+                    resource_type="launch-template",
+                    tags=[{"key": "efs-backup:purpose", "value": "backup workers"}],
+                )
+            ],
+        )
+
+        # --- the worker role's run-time rights, one statement per need -------------------------------------------
+        role = worker.role
+        prefix = scripts.script_key_prefix
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="ReadThisEngineVersion",
+            actions=["s3:GetObject"],
+            resources=[scripts.bucket.arn_for_objects(f"{prefix}*")],
+        ))
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="ListThisEngineVersion",
+            actions=["s3:ListBucket"],
+            resources=[scripts.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+        ))
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="WriteWorkerLogs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[self.log_group.log_group_arn],
+        ))
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="MountProductionReadOnlyAsRoot",
+            # No ClientWrite: the production file system is mounted read-only and EFS enforces it. ClientRootAccess
+            # keeps root from being squashed, so files that only their owners can read are backed up too.
+            actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientRootAccess"],
+            resources=[source_file_system_arn],
+            conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+        ))
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="MountBackupReadWriteAsRoot",
+            actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite",
+                     "elasticfilesystem:ClientRootAccess"],
+            resources=[backup_file_system_arn],
+            conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+        ))
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="SessionManager",
+            actions=[
+                "ssm:UpdateInstanceInformation",
+                "ssmmessages:CreateControlChannel",
+                "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel",
+                "ssmmessages:OpenDataChannel",
+            ],
+            resources=["*"],
+        ))
+        self._role = role
+        self._stack = stack
+        script_objects = nag_resource(stack, scripts.bucket.arn_for_objects(f"{prefix}*"))
+        findings = {
+            f"IAM5[Resource::{script_objects}]": (
+                "Workers read the objects of exactly the engine version deployed (scripts/<asset-hash>/); the file "
+                "names inside that version are not listed one by one."
+            ),
+            "IAM5[Resource::*]": (
+                "The Session Manager agent's actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel) have no "
+                "resource-level permissions; they replace SSH keys for operator access."
+            ),
+        }
+        policy = role.node.find_child("DefaultPolicy").node.default_child
+        Validations.of(policy).acknowledge(
+            *(Acknowledgment(id=f"{NAG_PACK}AwsSolutions-{rule}", reason=reason) for rule, reason in findings.items())
+        )
+
+    @property
+    def launch_template_id(self) -> str:
+        return self.launch_template.ref
+
+    @property
+    def launch_template_version(self) -> str:
+        return self.launch_template.attr_latest_version_number
+
+    def launch_template_arn(self) -> str:
+        return self._stack.format_arn(service="ec2", resource="launch-template", resource_name=self.launch_template.ref)
+
+    def bootstrap_pieces(self) -> Dict[str, str]:
+        """``head`` + task token + ``middle`` + task JSON + ``tail`` is the user data of every worker instance."""
+        bucket = self.scripts.bucket.bucket_name
+        prefix = self.scripts.script_key_prefix
+        head = "\n".join([
+            "#!/bin/bash",
+            "# efs-backup worker bootstrap: fetch the deployed engine version, run worker.sh with this task.",
+            "set -euo pipefail",
+            "umask 077",
+            f'EFS_BACKUP_HOME="${{EFS_BACKUP_HOME:-{INSTALL_DIR}}}"',
+            'mkdir -p "$EFS_BACKUP_HOME/scripts"',
+            f'aws s3 cp --recursive --only-show-errors --region {Aws.REGION} "s3://{bucket}/{prefix}" '
+            '"$EFS_BACKUP_HOME/scripts/"',
+            'chmod +x "$EFS_BACKUP_HOME/scripts/worker.sh" "$EFS_BACKUP_HOME/scripts/efs-backup-engine"',
+            'TASK_FILE="$EFS_BACKUP_HOME/task.json"',
+            f"cat > \"$TASK_FILE\" <<'{TASK_HEREDOC}'",
+            '{"task_token": "',
+        ])
+        middle = '", "task": '
+        tail = "\n".join([
+            "}",
+            TASK_HEREDOC,
+            'exec "$EFS_BACKUP_HOME/scripts/worker.sh" "$TASK_FILE"',
+            "",
+        ])
+        return {"head": head, "middle": middle, "tail": tail}
