@@ -129,3 +129,47 @@ def test_kill_between_any_two_promotion_steps(engine, kill_after, monkeypatch):
     for index, state in enumerate(expected):
         assert not diff(states[state], listing(engine.snapshot("daily.%d" % index))), (kill_after, index)
     assert engine.snapshots() == ["daily.0", "daily.1", "daily.2"]
+
+
+def test_a_killed_worker_fails_the_run_and_the_next_run_completes(engine):
+    """A worker killed in the middle of a part: the others finish what they can and stop (they do not wait for
+    a dead worker); finalize fails the run naming the part; nothing is promoted; the next run completes."""
+    for d in range(6):
+        os.makedirs(os.path.join(engine.source, "d%d" % d))
+        for f in range(5):
+            with open(os.path.join(engine.source, "d%d" % d, "f%d" % f), "w") as handle:
+                handle.write("small")
+    os.makedirs(os.path.join(engine.source, "big"))
+    with open(os.path.join(engine.source, "big", "large.bin"), "wb") as handle:
+        handle.write(os.urandom(1 << 20) * 300)  # long enough to be killed in the middle of copying it
+    common = ["--backup-root", engine.root, "--id", "prod", "--interval", "daily"]
+    engine.cli("prepare", "--source", engine.source, "--retain", "2", "--workers", "2", "--unit-files", "8",
+               "--run-id", "run-1", *common, check=0)
+    w1 = subprocess.Popen([sys.executable, ENGINE, "work", "--worker-id", "w1"] + common,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = os.path.join(engine.root, "prod", ".efs-backup", "runs", "daily")
+    deadline = time.time() + 60
+    killed = False
+    while not killed and time.time() < deadline and w1.poll() is None:
+        for name in os.listdir(os.path.join(run_dir, "claims")):
+            if ".tmp-" in name or os.path.exists(os.path.join(run_dir, "results", name + ".json")):
+                continue
+            with open(os.path.join(run_dir, "units", name + ".json")) as handle:
+                if "big" in json.load(handle).get("names", []):
+                    w1.kill()
+                    killed = True
+                    break
+    w1.wait()
+    assert killed, "w1 finished before it could be killed in the middle of the big part"
+    w0 = engine.cli("work", "--worker-id", "w0", *common, check=0)  # does the rest, then stops
+    assert json.loads(w0.stdout)["parts"] >= 1
+    final = engine.cli("finalize", "--run-id", "run-1", "--json", *common, check=1)
+    summary = json.loads(final.stdout.decode().strip().splitlines()[-1])
+    assert summary["status"] == "failed"
+    [failed] = summary["failed_parts"]
+    assert "big" in failed["path"], failed
+    assert "not finished" in failed["reason"]
+    assert engine.snapshots() == [], "nothing promoted"
+    result = engine.backup(retain=2, workers=2)
+    assert result["status"] == "success" and result["attempt"] == 2
+    assert not diff(listing(engine.source), listing(engine.snapshot("daily.0")))

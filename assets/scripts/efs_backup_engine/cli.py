@@ -162,10 +162,10 @@ def cmd_backup(args):
     printer.start()
     with Heartbeat(RunLock(layout), run["run_id"]):
         workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env) for i in range(args.workers)]
-        for proc in workers:
-            proc.wait()
+        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
         stop.set()
-        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify)
+        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify,
+                               worker_exits=exits)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
 

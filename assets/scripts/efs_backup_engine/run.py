@@ -22,7 +22,7 @@ from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_alive, heartbea
 from efs_backup_engine.sync import sync_unit
 from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
 
-DEFAULT_UNIT_FILES = 20000
+FIRST_RUN_COUNT_CAP = 2000000
 MIN_UNIT_FILES = 200
 MAX_UNIT_FILES = 50000
 UNITS_PER_WORKER = 8
@@ -59,19 +59,24 @@ def link_dests(layout, interval):
     return [layout.snapshot(name) for name in dests]
 
 
-def _unit_budget(layout, dests, workers, override):
+def _unit_budget(layout, source, dests, workers, override):
     """Entries per part: about workers x 8 parts, so largest-first claiming ends with small parts and even
-    shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one."""
+    shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one. The tree's size
+    comes from the newest snapshot's manifest, or on a first run from counting the source (listings only, up
+    to FIRST_RUN_COUNT_CAP entries)."""
     if override:
         return override
     if workers == 1:
         return UNLIMITED
+    files = None
     for dest in dests:
         manifest = read_json(layout.manifest(os.path.basename(dest)))
         if manifest:
             files = manifest["totals"]["files_scanned"]
-            return max(MIN_UNIT_FILES, min(MAX_UNIT_FILES, files // (workers * UNITS_PER_WORKER)))
-    return DEFAULT_UNIT_FILES
+            break
+    if files is None:
+        files = count_entries(source, FIRST_RUN_COUNT_CAP)
+    return max(MIN_UNIT_FILES, min(MAX_UNIT_FILES, files // (workers * UNITS_PER_WORKER)))
 
 
 def _check_tree_budget(layout, interval, retain):
@@ -141,7 +146,7 @@ def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_fi
     previous = read_json(os.path.join(run_dir, "run.json"))
     base = {"run_id": run_id, "backup_id": layout.backup_id, "interval": interval, "retain": retain,
             "source": source, "workers": workers, "link_dests": dests, "attempt_started": now,
-            "unit_files": _unit_budget(layout, dests, workers, unit_files)}
+            "unit_files": _unit_budget(layout, source, dests, workers, unit_files)}
     if previous is not None and os.path.isdir(tree):
         keep = (now - previous["started"] < resume_max_age and previous["source"] == source)
         store.create()
@@ -255,8 +260,12 @@ def _remaining_work(store, lock):
     return "orphaned"
 
 
-def finalize(backup_root, backup_id, interval, run_id=None, verify=None):
-    """Promote if every part succeeded; otherwise record the failure and keep the work for the next run."""
+def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_exits=None):
+    """Promote if every part succeeded; otherwise record the failure and keep the work for the next run.
+
+    worker_exits: {worker id: exit code} when the caller knows them. A worker that died (code other than 0, 2
+    or 1) is reported; its unfinished parts already fail the run, and if others finished them it is a warning.
+    """
     layout = Layout(backup_root, backup_id)
     run = load_run(layout, interval)
     run_id = run_id or run["run_id"]
@@ -267,6 +276,13 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None):
     store = UnitStore(layout.run_dir(interval))
     units, results = store.units(), store.results()
     result = summaries.build(run, units, results)
+    crashed = {worker: code for worker, code in sorted((worker_exits or {}).items()) if code not in (0, 1, 2)}
+    if crashed:
+        result["warning_parts"].append({"path": "(workers)", "messages": [
+            "worker %s exited with code %s" % (worker, code) for worker, code in crashed.items()]})
+        result["warnings"] += 1
+        if result["status"] == "success":
+            result["status"] = "warning"
     if result["status"] == "failed":
         write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
         lock.release(run_id)
