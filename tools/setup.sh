@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the app, its tests and the local engine runner need, from this repository's own files:
-# Debian tools (rsync, shellcheck), a Python virtualenv in .venv from requirements.txt, and the pinned CDK CLI
+# Debian tools (rsync, shellcheck, strace for the benchmark), a Python virtualenv in .venv from requirements.txt, and the pinned CDK CLI
 # (package.json + package-lock.json) in node_modules. Safe to run again: each step is idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need_apt=()
-for tool in rsync shellcheck; do
+for tool in rsync shellcheck strace; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
