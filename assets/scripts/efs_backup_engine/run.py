@@ -25,7 +25,7 @@ from efs_backup_engine.units import UnitStore, count_entries, describe, plan_chi
 FIRST_RUN_COUNT_CAP = 2000000
 MIN_UNIT_FILES = 200
 MAX_UNIT_FILES = 50000
-UNITS_PER_WORKER = 8
+UNITS_PER_WORKER = 16
 UNLIMITED = 2 ** 62
 DEFAULT_RESUME_MAX_AGE = 24 * 3600
 POLL_SECONDS = 0.5
