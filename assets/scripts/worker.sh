@@ -25,9 +25,11 @@
 # Environment:
 #   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
 #   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR". mount_filesystems then
-#                            bind-mounts these local directories (the source read-only) at the same mount points
+#                            bind-mounts these local directories (--rbind, the source read-only) at the same mount points
 #                            instead of mounting EFS, and power_off does not stop the machine (there is no
-#                            instance to stop). Everything else, the engine calls included, is the production path.
+#                            instance to stop). Everything else, the engine calls included, is the production path;
+#                            the engine still gets --require-mountpoint, so each directory must be a file system of
+#                            its own (e.g. a tmpfs), as the EFS it stands for is. Needs root (mount).
 set -euo pipefail
 
 EFS_BACKUP_HOME="${EFS_BACKUP_HOME:-/opt/efs-backup}"
@@ -134,7 +136,7 @@ mount_filesystems() {
     mkdir -p "$mount_point"
     if [[ -n "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]]; then
       log "mount seam: binding $local_dir at $mount_point ($which)"
-      mount --bind "$local_dir" "$mount_point"
+      mount --rbind "$local_dir" "$mount_point"
       MOUNTED+=("$mount_point")
       if [[ "$which" == source ]]; then
         mount -o remount,bind,ro "$mount_point"

@@ -55,7 +55,7 @@ def _run_options(parser):
                         help="accept an empty source even though the newest snapshot is not empty")
     parser.add_argument("--unit-files", type=_positive_int, default=None,
                         help="split directories holding more entries than this into separate parts "
-                             "(default: newest snapshot's file count / (workers x 8), within 200..50000)")
+                             "(default: the tree's entry count / (workers x 16), within 200..50000; one part for a single worker)")
     parser.add_argument("--resume-max-age", type=int, default=runs.DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
                         help="an interrupted run younger than this is resumed keeping its finished parts (those "
                              "parts then show the source as it was then); older, or 0: every part is synced again, "

@@ -60,7 +60,7 @@ def link_dests(layout, interval):
 
 
 def _unit_budget(layout, source, dests, workers, override):
-    """Entries per part: about workers x 8 parts, so largest-first claiming ends with small parts and even
+    """Entries per part: about workers x 16 parts, so largest-first claiming ends with small parts and even
     shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one. The tree's size
     comes from the newest snapshot's manifest, or on a first run from counting the source (listings only, up
     to FIRST_RUN_COUNT_CAP entries)."""
