@@ -18,7 +18,9 @@ what runs is exactly what the tests validate with asl-validator and execute in m
                                               ▼               ▼
                                NotifySuccess (if configured) ─► Done      RecordFailure ─► NotifyFailure ─► RunFailed
 
-Every worker task has a heartbeat timeout (workers beat every fifth of it) and a task timeout; no callback task
+Tasks keep the state: results go to their own paths (trimmed by ResultSelector), never ``ResultPath: null``
+(moto's interpreter replaces the state with the result there). The Map keeps each worker's report (the engine's
+small ``work`` JSON) in ``$.worker_reports``. Every worker task has a heartbeat timeout (workers beat every fifth of it) and a task timeout; no callback task
 relies on ``Retry``. The execution's instances carry the tags ``efs-backup:execution`` (execution name) and
 ``efs-backup:backup-id``; the role may terminate only instances with this backup-id's tag.
 """
@@ -277,7 +279,9 @@ class BackupWorkflow(Construct):
                     "retain.$": "$.retain",
                     "workers.$": "$.workers",
                     "run_id.$": "$$.Execution.Name",
-                    "started.$": "$$.Execution.StartTime",
+                    # When the run was planned (ISO 8601). $$.Execution.StartTime would do in AWS, but moto's context
+                    # holds a datetime there that no intrinsic or integration can serialise.
+                    "started.$": "$$.State.EnteredTime",
                     "indexes.$": "States.ArrayRange(0, States.MathAdd($.workers, -1), 1)",
                     "subnets": spread,
                     "bootstrap": launch_template.bootstrap_pieces(),
@@ -302,10 +306,10 @@ class BackupWorkflow(Construct):
                     "StartAt": "LaunchWorker",
                     "States": {
                         # No Next, no Catch, no Retry: the Map's Catch handles every worker failure.
-                        "LaunchWorker": {**launch("work", "$.subnet"), "ResultPath": None, "End": True},
+                        "LaunchWorker": {**launch("work", "$.subnet"), "End": True},
                     },
                 },
-                "ResultPath": None,
+                "ResultPath": "$.worker_reports",
                 "Next": "FinalizeTask",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FindWorkerInstances"}],
             },
@@ -357,7 +361,8 @@ class BackupWorkflow(Construct):
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:ec2:terminateInstances",
                 "Parameters": {"InstanceIds.$": "$.instances.ids"},
-                "ResultPath": None,
+                "ResultSelector": {"count.$": "States.ArrayLength($.TerminatingInstances)"},
+                "ResultPath": "$.terminated",
                 "Next": "ChooseRelease",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": "ChooseRelease"}],
             },
@@ -388,7 +393,8 @@ class BackupWorkflow(Construct):
                         "States.JsonToString($.summary))"
                     ),
                 },
-                "ResultPath": None,
+                "ResultSelector": {"message_id.$": "$.MessageId"},
+                "ResultPath": "$.notified",
                 "Next": "RunFailed",
             },
             "RunFailed": {"Type": "Fail", "Error": "BackupRunFailed",
@@ -409,7 +415,8 @@ class BackupWorkflow(Construct):
                         "$.summary.totals.bytes_transferred, $.summary.warnings, States.JsonToString($.summary))"
                     ),
                 },
-                "ResultPath": None,
+                "ResultSelector": {"message_id.$": "$.MessageId"},
+                "ResultPath": "$.notified",
                 "Next": "Done",
             }
         states["Finalize"]["Catch"][0]["ResultPath"] = "$.error"
@@ -438,7 +445,8 @@ class BackupWorkflow(Construct):
             "Type": "Task",
             "Resource": "arn:aws:states:::dynamodb:putItem",
             "Parameters": {"TableName": self.table.table_name, "Item": item},
-            "ResultPath": None,
+            "ResultSelector": {"recorded": True},
+            "ResultPath": "$.recorded",
             "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
                        "BackoffRate": 2}],
             "Next": next_state,

@@ -86,7 +86,11 @@ class EfsBackupStack(Stack):
             security_groups=self.network.worker_security_groups,
             scripts=self.scripts,
             source_file_system_arn=self.source_file_system_arn,
-            backup_file_system_arn=self.backup_file_system.file_system_arn,
+            # Built from the id (Ref) rather than GetAtt Arn: the same ARN, and moto's CloudFormation can resolve it.
+            backup_file_system_arn=self.format_arn(
+                service="elasticfilesystem", resource="file-system",
+                resource_name=self.backup_file_system.file_system_id,
+            ),
         )
         self.notifications = Notifications(
             self,

@@ -45,7 +45,7 @@ def test_python_dependencies_are_pinned():
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            assert re.match(r"^[A-Za-z0-9_.\[\]-]+==[0-9][^ ]*$", line), line
+            assert re.match(r"^[A-Za-z0-9_.\[\],-]+==[0-9][^ ]*$", line), line
 
 
 def test_ci_runs_the_readme_test_command():

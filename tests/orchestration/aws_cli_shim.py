@@ -1,0 +1,96 @@
+"""A stand-in for the AWS CLI in the moto end-to-end tests, covering exactly the calls the worker makes.
+
+The real AWS CLI is not a test dependency (CI machines may not have it). The worker simulator puts a tiny ``aws``
+wrapper that runs this file first on the PATH of the worker processes it starts, and nowhere else. Each call is
+made with boto3 against moto (``AWS_ENDPOINT_URL``), with the CLI's argument names, so worker.sh and the user data
+run unchanged. Supported: ``s3 cp --recursive s3://B/P DIR``, ``stepfunctions send-task-success|send-task-failure|
+send-task-heartbeat``, ``logs create-log-stream|put-log-events`` (``file://`` values). Anything else fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Dict, List, Tuple
+
+import boto3
+
+
+def parse(argv: List[str]) -> Tuple[List[str], Dict[str, object]]:
+    positional, options = [], {}
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg.startswith("--"):
+            name = arg[2:]
+            if index + 1 < len(argv) and not argv[index + 1].startswith("--"):
+                value = argv[index + 1]
+                if value.startswith("file://"):
+                    with open(value[len("file://"):]) as handle:
+                        value = json.load(handle)
+                options[name] = value
+                index += 2
+                continue
+            options[name] = True
+        else:
+            positional.append(arg)
+        index += 1
+    return positional, options
+
+
+def client(service: str, options: Dict[str, object]):
+    return boto3.client(service, region_name=str(options.get("region") or os.environ.get("AWS_DEFAULT_REGION")))
+
+
+def main(argv: List[str]) -> int:
+    positional, options = parse(argv)
+    service, command = positional[0], positional[1]
+    if (service, command) == ("s3", "cp") and options.get("recursive"):
+        source, destination = positional[2], positional[3]
+        bucket, _, prefix = source[len("s3://"):].partition("/")
+        s3 = client("s3", options)
+        count = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                target = os.path.join(destination, item["Key"][len(prefix):].lstrip("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                s3.download_file(bucket, item["Key"], target)
+                count += 1
+        if not count:
+            print(f"fatal: nothing under {source}", file=sys.stderr)
+            return 1
+        return 0
+    if service == "stepfunctions":
+        sfn = client("stepfunctions", options)
+        token = options["task-token"]
+        if command == "send-task-success":
+            sfn.send_task_success(taskToken=token, output=options["task-output"])
+        elif command == "send-task-failure":
+            sfn.send_task_failure(taskToken=token, error=options.get("error", ""), cause=options.get("cause", ""))
+        elif command == "send-task-heartbeat":
+            sfn.send_task_heartbeat(taskToken=token)
+        else:
+            raise SystemExit(f"aws shim: unsupported stepfunctions {command}")
+        return 0
+    if service == "logs":
+        logs = client("logs", options)
+        group, stream = options["log-group-name"], options["log-stream-name"]
+        if command == "create-log-stream":
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        elif command == "put-log-events":
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=options["log-events"])
+        else:
+            raise SystemExit(f"aws shim: unsupported logs {command}")
+        return 0
+    raise SystemExit(f"aws shim: unsupported command {' '.join(positional[:2])}")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except SystemExit:
+        raise
+    except Exception as error:  # the CLI prints the error and exits 254/255
+        print(f"aws shim: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(255)
