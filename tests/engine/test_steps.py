@@ -52,11 +52,20 @@ def test_a_different_run_is_refused_while_one_is_prepared(engine):
     assert b"exec-1" in refused.stderr
 
 
-def test_abort_keeps_the_work_and_the_next_run_resumes(engine):
-    TreeMutator(engine.source, 4).build()
+def test_abort_records_the_failure_keeps_the_work_and_the_next_run_resumes(engine):
+    TreeMutator(engine.source, 4).build(dirs=4, depth=2)
     common = ["--backup-root", engine.root, "--id", "prod", "--interval", "daily"]
-    step(engine, "prepare", "--source", engine.source, "--retain", "2", "--run-id", "exec-1", *common)
-    step(engine, "abort", "--run-id", "exec-1", *common)
+    step(engine, "prepare", "--source", engine.source, "--retain", "2", "--workers", "2", "--unit-files", "10",
+         "--run-id", "exec-1", *common)
+    aborted = step(engine, "abort", "--run-id", "exec-1", "--reason", "States.Timeout: worker 1 stopped reporting",
+                   "--json", *common)
+    summary = json.loads(aborted.stdout.decode().strip().splitlines()[-1])
+    assert summary["status"] == "failed" and "snapshot" not in summary
+    assert summary["failed_parts"][0] == {"path": "(run)", "reason": "States.Timeout: worker 1 stopped reporting"}
+    assert {"path": ".", "reason": "not finished (worker stopped or lost)"} in summary["failed_parts"]
+    history = os.path.join(engine.root, "prod", ".efs-backup", "history", "exec-1.json")
+    assert json.load(open(history))["aborted"].startswith("States.Timeout")
+    assert engine.snapshots() == []
     assert not os.path.exists(os.path.join(engine.root, "prod", ".efs-backup", "lock"))
     summary = engine.backup(retain=2)
     assert summary["attempt"] == 2 and summary["status"] == "success"

@@ -97,9 +97,12 @@ def build_parser():
     p.add_argument("--verify", choices=("none", "sample", "full"), default="none")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("abort", help="failure path: release the lock, keep the work for the next run")
+    p = sub.add_parser("abort", help="failure path: record the run as failed (failed and unfinished parts, "
+                                      "reason), release the lock, keep the work for the next run; exit 0 once done")
     _common(p, interval=True)
     p.add_argument("--run-id", required=True)
+    p.add_argument("--reason", default=None, help="why the run is aborted (recorded in the failure summary)")
+    p.add_argument("--json", action="store_true", help="print the failure summary as one JSON line at the end")
 
     p = sub.add_parser("list", help="snapshots with their manifests, the lock, unfinished runs")
     _common(p)
@@ -206,7 +209,17 @@ def cmd_finalize(args):
 
 
 def cmd_abort(args):
-    runs.abort(args.backup_root, args.backup_id, args.interval, args.run_id)
+    result = runs.abort(args.backup_root, args.backup_id, args.interval, args.run_id, reason=args.reason)
+    if result is None:
+        result = {"status": "failed", "run_id": args.run_id, "backup_id": args.backup_id,
+                  "interval": args.interval, "aborted": args.reason or "aborted by the orchestrator",
+                  "failed_parts": [], "note": "this run was never prepared on the backup file system"}
+        if not args.json:
+            print(result["note"], file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, sort_keys=True), flush=True)
+    else:
+        print(summaries.human(result) if "totals" in result else "aborted run %s" % args.run_id)
     return EXIT_OK
 
 

@@ -313,10 +313,26 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     return result
 
 
-def abort(backup_root, backup_id, interval, run_id):
-    """Failure path for orchestrators: release the lock, keep the work tree and finished parts for resume."""
+def abort(backup_root, backup_id, interval, run_id, reason=None):
+    """Failure path for orchestrators (timeout, lost worker, launch error): record the run as failed with its
+    failed and unfinished parts and the reason, release the lock, keep the work tree and the finished parts so
+    the next run resumes. Returns the failure summary (None if run_id was never prepared here)."""
     layout = Layout(backup_root, backup_id)
-    RunLock(layout).release(run_id)
+    lock = RunLock(layout)
+    run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+    result = None
+    if run is not None and run["run_id"] == run_id:
+        store = UnitStore(layout.run_dir(interval))
+        result = summaries.build(run, store.units(), store.results())
+        result["status"] = "failed"
+        result["aborted"] = reason or "aborted by the orchestrator"
+        result["failed_parts"].insert(0, {"path": "(run)", "reason": result["aborted"]})
+        result["failed_count"] += 1
+        owner = lock.owner()
+        if owner and owner.get("run_id") == run_id:
+            write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
+    lock.release(run_id)
+    return result
 
 
 def list_snapshots(backup_root, backup_id):
