@@ -173,3 +173,33 @@ def test_a_killed_worker_fails_the_run_and_the_next_run_completes(engine):
     result = engine.backup(retain=2, workers=2)
     assert result["status"] == "success" and result["attempt"] == 2
     assert not diff(listing(engine.source), listing(engine.snapshot("daily.0")))
+
+
+def test_bookkeeping_emptied_by_a_machine_crash_is_recovered(engine):
+    """Per-part files are not fsynced (see fsutil): after a power loss on a local disk they may be empty. An
+    empty result means the part is redone; an empty child unit is still known from its parent's split record."""
+    TreeMutator(engine.source, 21).build(dirs=6, depth=2, files_per_dir=4)
+    common = ["--backup-root", engine.root, "--id", "prod", "--interval", "daily"]
+    engine.cli("prepare", "--source", engine.source, "--retain", "2", "--workers", "2", "--unit-files", "6",
+               "--run-id", "run-1", *common, check=0)
+    engine.cli("work", "--worker-id", "w0", *common, check=0)
+    run_dir = os.path.join(engine.root, "prod", ".efs-backup", "runs", "daily")
+    victim = None
+    for name in sorted(os.listdir(os.path.join(run_dir, "units"))):
+        with open(os.path.join(run_dir, "units", name)) as handle:
+            spec = json.load(handle)
+        if not spec.get("split") and spec["path"]:
+            victim = name[:-5], spec
+            break
+    assert victim, "the tree must have been split"
+    uid, spec = victim
+    directory = os.path.join(engine.source, spec["path"], *(spec.get("names") or [])[:1])
+    # the crash empties both the unit's own file and its result; meanwhile its directory changes
+    open(os.path.join(run_dir, "units", uid + ".json"), "w").close()
+    open(os.path.join(run_dir, "results", uid + ".json"), "w").close()
+    with open(os.path.join(directory, "written-after-the-crash"), "w") as handle:
+        handle.write("must be in the snapshot")
+    engine.cli("abort", "--run-id", "run-1", *common, check=0)
+    summary = engine.backup(retain=2, workers=2, extra=("--unit-files", "6"))
+    assert summary["status"] == "success" and summary["resumed_parts"] > 0
+    assert not diff(listing(engine.source), listing(engine.snapshot("daily.0")))

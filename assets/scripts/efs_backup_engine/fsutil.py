@@ -8,23 +8,35 @@ import stat
 import uuid
 
 
-def write_json_atomic(path, data):
-    """Write JSON so that readers see the old content or the new one, never a torn file."""
+def write_json_atomic(path, data, durable=True):
+    """Write JSON so that readers see the old content or the new one, never a torn file.
+
+    durable=True also fsyncs before the rename (journal, manifests, lock): on a local disk that survives a
+    machine crash. The per-part bookkeeping (units, claims, results) skips it: a killed process loses nothing
+    without it, NFS clients flush on close anyway, and an fsync per part stalls badly on a busy local disk.
+    """
     tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:12])
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
         handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.rename(tmp, path)
 
 
-def read_json(path, default=None):
+def read_json(path, default=None, corrupt_ok=False):
+    """Parsed JSON, or default if missing (or, with corrupt_ok, unreadable: e.g. an unsynced file that a machine
+    crash left empty on a local disk)."""
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
         return default
+    except ValueError:
+        if corrupt_ok:
+            return default
+        raise
 
 
 def create_exclusive(path, data):
@@ -32,12 +44,11 @@ def create_exclusive(path, data):
 
     The content goes to a private temporary file first, then link() publishes it: link fails with EEXIST if the
     name exists (atomic on local disks and NFS), so exactly one creator wins and no reader sees a partial file.
+    Not fsynced: used for the per-part bookkeeping only (see write_json_atomic).
     """
     tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:12])
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
     try:
         os.link(tmp, path)
     except FileExistsError:

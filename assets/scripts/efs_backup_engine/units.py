@@ -106,27 +106,32 @@ class UnitStore:
         return uid
 
     def units(self):
+        """Every unit: the files, plus the children named in split records (which are written durably, so a
+        child whose own unsynced file was lost in a machine crash is still known and gets done)."""
         found = {}
         for name in os.listdir(self.units_dir):
             if name.endswith(".json"):
-                spec = read_json(os.path.join(self.units_dir, name))
+                spec = read_json(os.path.join(self.units_dir, name), corrupt_ok=True)
                 if spec is not None:
                     found[name[:-5]] = spec
+        for spec in list(found.values()):
+            for child in spec.get("children") or ():
+                found.setdefault(unit_id(child), child)
         return found
 
     def claims(self):
         claims = {}
         for name in os.listdir(self.claims_dir):
             if ".tmp-" not in name:
-                claims[name] = read_json(os.path.join(self.claims_dir, name), {}) or {}
+                claims[name] = read_json(os.path.join(self.claims_dir, name), {}, corrupt_ok=True) or {}
         return claims
 
     def results(self):
         results = {}
         for name in os.listdir(self.results_dir):
             if name.endswith(".json"):
-                result = read_json(os.path.join(self.results_dir, name))
-                if result is not None:
+                result = read_json(os.path.join(self.results_dir, name), corrupt_ok=True)
+                if result is not None:  # an unreadable result counts as not finished: the part is redone
                     results[name[:-5]] = result
         return results
 
@@ -151,13 +156,13 @@ class UnitStore:
         """Commit a split (one atomic write of the unit with its children), then create the children."""
         if not spec.get("split"):
             spec = dict(spec, split=True, children=children)
-            write_json_atomic(os.path.join(self.units_dir, uid + ".json"), spec)
+            write_json_atomic(os.path.join(self.units_dir, uid + ".json"), spec)  # durable: names the children
         for child in spec["children"]:
             self.add(child)
         return spec
 
     def record(self, uid, result):
-        write_json_atomic(os.path.join(self.results_dir, uid + ".json"), result)
+        write_json_atomic(os.path.join(self.results_dir, uid + ".json"), result, durable=False)
 
     def reset(self, keep_finished):
         """Make unfinished units (and failed ones) claimable again; with keep_finished=False, start over."""
