@@ -41,6 +41,13 @@ EFS_LIFECYCLE_DAYS: Tuple[int, ...] = (1, 7, 14, 30, 60, 90, 180, 270, 365)
 PERFORMANCE_MODES: Tuple[str, ...] = ("generalPurpose", "maxIO")
 THROUGHPUT_MODES: Tuple[str, ...] = ("elastic", "bursting", "provisioned")
 
+# VPC endpoints the stack can create for the workers (the service part of com.amazonaws.<region>.<service>).
+# Gateway endpoints attach to route tables; interface endpoints get an ENI in every configured subnet.
+GATEWAY_ENDPOINTS: Tuple[str, ...] = ("s3", "dynamodb")
+INTERFACE_ENDPOINTS: Tuple[str, ...] = ("states", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "sns")
+VPC_ENDPOINTS: Tuple[str, ...] = ("s3", "states", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages",
+                                  "dynamodb", "sns")
+
 KMS_AWS_MANAGED = "aws-managed"
 KMS_CREATE = "create"
 CREATE_CLIENT_SECURITY_GROUP = "create"
@@ -51,6 +58,7 @@ _VPC_ID = re.compile(rf"^vpc-{_HEX_ID}$")
 _SUBNET_ID = re.compile(rf"^subnet-{_HEX_ID}$")
 _SG_ID = re.compile(rf"^sg-{_HEX_ID}$")
 _PREFIX_LIST_ID = re.compile(rf"^pl-{_HEX_ID}$")
+_ROUTE_TABLE_ID = re.compile(rf"^rtb-{_HEX_ID}$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$")
 _AZ_SUFFIX = re.compile(r"^[a-z]$")
@@ -163,6 +171,22 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class VpcEndpointSettings:
+    """VPC endpoints created for the workers (none by default: an existing NAT or existing endpoints serve them)."""
+
+    services: Tuple[str, ...] = ()
+    route_table_ids: Tuple[str, ...] = ()  # where the gateway endpoints (s3, dynamodb) are routed
+
+    @property
+    def gateway_services(self) -> Tuple[str, ...]:
+        return tuple(s for s in self.services if s in GATEWAY_ENDPOINTS)
+
+    @property
+    def interface_services(self) -> Tuple[str, ...]:
+        return tuple(s for s in self.services if s in INTERFACE_ENDPOINTS)
+
+
+@dataclass(frozen=True)
 class NotificationSettings:
     emails: Tuple[str, ...]
     notify_on_success: bool
@@ -184,6 +208,7 @@ class EfsBackupConfig:
     source_client_security_group_id: Optional[str]
     backup_file_system: BackupFileSystemSettings
     worker_https_egress: Tuple[str, ...]
+    vpc_endpoints: VpcEndpointSettings
     script_noncurrent_version_expiration_days: int
     access_log_retention_days: int
     retention: Tuple[IntervalPolicy, ...]
@@ -426,6 +451,39 @@ def _https_egress(value: Any) -> Tuple[str, ...]:
     return tuple(destinations)
 
 
+def _id_list(value: Any, expectation: str) -> List[Any]:
+    """A list from cdk.json, or a comma-separated string from -c; ``none``/empty is the empty list."""
+    if _is_none(value) or value == "":
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",")]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise _Invalid(f"{_describe(value)} is not a list; expected {expectation}")
+
+
+def _vpc_endpoints(value: Any) -> Tuple[str, ...]:
+    expectation = f"none, or a list of {', '.join(VPC_ENDPOINTS)} (comma-separated with -c)"
+    items = _id_list(value, expectation)
+    bad = [item for item in items if item not in VPC_ENDPOINTS]
+    if bad:
+        raise _Invalid(f"{', '.join(map(_describe, bad))} is not an endpoint this stack creates; expected {expectation}")
+    if len(set(items)) != len(items):
+        raise _Invalid(f"{_describe(value)} lists an endpoint twice; expected each endpoint once")
+    return tuple(items)
+
+
+def _route_table_ids(value: Any) -> Tuple[str, ...]:
+    expectation = "none, or a list of route table ids (rtb- followed by 8 or 17 hex digits; comma-separated with -c)"
+    items = _id_list(value, expectation)
+    bad = [item for item in items if not isinstance(item, str) or not _ROUTE_TABLE_ID.match(item)]
+    if bad:
+        raise _Invalid(f"{', '.join(map(_describe, bad))} is not a route table id; expected {expectation}")
+    if len(set(items)) != len(items):
+        raise _Invalid(f"{_describe(value)} lists a route table twice; expected each route table once")
+    return tuple(items)
+
+
 def _retain(value: Any) -> int:
     return _integer(value, 0, MAX_RETAIN)
 
@@ -513,6 +571,15 @@ KEYS: Dict[str, KeySpec] = {
               "Where workers may open HTTPS (443): interface endpoints in the VPC, the S3 prefix list for a gateway "
               "endpoint, or `0.0.0.0/0` only when traffic leaves through a NAT. With `-c`: comma-separated.",
               _https_egress),
+        _spec("vpc_endpoints", "list of strings or none", (), "none",
+              "VPC endpoints to create for the workers in `subnets`: any of `" + "`, `".join(VPC_ENDPOINTS) + "` "
+              "(see \"What the workers need from the network\"), or none when a NAT or existing endpoints serve "
+              "them. Interface endpoints get private DNS and admit HTTPS only from the backup-client group. "
+              "With `-c`: comma-separated.", _vpc_endpoints),
+        _spec("route_table_ids", "list of strings or none", (), "none",
+              "Route tables of the worker subnets, for the gateway endpoints (`s3`, `dynamodb`): required with "
+              "them, not allowed without (imported subnets carry no route table). With `-c`: comma-separated.",
+              _route_table_ids),
         _spec("script_noncurrent_version_expiration_days", "integer", 90, "90",
               "Days the script bucket keeps replaced versions of its objects (1–3650).", _int_range(1, 3650)),
         _spec("access_log_retention_days", "integer", 365, "365",
@@ -664,6 +731,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             automatic_backups=values["backup_automatic_backups"],
         ),
         worker_https_egress=values["worker_https_egress"],
+        vpc_endpoints=VpcEndpointSettings(values["vpc_endpoints"], values["route_table_ids"]),
         script_noncurrent_version_expiration_days=values["script_noncurrent_version_expiration_days"],
         access_log_retention_days=values["access_log_retention_days"],
         retention=tuple(
@@ -772,6 +840,30 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                     f"schedule_{interval}: {values[f'schedule_{interval}']!r} would start {interval} runs but "
                     f"retain_{interval} is 0; expected none, or retain_{interval} >= 1"
                 )
+    if ok("vpc_endpoints", "route_table_ids"):
+        gateways = [s for s in values["vpc_endpoints"] if s in GATEWAY_ENDPOINTS]
+        if gateways and not values["route_table_ids"]:
+            problems.append(
+                f"route_table_ids: missing; expected the route tables of the worker subnets because vpc_endpoints "
+                f"asks for the gateway endpoint{'s' if len(gateways) > 1 else ''} {', '.join(gateways)} "
+                "(imported subnets carry no route table)"
+            )
+        if values["route_table_ids"] and not gateways:
+            problems.append(
+                f"route_table_ids: {raw['route_table_ids']!r} is set but vpc_endpoints asks for no gateway "
+                "endpoint (s3, dynamodb); expected none"
+            )
+    if ok("vpc_endpoints", "worker_https_egress"):
+        egress = values["worker_https_egress"]
+        reaches_s3 = egress is not None and any(d.startswith("pl-") or d == "0.0.0.0/0" for d in egress)
+        if "s3" in values["vpc_endpoints"] and not reaches_s3:
+            given = repr(raw["worker_https_egress"]) if "worker_https_egress" in raw else "the default (vpc_cidr)"
+            problems.append(
+                f"worker_https_egress: {given} does not reach the S3 "
+                "gateway endpoint that vpc_endpoints asks for; expected the region's S3 prefix list id (pl-…, from "
+                "aws ec2 describe-managed-prefix-lists --filters Name=prefix-list-name,"
+                "Values=com.amazonaws.<region>.s3) among the destinations"
+            )
     retain_names = [f"retain_{i}" for i in INTERVALS]
     if ok(*retain_names):
         policies = [IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS]

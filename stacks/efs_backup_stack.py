@@ -19,6 +19,7 @@ from constructs.network_access import NetworkAccess
 from constructs.notifications import Notifications
 from constructs.schedules import Schedules
 from constructs.script_bucket import ScriptBucket
+from constructs.vpc_endpoints import VpcEndpoints
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from stacks.config import EfsBackupConfig
@@ -112,6 +113,23 @@ class EfsBackupStack(Stack):
             topic=self.notifications.topic,
             notify_on_success=config.notifications.notify_on_success,
         )
+        # Created only when configured (vpc_endpoints): otherwise a NAT or existing endpoints serve the workers.
+        self.endpoints = None
+        if config.vpc_endpoints.services:
+            self.endpoints = VpcEndpoints(
+                self,
+                "Endpoints",
+                settings=config.vpc_endpoints,
+                vpc=self.network.vpc,
+                subnets=self.network.subnets,
+                client_security_group=self.network.backup_client_security_group,
+                worker_role=self.worker.role,
+                script_bucket_arn=self.scripts.bucket.bucket_arn,
+                state_machine_arn=self.workflow.state_machine.state_machine_arn,
+                worker_log_group_arn=self.launch_template.log_group.log_group_arn,
+                run_table_arn=self.workflow.table.table_arn,
+                topic_arn=self.notifications.topic.topic_arn,
+            )
         self.schedules = Schedules(
             self,
             "Schedules",

@@ -32,7 +32,7 @@ def test_constructs_folder_has_no_init_and_one_module_per_construct():
     modules = sorted(p.stem for p in folder.glob("*.py"))
     assert "_jsii" not in modules
     assert modules == ["backup_file_system", "backup_workflow", "network_access", "notifications", "schedules",
-                       "script_bucket", "worker_identity", "worker_launch_template"]
+                       "script_bucket", "vpc_endpoints", "worker_identity", "worker_launch_template"]
 
 
 def test_stacks_and_constructs_never_read_context():

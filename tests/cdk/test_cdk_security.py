@@ -180,6 +180,8 @@ def test_worker_egress_is_nfs_to_both_mount_target_groups_and_https_only(env):
         ("tcp", NFS, NFS, env.config.source_mount_target_security_group_id),
         *{("tcp", HTTPS, HTTPS, destination) for destination in env.config.worker_https_egress},
     }
+    if env.stack.endpoints is not None and env.stack.endpoints.security_group is not None:
+        expected.add(("tcp", HTTPS, HTTPS, str(group_id(env, env.stack.endpoints.security_group))))
     assert egress == expected
     assert real_rules(env, "ingress", client_group) == []
 
