@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ENGINE
+from enginekit import ENGINE
 from treeops import TreeMutator, diff, listing
 
 RETAIN = 3

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ENGINE
+from enginekit import ENGINE
 
 SCRIPTS = os.path.dirname(ENGINE)
 sys.path.insert(0, SCRIPTS)

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from conftest import ENGINE
+from enginekit import ENGINE
 
 NOBODY = 65534
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")

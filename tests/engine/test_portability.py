@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ENGINE
+from enginekit import ENGINE
 
 SCRIPTS = os.path.dirname(ENGINE)
 PACKAGE = os.path.join(SCRIPTS, "efs_backup_engine")

@@ -46,7 +46,7 @@ def test_retention_one_keeps_the_old_snapshot_until_the_new_one_is_promoted(engi
     import sys
     import time
 
-    from conftest import ENGINE
+    from enginekit import ENGINE
 
     states = states_after_runs(engine, 2, retain=1)
     assert engine.snapshots() == ["daily.0"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import ENGINE
+from enginekit import ENGINE
 from treeops import TreeMutator, diff, listing
 
 
