@@ -29,7 +29,8 @@ from moto_world import (
     upload_assets,
 )
 
-HEARTBEAT_TIMEOUT = 10
+# Long enough for a simulated worker to boot and send its first heartbeat on a busy 2-core CI machine.
+HEARTBEAT_TIMEOUT = 20
 
 
 def can_bind_mount(tmp: Path) -> bool:
