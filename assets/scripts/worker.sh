@@ -231,11 +231,14 @@ run_finalize() {
 
 run_abort() {
   local status=0
+  local reason="run $TASK_RUN_ID stopped before finalize: a worker timed out, was lost, failed to launch or was refused"
   mount_filesystems backup
+  # The engine records the failure (the reason plus every failed or unfinished part) and prints it as JSON:
+  # it becomes the run's summary in the notification and the run-history table.
   engine abort --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" --interval "$TASK_INTERVAL" \
-    --run-id "$TASK_RUN_ID" || status=$?
-  if [[ "$status" -eq 0 ]]; then
-    report_success "{\"status\": \"aborted\", \"run_id\": \"$TASK_RUN_ID\"}"
+    --run-id "$TASK_RUN_ID" --reason "$reason" --json || status=$?
+  if [[ "$status" -eq 0 && "$ENGINE_OUTPUT" == "{"* ]]; then
+    report_success "$ENGINE_OUTPUT"
   else
     report_failure "$(engine_error_name "$status")" "abort of run $TASK_RUN_ID failed (exit $status)"
   fi

@@ -275,5 +275,11 @@ def test_a_lost_worker_times_out_and_a_second_execution_meanwhile_is_refused(wor
     assert_all_terminated(world, "run-lost")
     (record,) = history(world, "run-lost")
     assert record["status"] == "failed" and "Timeout" in record["error"]
+    summary = json.loads(record["summary"])
+    # abort's own account of the run: here the only worker never started, so nothing was ever prepared
+    # (with a prepared run it lists every failed or unfinished part: tests/engine/test_steps.py)
+    assert summary["status"] == "failed" and "stopped before finalize" in summary["aborted"]
+    assert "never prepared" in summary["note"]
     (note,) = notifications(world)
     assert note["subject"].endswith("daily: FAILED") and "Timeout" in note["message"]
+    assert "stopped before finalize" in note["message"]
