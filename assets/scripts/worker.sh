@@ -19,8 +19,9 @@
 #   abort     mount the backup file system, `abort`: release the lock if this run holds it, keep the work.
 #
 # Whatever happens, the EXIT trap reports exactly once: send-task-success with the engine's JSON, or
-# send-task-failure with an error name and a reason (naming the failed parts), then stops the heartbeat, ships
-# this log to CloudWatch Logs (best effort), unmounts and powers the instance off (shutdown behaviour: terminate).
+# send-task-failure with an error name and a reason (naming the failed parts), then stops the heartbeat, unmounts,
+# flushes the rest of the log to CloudWatch Logs (best effort: a background loop has been streaming it all along,
+# see ship_log_batches) and powers the instance off (shutdown behaviour: terminate).
 #
 # Environment:
 #   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
@@ -44,6 +45,7 @@ TASK_FIELDS=(role backup_id interval retain worker_index worker_count run_id sou
 
 REPORTED=""
 HEARTBEAT_PID=""
+LOG_SHIPPER_PID=""
 MOUNTED=()
 ENGINE_OUTPUT=""
 
@@ -246,20 +248,104 @@ run_abort() {
 
 # ------------------------------------------------------------------------------------------------- the end
 
-ship_log() {
-  local stream events
-  stream="$TASK_RUN_ID/$TASK_ROLE-$TASK_WORKER_INDEX"
-  events="$LOG_DIR/events.json"
-  python3 - "$LOG_FILE" "$events" <<'PY' || return 0
+# The log streams to CloudWatch Logs while the worker runs (a worker that dies keeps what it logged): a background
+# loop ships the new complete lines every LOG_SHIP_SECONDS, in batches of at most LOG_BATCH_EVENTS events and
+# LOG_BATCH_BYTES bytes (CloudWatch accepts 10,000 and 1 MiB), at most LOG_BATCHES_PER_TICK batches a tick; the exit
+# trap stops it and flushes the rest. LOG_OFFSET_FILE holds how many bytes of the log are shipped, so nothing is
+# sent twice (unless a put succeeds and its answer is lost).
+LOG_BATCH_EVENTS=1000
+LOG_BATCH_BYTES=800000
+LOG_BATCHES_PER_TICK=10
+
+log_stream() {
+  printf '%s/%s-%s' "$TASK_RUN_ID" "$TASK_ROLE" "$TASK_WORKER_INDEX"
+}
+
+# Ships up to $1 batches of unshipped lines (only complete lines unless $2 is "final"). Returns 1 if a put failed.
+ship_log_batches() {
+  local max_batches="$1" final="${2:-}" batch=0 next count
+  local offsets="$LOG_DIR/shipped.offset" events="$LOG_DIR/events.json"
+  while ((batch < max_batches)); do
+    read -r next count < <(python3 - "$LOG_FILE" "$offsets" "$events" "$final" \
+      "$LOG_BATCH_EVENTS" "$LOG_BATCH_BYTES" <<'PY'
 import json, sys, time
+log, offsets, out, final, max_events, max_bytes = sys.argv[1:7]
+try:
+    offset = int(open(offsets).read().strip() or 0)
+except (OSError, ValueError):
+    offset = 0
+with open(log, "rb") as handle:
+    handle.seek(offset)
+    data = handle.read(int(max_bytes))
+if final != "final" or len(data) == int(max_bytes):
+    cut = data.rfind(b"\n")  # complete lines only (a window without a newline is shipped whole)
+    if cut >= 0 or len(data) < int(max_bytes):
+        data = data[: cut + 1]
 now = int(time.time() * 1000)
-lines = open(sys.argv[1], errors="replace").read().splitlines()[-5000:] or ["(empty log)"]
-json.dump([{"timestamp": now, "message": line[:200000]} for line in lines], open(sys.argv[2], "w"))
+events, used, size = [], 0, 0
+for line in data.splitlines(keepends=True):
+    message = line.rstrip(b"\n").decode("utf-8", "replace")[:200000] or " "
+    cost = len(message.encode()) + 26
+    if events and (len(events) >= int(max_events) or size + cost > int(max_bytes)):
+        break
+    events.append({"timestamp": now, "message": message})
+    used += len(line)
+    size += cost
+json.dump(events, open(out, "w"))
+print(offset + used, len(events))
 PY
+    ) || return 1
+    [[ "${count:-0}" -gt 0 ]] || return 0
+    aws logs put-log-events --region "$TASK_REGION" --log-group-name "$TASK_LOG_GROUP" \
+      --log-stream-name "$(log_stream)" --log-events "file://$events" >/dev/null 2>&1 || return 1
+    printf '%s\n' "$next" >"$offsets"
+    batch=$((batch + 1))
+  done
+}
+
+create_log_stream() {
   aws logs create-log-stream --region "$TASK_REGION" --log-group-name "$TASK_LOG_GROUP" \
-    --log-stream-name "$stream" >/dev/null 2>&1 || true
-  aws logs put-log-events --region "$TASK_REGION" --log-group-name "$TASK_LOG_GROUP" \
-    --log-stream-name "$stream" --log-events "file://$events" >/dev/null 2>&1 || log "could not ship the log"
+    --log-stream-name "$(log_stream)" >/dev/null 2>&1 || true
+}
+
+# Starts the background shipper; its first tick is at once, so the bootstrap shows up before any work starts.
+start_log_shipper() {
+  # Every heartbeat period, kept within 30..60 s (log calls must never crowd out heartbeats).
+  local period=$((TASK_HEARTBEAT_SECONDS < 30 ? 30 : (TASK_HEARTBEAT_SECONDS > 60 ? 60 : TASK_HEARTBEAT_SECONDS)))
+  create_log_stream
+  (
+    stopping="" sleeper=""
+    trap 'stopping=1; [[ -n "$sleeper" ]] && kill "$sleeper" 2>/dev/null' TERM
+    while [[ -z "$stopping" ]]; do
+      ship_log_batches "$LOG_BATCHES_PER_TICK" || true
+      [[ -n "$stopping" ]] && break
+      sleep "$period" &
+      sleeper=$!
+      wait "$sleeper" 2>/dev/null || true
+      sleeper=""
+    done
+  ) &
+  LOG_SHIPPER_PID=$!
+}
+
+# Stops the shipper after its current put (it finishes the call in flight; a hung one is cut after 30 s).
+stop_log_shipper() {
+  local waited=0
+  [[ -n "$LOG_SHIPPER_PID" ]] || return 0
+  kill -TERM "$LOG_SHIPPER_PID" 2>/dev/null || true
+  while kill -0 "$LOG_SHIPPER_PID" 2>/dev/null && ((waited < 300)); do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  kill -KILL "$LOG_SHIPPER_PID" 2>/dev/null || true
+  wait "$LOG_SHIPPER_PID" 2>/dev/null || true
+  LOG_SHIPPER_PID=""
+}
+
+ship_log() {
+  stop_log_shipper
+  sleep 0.2 # let tee write the last lines
+  ship_log_batches 100 final || log "could not ship the rest of the log"
 }
 
 power_off() {
@@ -279,7 +365,7 @@ on_exit() {
     report_failure WorkerFailed "worker.sh ($TASK_ROLE, w${TASK_WORKER_INDEX:-?}) stopped unexpectedly (exit $status)"
   fi
   unmount_filesystems
-  [[ -n "${TASK_LOG_GROUP:-}" ]] && ship_log
+  [[ -n "${TASK_LOG_GROUP:-}" && -n "${TASK_RUN_ID:-}" ]] && ship_log
   power_off
 }
 
@@ -297,6 +383,7 @@ main() {
   read_task_file "$task_file"
   log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, $TASK_INTERVAL (retain $TASK_RETAIN), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT"
   start_heartbeat
+  start_log_shipper
   install_packages
   case "$TASK_ROLE" in
     work) run_work ;;

@@ -5,6 +5,7 @@ wrapper that runs this file first on the PATH of the worker processes it starts,
 made with boto3 against moto (``AWS_ENDPOINT_URL``), with the CLI's argument names, so worker.sh and the user data
 run unchanged. Supported: ``s3 cp --recursive s3://B/P DIR``, ``stepfunctions send-task-success|send-task-failure|
 send-task-heartbeat``, ``logs create-log-stream|put-log-events`` (``file://`` values). Anything else fails loudly.
+With ``AWS_SHIM_CALL_LOG`` set (the simulator sets it per instance), every call is appended there as a JSON line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Dict, List, Tuple
 
 import boto3
@@ -43,8 +45,18 @@ def client(service: str, options: Dict[str, object]):
     return boto3.client(service, region_name=str(options.get("region") or os.environ.get("AWS_DEFAULT_REGION")))
 
 
+def record(positional: List[str], options: Dict[str, object]) -> None:
+    """With AWS_SHIM_CALL_LOG set, append one JSON line per call (time, command, log stream), for ordering checks."""
+    path = os.environ.get("AWS_SHIM_CALL_LOG")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"time": time.time(), "call": " ".join(positional[:2]),
+                                     "stream": options.get("log-stream-name")}) + "\n")
+
+
 def main(argv: List[str]) -> int:
     positional, options = parse(argv)
+    record(positional, options)
     service, command = positional[0], positional[1]
     if (service, command) == ("s3", "cp") and options.get("recursive"):
         source, destination = positional[2], positional[3]

@@ -276,6 +276,7 @@ class WorkerFleet:
             return
         env = dict(os.environ, **self.moto.env, EFS_BACKUP_HOME=str(home),
                    EFS_BACKUP_LOCAL_MOUNTS=f"{self.source}:{self.backup}",
+                   AWS_SHIM_CALL_LOG=str(home / "aws-calls.jsonl"),
                    PATH=f"{self.bin}:{os.environ['PATH']}")
         with open(home / "console.log", "w") as console:
             instance.proc = subprocess.Popen(["bash", str(home / "user-data")], env=env, stdout=console,

@@ -100,6 +100,7 @@ def world(tmp_path_factory):
         w.queue_url, w.table = queue_url, physical(stack.workflow.table)
         w.sfn, w.ec2, w.ddb, w.sqs = moto.client("stepfunctions"), moto.client("ec2"), moto.client("dynamodb"), sqs
         w.workdir = workdir
+        w.log_group = physical(stack.launch_template.log_group)
         yield w
     finally:
         if fleet is not None:
@@ -194,6 +195,26 @@ def test_one_worker_run_promotes_records_and_notifies(world):
     prefix = world.synth.stack.scripts.script_key_prefix
     user_data = (world.fleet.of_execution("run-1-worker")[0].home / "user-data").read_text()
     assert f"/{prefix}\"" in user_data
+
+
+def test_worker_logs_stream_while_the_worker_runs(world):
+    """The work instance of the 1-worker run: its log reached CloudWatch in several batches, the first before it
+    reported (so a worker that dies keeps what it logged), and the stream holds its log exactly once."""
+    (worker,) = [i for i in world.fleet.of_execution("run-1-worker") if i.role == "work"]
+    stream = "run-1-worker/work-0"
+    calls = [json.loads(line) for line in (worker.home / "aws-calls.jsonl").read_text().splitlines()]
+    puts = [c["time"] for c in calls if c["call"] == "logs put-log-events" and c["stream"] == stream]
+    (reported,) = [c["time"] for c in calls if c["call"] == "stepfunctions send-task-success"]
+    assert len(puts) >= 2, calls
+    assert puts[0] < reported, "log events were shipped while the worker was still running"
+    logs = world.moto.client("logs")
+    events = logs.get_log_events(logGroupName=world.log_group, logStreamName=stream, startFromHead=True)["events"]
+    shipped = [e["message"] for e in events]
+    local = (worker.home / "log" / "worker.log").read_text().splitlines()
+    # Every line once, in order; only the power-off line is written after the final flush.
+    assert shipped == local[:len(shipped)], "\n".join(["every line once, in order", *shipped, "--- local", *local])
+    assert all("powering off" in line for line in local[len(shipped):]), local[len(shipped):]
+    assert any("role work" in line for line in shipped) and any("reporting success" in line for line in shipped)
 
 
 def test_four_workers_share_the_run_and_produce_the_same_snapshot(world):
