@@ -80,19 +80,10 @@ class RunLock:
             return False, False, None, "no lock"
         owner = self.owner()
         now = fs_now(self.layout.state)
-        beats = []
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
+        ages = self.heartbeats(now)
+        if ages is None:
             return False, False, None, "no lock"
-        for name in names:
-            if not name.startswith("hb."):
-                continue
-            try:
-                age = now - os.stat(os.path.join(self.path, name)).st_mtime
-            except FileNotFoundError:
-                continue
-            beats.append((name, age))
+        beats = sorted(ages.items())
         for name, age in beats:
             if heartbeat_alive(name, age, self.stale_after):
                 return True, True, owner, "heartbeat %s is %.0fs old" % (name, max(age, 0))
@@ -107,6 +98,26 @@ class RunLock:
                 return True, True, owner, "between steps: no heartbeat for %.0fs" % max(age, 0)
             return True, False, owner, "no live heartbeat for %.0fs" % max(age, 0)
         return True, False, owner, "every heartbeat is dead (%s)" % ", ".join(n for n, _ in beats)
+
+    def heartbeats(self, now=None):
+        """{heartbeat file name: age in seconds by the file system's clock}; None if there is no lock."""
+        now = fs_now(self.layout.state) if now is None else now
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return None
+        ages = {}
+        for name in names:
+            if name.startswith("hb."):
+                try:
+                    ages[name] = now - os.stat(os.path.join(self.path, name)).st_mtime
+                except FileNotFoundError:
+                    continue
+        return ages
+
+    def beating(self, name, ages):
+        """Whether the process behind heartbeat `name` is alive, given heartbeats() ages."""
+        return name in (ages or {}) and heartbeat_alive(name, ages[name], self.stale_after)
 
     # -- acquire / release ------------------------------------------------------------------------------
     def acquire(self, run_id, interval, join=False):

@@ -16,9 +16,9 @@ import uuid
 
 from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
-from efs_backup_engine.fsutil import fs_now, makedirs, read_json, write_json_atomic
+from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
 from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
-from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_alive, heartbeat_name
+from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name
 from efs_backup_engine.sync import sync_unit
 from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
 
@@ -248,15 +248,9 @@ def _remaining_work(store, lock):
         return "done"
     if any(uid not in claims for uid in unfinished):
         return "free"
-    now = fs_now(lock.layout.state)
-    for uid in unfinished:
-        name = claims[uid].get("heartbeat", "")
-        try:
-            age = now - os.stat(os.path.join(lock.path, name)).st_mtime
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            continue
-        if name and heartbeat_alive(name, age, lock.stale_after):
-            return "wait"
+    ages = lock.heartbeats()
+    if any(lock.beating(claims[uid].get("heartbeat", ""), ages) for uid in unfinished):
+        return "wait"
     return "orphaned"
 
 
