@@ -22,6 +22,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "setup: installing Python requirements"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check -e . && rm -rf efs_backup_cli.egg-info  # the operator CLI `efs-backup` (pyproject.toml)
 
 if [ -f package-lock.json ]; then
   echo "setup: installing the pinned CDK CLI (npm ci)"

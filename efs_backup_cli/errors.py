@@ -1,0 +1,21 @@
+"""Exit codes and the one exception every command raises to end with a one-line message."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run (backup or restore) failed, or did not finish while we waited
+EXIT_WARNINGS = 2  # succeeded with warnings (or `status`: something needs attention)
+EXIT_REFUSED = 3  # refused / invalid request / declined / nothing to restore
+EXIT_BUSY = 4  # another run holds the backup-id
+EXIT_ENVIRONMENT = 5  # credentials, unknown environment, stack not deployed, output missing
+EXIT_USAGE = 64
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """Ends the command with ``message`` on stderr and exit code ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code

@@ -1,0 +1,112 @@
+"""Restore requests for the restore state machine (output ``RestoreStateMachineArn``) and how their plans read.
+
+Input contract: ``{"snapshot": "daily.3" | "latest" | "id:<snapshot_id>"`` or ``"at": "<ISO time>"``,
+``"paths"`` (optional, relative to the snapshot root), ``"target_file_system_id"`` (optional, default production),
+``"target_path"`` (default ``/efs-backup-restore/<name>``; ``/`` = in place), ``"mirror"``, ``"dry_run"``,
+``"workers"`` (optional)}. Output on success: ``{"outcome": "success"|"warning", "summary": {...}}`` with the plan
+(create / overwrite / delete / skip_newer, each ``{files, bytes}``, and samples). A failed restore ends FAILED.
+
+The flow (main.py): a dry-run execution, its plan shown, the operator's confirmation, then the real execution
+pinned to the snapshot the dry run resolved (``id:<snapshot_id>``), so names that shift meanwhile (a backup
+promoting ``daily.0``) cannot change what is restored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence
+
+from efs_backup_cli.errors import EXIT_REFUSED, CliError
+
+RESTORE_ROOT = "/efs-backup-restore"
+PLAN_KINDS = ("create", "overwrite", "delete", "skip_newer")
+_SNAPSHOT_NAME = re.compile(r"^(hourly|daily|weekly|monthly)\.[0-9]+$")
+_FS_ID = re.compile(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+def parse_time(text: str) -> str:
+    """An ISO 8601 time (date, or date and time; naive = UTC) -> 'YYYY-MM-DDTHH:MM:SSZ'."""
+    raw = text.strip()
+    try:
+        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+    except ValueError:
+        raise CliError(f"--at {text!r}: expected an ISO time such as 2026-11-20T00:00:00Z", EXIT_REFUSED) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clean_path(path: str) -> str:
+    """A path relative to the snapshot root: no '..', no empty parts; a leading '/' is dropped."""
+    parts = [p for p in path.strip().split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise CliError(f"--path {path!r}: expected a path inside the snapshot (no '..')", EXIT_REFUSED)
+    return "/".join(parts)
+
+
+def target_path_for(name: str, target_path: Optional[str], in_place: bool) -> str:
+    if in_place:
+        if target_path not in (None, "/"):
+            raise CliError("--in-place restores to '/'; do not combine it with --target-path", EXIT_REFUSED)
+        return "/"
+    if target_path is None:
+        return f"{RESTORE_ROOT}/{name}"
+    if not target_path.startswith("/") or ".." in target_path.split("/"):
+        raise CliError(f"--target-path {target_path!r}: expected an absolute path without '..'", EXIT_REFUSED)
+    if target_path.rstrip("/") == "":
+        raise CliError("--target-path / means in place: say --in-place", EXIT_REFUSED)
+    return target_path.rstrip("/")
+
+
+def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] = None, at: Optional[str] = None,
+                  paths: Sequence[str] = (), target_path: str, target_file_system_id: Optional[str] = None,
+                  mirror: bool = False, dry_run: bool = False, workers: Optional[int] = None) -> Dict[str, Any]:
+    chosen = [v is not None for v in (snapshot, snapshot_id, at)]
+    if sum(chosen) != 1:
+        raise CliError("choose exactly one of --snapshot, --snapshot-id, --at", EXIT_REFUSED)
+    request: Dict[str, Any] = {}
+    if snapshot is not None:
+        if snapshot != "latest" and not _SNAPSHOT_NAME.match(snapshot) and not snapshot.startswith("id:"):
+            raise CliError(f"--snapshot {snapshot!r}: expected <interval>.<n> (e.g. daily.3) or latest", EXIT_REFUSED)
+        request["snapshot"] = snapshot
+    elif snapshot_id is not None:
+        if not re.match(r"^[0-9A-Za-z_-]{1,64}$", snapshot_id):
+            raise CliError(f"--snapshot-id {snapshot_id!r}: expected the id shown by `efs-backup list`", EXIT_REFUSED)
+        request["snapshot"] = f"id:{snapshot_id}"
+    else:
+        request["at"] = parse_time(at)
+    if paths:
+        request["paths"] = [clean_path(p) for p in paths]
+    if target_file_system_id is not None:
+        if not _FS_ID.match(target_file_system_id):
+            raise CliError(f"--target-file-system {target_file_system_id!r}: expected fs-<hex id>", EXIT_REFUSED)
+        request["target_file_system_id"] = target_file_system_id
+    request["target_path"] = target_path
+    request["mirror"] = bool(mirror)
+    request["dry_run"] = bool(dry_run)
+    if workers is not None:
+        request["workers"] = workers
+    return request
+
+
+def plan_is_empty(summary: Dict[str, Any]) -> bool:
+    plan = summary.get("plan") or {}
+    return all(int((plan.get(kind) or {}).get("files") or 0) == 0 for kind in ("create", "overwrite", "delete"))
+
+
+def human_plan(summary: Dict[str, Any], format_bytes) -> str:
+    plan = summary.get("plan") or {}
+    lines = ["restore plan: snapshot %s (id %s) -> %s, mode %s, paths %s" % (
+        summary.get("snapshot"), summary.get("snapshot_id"), summary.get("target"), summary.get("mode"),
+        ", ".join(summary.get("paths") or []) or "(all)")]
+    for kind in PLAN_KINDS:
+        entry = plan.get(kind) or {}
+        lines.append("  %-11s %10s files  %12s" % (kind.replace("_", "-"), f"{int(entry.get('files') or 0):,}",
+                                                   format_bytes(int(entry.get("bytes") or 0))))
+    samples = plan.get("samples") or {}
+    for kind in PLAN_KINDS:
+        names: List[str] = list(samples.get(kind) or [])[:5]
+        if names:
+            lines.append("  e.g. %s: %s" % (kind.replace("_", "-"), ", ".join(names)))
+    return "\n".join(lines)
