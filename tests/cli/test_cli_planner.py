@@ -1,0 +1,175 @@
+"""The sizing planner: figures computed from the documented constants (never pasted), monotonicity, edge cases,
+the old Data Pipeline table through the model, and the `plan` subcommand's output and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from efs_backup_cli import planner as p
+from efs_backup_cli.main import main
+
+
+def load(size="2TiB", files="30M", change=0.02, mode="elastic", mibps=None):
+    return p.workload(size=p.parse_size(size), files=p.parse_count(files), average_file_size=None,
+                      daily_change=change, throughput_mode=mode, provisioned_mibps=mibps)
+
+
+def test_parsers():
+    assert p.parse_size("2TiB") == 2 * p.TIB and p.parse_size("500GB") == 500 * p.GB
+    assert p.parse_size("30MiB") == 30 * p.MIB and p.parse_size("1024") == 1024
+    assert p.parse_count("30M") == 30_000_000 and p.parse_count("250k") == 250_000
+    assert p.parse_fraction("2%") == pytest.approx(0.02) and p.parse_fraction("0.5") == 0.5
+    assert p.parse_duration("4h") == 4 * 3600 and p.parse_duration("90m") == 5400
+    for bad, parse in (("two", p.parse_size), ("x", p.parse_count), ("150%", p.parse_fraction),
+                       ("4 weeks", p.parse_duration)):
+        with pytest.raises(p.PlanError):
+            parse(bad)
+
+
+def test_incremental_metadata_term_from_the_constants():
+    work = load(change=0.01)
+    run = p.estimate_run(work, "incremental", 4, "m6i.large")
+    changed = work.files * 0.01
+    reads = work.files * p.SCAN_READ_OPS_PER_FILE + changed
+    expected = p.BALANCE_FACTOR / 4 * (reads * p.EFS_READ_LATENCY_S + changed * p.WRITES_PER_CHANGED_FILE
+                                       * p.EFS_WRITE_LATENCY_S)
+    assert run.terms["metadata"] == pytest.approx(expected, abs=0.1)
+    assert run.bottleneck == "metadata"
+    data = p.BALANCE_FACTOR / 4 * work.size_bytes * 0.01 / (p.INSTANCE_BASELINE_GBPS["m6i.large"] * 1e9 / 8)
+    assert run.seconds == pytest.approx(expected + data + p.RUN_FIXED_SECONDS, rel=1e-3)
+
+
+def test_full_run_of_large_files_is_bound_by_the_network_or_efs():
+    work = p.workload(size=p.parse_size("1TiB"), files=None, average_file_size=p.parse_size("1GiB"),
+                      daily_change=0.01, throughput_mode="elastic")
+    one = p.estimate_run(work, "full", 1, "m6i.large")
+    assert one.bottleneck == "instance network"
+    rate = p.INSTANCE_BASELINE_GBPS["m6i.large"] * 1e9 / 8
+    assert one.terms["instance network"] == pytest.approx(p.BALANCE_FACTOR * work.size_bytes / rate, abs=0.1)
+    assert one.seconds == pytest.approx(one.terms["metadata"] + one.terms["instance network"] + p.RUN_FIXED_SECONDS,
+                                        abs=0.2)
+    many = p.estimate_run(work, "full", 32, "m6i.16xlarge")
+    assert many.bottleneck == "EFS write throughput", "32 big workers outrun elastic's per-file-system write limit"
+    assert many.seconds == pytest.approx(work.size_bytes / p.EFS_LIMITS["elastic"][3] + p.RUN_FIXED_SECONDS,
+                                         rel=1e-3)
+
+
+def test_bursting_credits_and_read_metering():
+    size = 512 * p.GIB
+    baseline, burst = p.burst_rates(size)
+    assert baseline == pytest.approx(size / p.GIB * p.BURST_BASELINE_PER_GIB)
+    assert burst == p.BURST_MIN_RATE
+    assert p.daily_burst_hours(size) == pytest.approx(24 * baseline / burst)
+    assert p.burst_rates(4 * p.TIB)[1] == pytest.approx(4 * p.BURST_RATE_PER_TIB)
+    credits = baseline * p.SECONDS_PER_DAY
+    within = burst * credits / (burst - baseline)
+    assert p.metered_seconds(within, size, credits) == pytest.approx(within / burst)
+    beyond = within + baseline * 600
+    assert p.metered_seconds(beyond, size, credits) == pytest.approx(credits / (burst - baseline) + 600)
+    # A full run of 10 TiB on bursting outlasts the 2.1 TiB of initial credits; reads cost a third of writes.
+    work = p.workload(size=10 * p.TIB, files=None, average_file_size=p.parse_size("100MiB"), daily_change=0.01,
+                      throughput_mode="bursting")
+    full = p.estimate_run(work, "full", 32, "m6i.16xlarge")
+    assert full.bottleneck == "EFS burst credits"
+    assert full.terms["EFS read throughput"] < full.terms["EFS burst credits"]
+    baseline, burst = p.burst_rates(10 * p.TIB)
+    at_burst = p.BURST_INITIAL_CREDITS / (burst - baseline)
+    assert full.seconds == pytest.approx(at_burst + (10 * p.TIB - burst * at_burst) / baseline
+                                         + p.RUN_FIXED_SECONDS, rel=1e-3)
+
+
+def test_provisioned_uses_the_provisioned_rate():
+    slow = p.estimate_run(load(size="1TiB", files="10k", mode="provisioned", mibps=10), "full", 32, "m6i.16xlarge")
+    fast = p.estimate_run(load(size="1TiB", files="10k", mode="provisioned", mibps=1000), "full", 32, "m6i.16xlarge")
+    assert slow.bottleneck == "EFS write throughput"
+    # max(provisioned, the bursting baseline the size gives)
+    assert slow.terms["EFS write throughput"] == pytest.approx(p.TIB / p.burst_rates(p.TIB)[0], rel=1e-3)
+    assert fast.seconds < slow.seconds
+
+
+@pytest.mark.parametrize("mode", ["elastic", "bursting"])
+def test_monotonic(mode):
+    base = p.estimate_run(load(mode=mode), "incremental", 4, "m6i.large").seconds
+    assert p.estimate_run(load(mode=mode, files="60M"), "incremental", 4, "m6i.large").seconds > base
+    assert p.estimate_run(load(mode=mode, change=0.04), "incremental", 4, "m6i.large").seconds > base
+    assert p.estimate_run(load(mode=mode), "incremental", 8, "m6i.large").seconds < base
+    assert p.estimate_run(load(mode=mode), "incremental", 4, "m6i.xlarge").seconds <= base
+    times = [p.estimate_run(load(mode=mode), "incremental", w, "m6i.large").seconds for w in range(1, 33)]
+    assert times == sorted(times, reverse=True), "more workers never make it slower"
+    full = p.estimate_run(load(mode=mode), "full", 4, "m6i.large").seconds
+    assert full > base, "a first full run costs more than an incremental one"
+
+
+def test_plan_recommends_the_cheapest_fleet_that_fits():
+    work = load()
+    result = p.plan(work, 4 * 3600)
+    chosen = result.incremental
+    assert result.fits and chosen.seconds <= 4 * 3600
+    price = chosen.workers * p.INSTANCE_PRICE_UNITS[chosen.instance_type]
+    for workers, instance_type in p.fleets():
+        if workers * p.INSTANCE_PRICE_UNITS[instance_type] < price:
+            assert p.estimate_run(work, "incremental", workers, instance_type).seconds > 4 * 3600
+    wider = p.plan(work, 8 * 3600).incremental
+    assert wider.workers * p.INSTANCE_PRICE_UNITS[wider.instance_type] <= price, "a longer window never costs more"
+
+
+def test_plan_that_cannot_fit_says_so():
+    result = p.plan(load(files="3G", size="20TiB"), 15 * 60)
+    assert not result.fits
+    assert any("no fleet" in note for note in result.notes)
+
+
+def test_workload_edge_cases():
+    with pytest.raises(p.PlanError, match="two of"):
+        p.workload(size=p.TIB, files=None, average_file_size=None, daily_change=0.01, throughput_mode="elastic")
+    with pytest.raises(p.PlanError, match="not --average-file-size"):
+        p.workload(size=p.TIB, files=1000, average_file_size=p.MIB, daily_change=0.01, throughput_mode="elastic")
+    with pytest.raises(p.PlanError, match="provisioned-mibps"):
+        p.workload(size=p.TIB, files=1000, average_file_size=None, daily_change=0.01, throughput_mode="provisioned")
+    with pytest.raises(p.PlanError, match="only to"):
+        p.workload(size=p.TIB, files=1000, average_file_size=None, daily_change=0.01, throughput_mode="elastic",
+                   provisioned_mibps=100)
+    zero = p.estimate_run(load(change=0.0), "incremental", 1, "m6i.large")
+    assert zero.files_copied == 0 and zero.bytes_copied == 0 and zero.bottleneck == "metadata"
+    assert p.workload(size=None, files=10, average_file_size=100, daily_change=0, throughput_mode="elastic"
+                      ).size_bytes == 1000
+
+
+def test_old_table_through_the_model():
+    rows = p.old_table_rows()
+    assert [r["size"] for r in rows] == [row[0] for row in p.OLD_TABLE]
+    for row in rows:
+        size = p.parse_size(row["size"].replace("GB", "GiB").replace("TB", "TiB"))
+        change = p.parse_size(row["daily_change"].replace("GB", "GiB"))
+        baseline, burst = p.burst_rates(size)
+        assert row["model_daily_burst_hours"] == pytest.approx(24 * baseline / burst, abs=0.01)
+        assert row["model_remaining_burst_hours"] == pytest.approx(24 * baseline / burst - change / burst / 3600,
+                                                                   abs=0.01)
+        assert row["fits"], row
+    # From 1 TB on the old "11.75 remaining burst hours" is the 12 burst hours a day minus the 15-minute window:
+    big = [r for r in rows if r["old_remaining_burst_hours"] == 11.75]
+    assert all(abs(r["model_remaining_burst_hours"] - 11.75) < 0.05 for r in big)
+    # Below 1 TiB the old table's burst hours exceed what the documented credit model gives.
+    small = [r for r in rows if r["old_remaining_burst_hours"] < 11.75]
+    assert all(r["model_remaining_burst_hours"] < r["old_remaining_burst_hours"] for r in small)
+
+
+def test_plan_command(capsys):
+    code = main(["plan", "--size", "2TiB", "--files", "30M", "--daily-change", "2%", "--throughput-mode", "elastic",
+                 "--window", "4h", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["fits"] and out["recommendation"]["workers"] >= 1
+    assert out["incremental"]["bottleneck"] in p.BOTTLENECKS
+    assert out["constants"]["writes_per_changed_file"] == p.WRITES_PER_CHANGED_FILE
+    code = main(["plan", "--size", "20TiB", "--files", "3G", "--daily-change", "2%", "--throughput-mode",
+                 "bursting", "--window", "15m"])
+    captured = capsys.readouterr()
+    assert code == 2 and "does NOT fit" in captured.out
+    code = main(["plan", "--size", "2TiB", "--daily-change", "2%", "--throughput-mode", "elastic", "--window", "4h"])
+    assert code == 3 and "two of" in capsys.readouterr().err
+    code = main(["plan", "--size", "2TiB", "--files", "1M", "--daily-change", "2%", "--throughput-mode", "elastic",
+                 "--window", "4h", "--old-table"])
+    assert code == 0 and "m3.xlarge" in capsys.readouterr().out
+    assert main(["plan", "--size", "1TiB"]) == 64

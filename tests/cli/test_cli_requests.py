@@ -1,0 +1,114 @@
+"""Restore request building (the contract's input), snapshot naming from run-history items, and the argument
+layer: exit codes without AWS."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from efs_backup_cli import history, restore
+from efs_backup_cli.errors import EXIT_REFUSED, CliError
+from efs_backup_cli.main import main
+
+
+def test_request_for_a_snapshot_id_into_the_default_directory():
+    target = restore.target_path_for("restore-20261127T120000Z", None, False)
+    assert target == "/efs-backup-restore/restore-20261127T120000Z"
+    assert restore.build_request(snapshot_id="abc123", target_path=target, dry_run=True) == {
+        "snapshot": "id:abc123", "target_path": target, "mirror": False, "dry_run": True}
+
+
+def test_request_with_paths_time_target_file_system_and_workers():
+    request = restore.build_request(at="2026-11-20", paths=["/projects/a/", "etc/app.conf"], target_path="/",
+                                    target_file_system_id="fs-0123456789abcdef0", mirror=True, workers=4)
+    assert request == {"at": "2026-11-20T00:00:00Z", "paths": ["projects/a", "etc/app.conf"],
+                       "target_file_system_id": "fs-0123456789abcdef0", "target_path": "/", "mirror": True,
+                       "dry_run": False, "workers": 4}
+    assert restore.build_request(at="2026-11-20T01:00:00+01:00", target_path="/x")["at"] == "2026-11-20T00:00:00Z"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"snapshot": "daily.x"}, "expected <interval>.<n>"),
+    ({"snapshot": "latest", "at": "2026-11-20"}, "exactly one"),
+    ({}, "exactly one"),
+    ({"at": "yesterday"}, "ISO time"),
+    ({"snapshot": "latest", "paths": ["../etc"]}, "inside the snapshot"),
+    ({"snapshot": "latest", "target_file_system_id": "fs-nope"}, "fs-<hex id>"),
+    ({"snapshot_id": "a b"}, "snapshot-id"),
+])
+def test_invalid_requests_are_refused(kwargs, message):
+    with pytest.raises(CliError, match=message) as raised:
+        restore.build_request(target_path="/efs-backup-restore/x", **kwargs)
+    assert raised.value.code == EXIT_REFUSED
+
+
+def test_target_paths():
+    assert restore.target_path_for("n", None, True) == "/"
+    assert restore.target_path_for("n", "/restored/today/", False) == "/restored/today"
+    for bad in ("relative", "/a/../b", "/"):
+        with pytest.raises(CliError):
+            restore.target_path_for("n", bad, False)
+    with pytest.raises(CliError):
+        restore.target_path_for("n", "/x", True)
+
+
+def test_plan_reading():
+    summary = {"snapshot": "daily.0", "snapshot_id": "i", "target": "/t", "mode": "safe",
+               "plan": {"create": {"files": 0, "bytes": 0}, "overwrite": {"files": 0, "bytes": 0},
+                        "delete": {"files": 0, "bytes": 0}, "skip_newer": {"files": 3, "bytes": 9},
+                        "samples": {"skip_newer": ["a", "b"]}}}
+    assert restore.plan_is_empty(summary), "skipped-newer files alone change nothing"
+    text = restore.human_plan(summary, str)
+    assert "skip-newer" in text and "e.g. skip-newer: a, b" in text
+
+
+class FakeDeployment:
+    """Only what history.snapshots reads: the configured retentions."""
+
+    def __init__(self, **retain):
+        self.retain_by = retain
+
+    def used_intervals(self):
+        return [i for i in ("hourly", "daily", "weekly", "monthly") if self.retain_by.get(i, 0)]
+
+    def retain(self, interval):
+        return self.retain_by.get(interval, 0)
+
+
+def item(started, execution, interval, status, snapshot_id=None, kind=None):
+    summary = {"status": status, "snapshot_id": snapshot_id, "finished_iso": started, "totals": {"files_scanned": 5,
+                                                                                               "bytes_total": 9}}
+    record = {"backup_id": {"S": "b"}, "run": {"S": f"{started}#{execution}"}, "status": {"S": status},
+              "interval": {"S": interval}, "execution": {"S": execution}, "started": {"S": started},
+              "summary": {"S": json.dumps(summary)}}
+    if kind:
+        record["kind"] = {"S": kind}
+    return history._run(record)
+
+
+def test_snapshot_names_from_history():
+    runs = sorted([
+        item("2026-11-01T02:00:00Z", "d1", "daily", "success", "s1"),
+        item("2026-11-02T02:00:00Z", "d2", "daily", "failed"),
+        item("2026-11-03T02:00:00Z", "d3", "daily", "warning", "s3"),
+        item("2026-11-04T02:00:00Z", "d4", "daily", "success", "s4"),
+        item("2026-11-05T02:00:00Z", "r1", "daily", "success", "r", kind="restore"),
+        item("2026-11-02T04:00:00Z", "w1", "weekly", "success", "sw"),
+    ], key=lambda r: r.run, reverse=True)
+    rows = history.snapshots(FakeDeployment(daily=2, weekly=4), runs)
+    assert [(r["name"], r["snapshot_id"]) for r in rows] == [("daily.0", "s4"), ("daily.1", "s3"),
+                                                             ("weekly.0", "sw")]
+    assert history.resolve_snapshot(FakeDeployment(daily=2, weekly=4), runs, "latest")["snapshot_id"] == "s4"
+    assert history.resolve_snapshot(FakeDeployment(daily=2, weekly=4), runs, "daily.2") is None, "expired"
+
+
+def test_usage_and_environment_errors_without_aws(capsys, monkeypatch):
+    monkeypatch.delenv("EFS_BACKUP_ENV", raising=False)
+    assert main(["status"]) == 5
+    assert "known: example, production-eu" in capsys.readouterr().err
+    assert main(["--env", "example", "frobnicate"]) == 64
+    assert main(["--env", "example", "run"]) == 64, "--interval is required"
+    assert main(["--env", "example", "-c", "retain_daily=x", "list"]) == 5
+    assert "retain_daily" in capsys.readouterr().err
+    assert main(["--help"]) == 0
