@@ -121,6 +121,12 @@ def resolve_snapshot(deployment, all_runs: List[Run], name: str) -> Optional[Dic
     return next((row for row in rows if row["name"] == name), None)
 
 
+def snapshot_at(deployment, all_runs: List[Run], iso_time: str) -> Optional[Dict[str, Any]]:
+    """The newest kept snapshot that finished at or before ``iso_time`` ('YYYY-MM-DDTHH:MM:SSZ'), or None."""
+    rows = [row for row in snapshots(deployment, all_runs) if row["finished"] and row["finished"] <= iso_time]
+    return max(rows, key=lambda row: row["finished"]) if rows else None
+
+
 def age_seconds(run: Run, now: Optional[float] = None) -> Optional[float]:
     finished = run.finished_epoch
     if finished is None and run.finished:

@@ -292,6 +292,13 @@ def cmd_restore(args, out: Output) -> int:
     if not history.snapshots(deployment, all_runs) and snapshot_id is None:
         raise CliError("nothing to restore: the run history has no successful backup of "
                        f"{deployment.backup_id}", EXIT_REFUSED)
+    if args.at is not None:
+        row = history.snapshot_at(deployment, all_runs, restore.parse_time(args.at))
+        if row is None:
+            raise CliError(f"nothing to restore: no snapshot in the run history finished at or before {args.at}",
+                           EXIT_REFUSED)
+        out.info(f"at {args.at}: the newest snapshot then is {row['name']} of {row['finished']} "
+                 f"(id {row['snapshot_id']}); the restore state machine resolves --at itself")
     if snapshot is not None:
         row = history.resolve_snapshot(deployment, all_runs, snapshot)
         if row is None:
@@ -456,3 +463,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("efs-backup: interrupted (an execution already started keeps running)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `efs-backup logs | head`
+        sys.stderr.close()
+        return EXIT_OK

@@ -92,6 +92,8 @@ def test_restore_with_nothing_to_restore(world, monkeypatch):
     code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "latest", "--yes")
     assert code == 3 and out == ""
     assert "nothing to restore" in err
+    code, _, err = cli(world, monkeypatch, *ENV, "restore", "--at", "2026-01-01T00:00:00Z", "--dry-run")
+    assert code == 3 and "nothing to restore" in err
 
 
 def test_list_and_status_before_any_run(world, monkeypatch):

@@ -101,6 +101,9 @@ def test_snapshot_names_from_history():
                                                              ("weekly.0", "sw")]
     assert history.resolve_snapshot(FakeDeployment(daily=2, weekly=4), runs, "latest")["snapshot_id"] == "s4"
     assert history.resolve_snapshot(FakeDeployment(daily=2, weekly=4), runs, "daily.2") is None, "expired"
+    at = history.snapshot_at(FakeDeployment(daily=2, weekly=4), runs, "2026-11-03T12:00:00Z")
+    assert at["name"] == "daily.1" and at["snapshot_id"] == "s3"
+    assert history.snapshot_at(FakeDeployment(daily=2, weekly=4), runs, "2026-11-01T00:00:00Z") is None
 
 
 def test_usage_and_environment_errors_without_aws(capsys, monkeypatch):
