@@ -115,3 +115,14 @@ def test_usage_and_environment_errors_without_aws(capsys, monkeypatch):
     assert main(["--env", "example", "-c", "retain_daily=x", "list"]) == 5
     assert "retain_daily" in capsys.readouterr().err
     assert main(["--help"]) == 0
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "efs_backup_cli", "plan", "--size", "1TiB", "--files", "1M",
+                           "--daily-change", "1%", "--throughput-mode", "elastic", "--window", "2h", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recommendation"]["workers"] >= 1
