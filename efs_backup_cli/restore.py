@@ -90,9 +90,17 @@ def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] 
     return request
 
 
+def plan_kinds(plan: Dict[str, Any]) -> List[str]:
+    """The contract's categories first, then any other the engine reports (e.g. metadata, skip_conflict)."""
+    extra = sorted(k for k, v in plan.items() if k not in PLAN_KINDS and k != "samples" and isinstance(v, dict))
+    return list(PLAN_KINDS) + extra
+
+
 def plan_is_empty(summary: Dict[str, Any]) -> bool:
+    """Nothing would change: every category that writes (all but the skip_* ones) is empty."""
     plan = summary.get("plan") or {}
-    return all(int((plan.get(kind) or {}).get("files") or 0) == 0 for kind in ("create", "overwrite", "delete"))
+    return all(int((plan.get(kind) or {}).get("files") or 0) == 0
+               for kind in plan_kinds(plan) if not kind.startswith("skip"))
 
 
 def human_plan(summary: Dict[str, Any], format_bytes) -> str:
@@ -100,12 +108,12 @@ def human_plan(summary: Dict[str, Any], format_bytes) -> str:
     lines = ["restore plan: snapshot %s (id %s) -> %s, mode %s, paths %s" % (
         summary.get("snapshot"), summary.get("snapshot_id"), summary.get("target"), summary.get("mode"),
         ", ".join(summary.get("paths") or []) or "(all)")]
-    for kind in PLAN_KINDS:
+    for kind in plan_kinds(plan):
         entry = plan.get(kind) or {}
         lines.append("  %-11s %10s files  %12s" % (kind.replace("_", "-"), f"{int(entry.get('files') or 0):,}",
                                                    format_bytes(int(entry.get("bytes") or 0))))
     samples = plan.get("samples") or {}
-    for kind in PLAN_KINDS:
+    for kind in plan_kinds(plan):
         names: List[str] = list(samples.get(kind) or [])[:5]
         if names:
             lines.append("  e.g. %s: %s" % (kind.replace("_", "-"), ", ".join(names)))

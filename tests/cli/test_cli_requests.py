@@ -61,6 +61,8 @@ def test_plan_reading():
     assert restore.plan_is_empty(summary), "skipped-newer files alone change nothing"
     text = restore.human_plan(summary, str)
     assert "skip-newer" in text and "e.g. skip-newer: a, b" in text
+    summary["plan"]["metadata"] = {"files": 1, "bytes": 0}  # a category beyond the contract's four
+    assert not restore.plan_is_empty(summary) and "metadata" in restore.human_plan(summary, str)
 
 
 class FakeDeployment:
