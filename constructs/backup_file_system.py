@@ -5,7 +5,8 @@ deleted, one mount target per configured subnet behind the backup mount-target s
 policy that
 
 * denies every client action over a connection without TLS, and
-* grants mount, write and root access to the worker role only, and only through a mount target.
+* grants mount, write and root access to the worker roles only (backup and restore workers), and only through a
+  mount target (restore workers mount the snapshots read-only and write only their lock and bookkeeping).
 
 Anonymous NFS clients (no IAM authorization) get nothing: once a file-system policy exists they are evaluated
 against it, and it grants nothing to anonymous principals. Same-account IAM principals whose own identity policies
@@ -48,7 +49,7 @@ class BackupFileSystem(Construct):
         subnets: Sequence[ec2.ISubnet],
         mount_target_security_group: ec2.ISecurityGroup,
         settings: BackupFileSystemSettings,
-        client_role: iam.IRole,
+        client_roles: Sequence[iam.IRole],
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -76,7 +77,7 @@ class BackupFileSystem(Construct):
                 iam.PolicyStatement(
                     sid="AllowBackupWorkersThroughMountTargets",
                     effect=iam.Effect.ALLOW,
-                    principals=[iam.ArnPrincipal(client_role.role_arn)],
+                    principals=[iam.ArnPrincipal(role.role_arn) for role in client_roles],
                     actions=list(CLIENT_ACTIONS),
                     conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
                 ),

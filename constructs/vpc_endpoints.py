@@ -8,8 +8,8 @@
   URL), and one security group that admits HTTPS only from the backup-client group. The backup-client group gets
   an HTTPS egress rule to that group, so the endpoints work whatever ``worker_https_egress`` lists.
 
-Endpoint policies are as narrow as the workers' needs: each interface endpoint admits only the worker role and only
-the actions it uses on this stack's resources; the S3 endpoint admits the worker role on the script bucket and
+Endpoint policies are as narrow as the workers' needs: each interface endpoint admits only the worker roles (backup and restore) and only
+the actions it uses on this stack's resources; the S3 endpoint admits the worker roles on the script bucket and
 anyone on the Amazon Linux repositories (dnf's requests are unsigned). These endpoints are for the workers: a
 gateway endpoint's policy applies to everything routed through its route tables and an interface endpoint's
 private DNS to the whole VPC, so leave a service out where other workloads there use it (see README).
@@ -17,7 +17,7 @@ private DNS to the whole VPC, so leave a service out where other workloads there
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
@@ -49,9 +49,9 @@ class VpcEndpoints(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         client_security_group: ec2.SecurityGroup,
-        worker_role: iam.IRole,
+        worker_roles: Sequence[iam.IRole],
         script_bucket_arn: str,
-        state_machine_arn: str,
+        state_machine_arns: Sequence[str],
         worker_log_group_arn: str,
         run_table_arn: str,
         topic_arn: str,
@@ -59,11 +59,12 @@ class VpcEndpoints(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.settings = settings
-        worker = iam.ArnPrincipal(worker_role.role_arn)
+        workers: List[iam.IPrincipal] = [iam.ArnPrincipal(role.role_arn) for role in worker_roles]
 
-        def allow(actions: List[str], resources: List[str], principal: iam.IPrincipal = worker,
+        def allow(actions: List[str], resources: List[str], principal: Optional[iam.IPrincipal] = None,
                   sid: str = "") -> iam.PolicyStatement:
-            return iam.PolicyStatement(sid=sid or None, principals=[principal], actions=actions, resources=resources)
+            return iam.PolicyStatement(sid=sid or None, principals=[principal] if principal else workers,
+                                       actions=actions, resources=resources)
 
         # ---- gateway endpoints (route tables)
         gateway_policies: Dict[str, List[iam.PolicyStatement]] = {
@@ -94,7 +95,7 @@ class VpcEndpoints(Construct):
         # ---- interface endpoints (one ENI per configured subnet, private DNS)
         interface_policies: Dict[str, List[iam.PolicyStatement]] = {
             "states": [allow(["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-                             [state_machine_arn])],
+                             list(state_machine_arns))],
             "logs": [allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                            [worker_log_group_arn])],
             # PutMetricData has no resource-level permissions.

@@ -1,4 +1,5 @@
-"""The identity of the backup (and later restore) worker instances: one IAM role and its instance profile.
+"""The identity of worker instances (one for backup workers, one for restore workers): an IAM role and its instance
+profile.
 
 The role starts with no policies. The backup file system's policy names it as the only principal it grants
 mount/write/root access to; the orchestration adds the rest (reading its script objects, Step Functions task
@@ -13,13 +14,14 @@ from constructs import Construct
 
 
 class WorkerIdentity(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, backup_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, backup_id: str,
+                 duty: str = "mount both file systems, run the engine", kind: str = "") -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description=f"efs-backup workers of backup-id {backup_id}: mount both file systems, run the engine",
+            description=f"efs-backup {kind + ' ' if kind else ''}workers of backup-id {backup_id}: {duty}",
         )
         self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
 

@@ -1,4 +1,4 @@
-"""The launch template of the backup workers, their bootstrap (user data) and the worker role's run-time rights.
+"""A launch template of workers (backup or restore), their bootstrap (user data) and the worker role's run-time rights.
 
 Launch template: Amazon Linux 2023 resolved at every launch from AWS's public SSM parameter (``resolve:ssm:``, so
 each run gets the current patched image without a stack update), IMDSv2 required, encrypted gp3 root volume, no
@@ -14,7 +14,8 @@ from the internet), restores the execute bits S3 does not keep, and runs ``worke
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 from aws_cdk import Acknowledgment, Aws, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
@@ -32,6 +33,17 @@ INSTALL_DIR = "/opt/efs-backup"
 TASK_HEREDOC = "EFS_BACKUP_TASK"
 
 
+@dataclass(frozen=True)
+class FileSystemAccess:
+    """EFS client rights of a worker role on one file system, always through a mount target. ClientRootAccess keeps
+    root from being squashed (files only their owners can read are copied too); without ``write`` EFS itself
+    enforces read-only access."""
+
+    sid: str
+    arn: str
+    write: bool
+
+
 class WorkerLaunchTemplate(Construct):
     def __init__(
         self,
@@ -42,8 +54,9 @@ class WorkerLaunchTemplate(Construct):
         worker: WorkerIdentity,
         security_groups: Sequence[ec2.ISecurityGroup],
         scripts: ScriptBucket,
-        source_file_system_arn: str,
-        backup_file_system_arn: str,
+        file_systems: Sequence[FileSystemAccess],
+        purpose: str,
+        log_group: Optional[logs.ILogGroup] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -52,7 +65,8 @@ class WorkerLaunchTemplate(Construct):
         self.security_group_ids: List[str] = [group.security_group_id for group in security_groups]
         self.image_parameter = AL2023_PARAMETER.format(arch=settings.architecture)
 
-        self.log_group = logs.LogGroup(
+        # One log group for every kind of worker (streams are named <execution>/<role>-<index>).
+        self.log_group = log_group or logs.LogGroup(
             self,
             "WorkerLogs",
             retention=logs.RetentionDays.ONE_YEAR,
@@ -103,7 +117,7 @@ class WorkerLaunchTemplate(Construct):
             tag_specifications=[
                 ec2.CfnLaunchTemplate.LaunchTemplateTagSpecificationProperty(
                     resource_type="launch-template",
-                    tags=[{"key": "efs-backup:purpose", "value": "backup workers"}],
+                    tags=[{"key": "efs-backup:purpose", "value": f"{purpose} workers"}],
                 )
             ],
         )
@@ -127,21 +141,14 @@ class WorkerLaunchTemplate(Construct):
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[self.log_group.log_group_arn],
         ))
-        worker.add_to_policy(iam.PolicyStatement(
-            sid="MountProductionReadOnlyAsRoot",
-            # No ClientWrite: the production file system is mounted read-only and EFS enforces it. ClientRootAccess
-            # keeps root from being squashed, so files that only their owners can read are backed up too.
-            actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientRootAccess"],
-            resources=[source_file_system_arn],
-            conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
-        ))
-        worker.add_to_policy(iam.PolicyStatement(
-            sid="MountBackupReadWriteAsRoot",
-            actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite",
-                     "elasticfilesystem:ClientRootAccess"],
-            resources=[backup_file_system_arn],
-            conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
-        ))
+        for access in file_systems:
+            worker.add_to_policy(iam.PolicyStatement(
+                sid=access.sid,
+                actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientRootAccess"]
+                + (["elasticfilesystem:ClientWrite"] if access.write else []),
+                resources=[access.arn],
+                conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+            ))
         worker.add_to_policy(iam.PolicyStatement(
             sid="SessionManager",
             actions=[

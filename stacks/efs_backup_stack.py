@@ -1,5 +1,5 @@
 """The efs-backup stack: storage and network (backup EFS, security groups, script bucket) and the orchestration
-(worker launch template, Step Functions workflow, run history, notifications, schedules).
+(worker launch templates, the backup and restore Step Functions workflows, run history, notifications, schedules).
 
 Composition only: each construct owns one responsibility, receives typed values from ``EfsBackupConfig`` and never
 reads context.
@@ -16,12 +16,13 @@ from constructs import Construct
 from constructs.backup_file_system import BackupFileSystem
 from constructs.backup_workflow import BackupWorkflow
 from constructs.network_access import NetworkAccess
+from constructs.restore_workflow import RestoreWorkflow
 from constructs.notifications import Notifications
 from constructs.schedules import Schedules
 from constructs.script_bucket import ScriptBucket
 from constructs.vpc_endpoints import VpcEndpoints
 from constructs.worker_identity import WorkerIdentity
-from constructs.worker_launch_template import WorkerLaunchTemplate
+from constructs.worker_launch_template import FileSystemAccess, WorkerLaunchTemplate
 from stacks.config import EfsBackupConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,10 @@ class EfsBackupStack(Stack):
             service="elasticfilesystem", resource="file-system", resource_name=config.source_file_system_id
         )
         self.worker = WorkerIdentity(self, "Worker", backup_id=config.backup_id)
+        self.restore_worker = WorkerIdentity(
+            self, "RestoreWorker", backup_id=config.backup_id, kind="restore",
+            duty="mount the snapshots read-only and the production file system read-write, restore",
+        )
         self.network = NetworkAccess(
             self,
             "Network",
@@ -69,7 +74,7 @@ class EfsBackupStack(Stack):
             subnets=self.network.subnets,
             mount_target_security_group=self.network.backup_mount_target_security_group,
             settings=config.backup_file_system,
-            client_role=self.worker.role,
+            client_roles=[self.worker.role, self.restore_worker.role],
         )
         self.scripts = ScriptBucket(
             self,
@@ -79,6 +84,10 @@ class EfsBackupStack(Stack):
             access_log_retention_days=config.access_log_retention_days,
         )
 
+        # Built from the id (Ref) rather than GetAtt Arn: the same ARN, and moto's CloudFormation can resolve it.
+        backup_file_system_arn = self.format_arn(
+            service="elasticfilesystem", resource="file-system", resource_name=self.backup_file_system.file_system_id
+        )
         self.launch_template = WorkerLaunchTemplate(
             self,
             "WorkerLaunchTemplate",
@@ -86,12 +95,12 @@ class EfsBackupStack(Stack):
             worker=self.worker,
             security_groups=self.network.worker_security_groups,
             scripts=self.scripts,
-            source_file_system_arn=self.source_file_system_arn,
-            # Built from the id (Ref) rather than GetAtt Arn: the same ARN, and moto's CloudFormation can resolve it.
-            backup_file_system_arn=self.format_arn(
-                service="elasticfilesystem", resource="file-system",
-                resource_name=self.backup_file_system.file_system_id,
-            ),
+            purpose="backup",
+            file_systems=[
+                # No ClientWrite: production is mounted read-only and EFS enforces it.
+                FileSystemAccess("MountProductionReadOnlyAsRoot", self.source_file_system_arn, write=False),
+                FileSystemAccess("MountBackupReadWriteAsRoot", backup_file_system_arn, write=True),
+            ],
         )
         self.notifications = Notifications(
             self,
@@ -113,6 +122,36 @@ class EfsBackupStack(Stack):
             topic=self.notifications.topic,
             notify_on_success=config.notifications.notify_on_success,
         )
+        self.restore_launch_template = WorkerLaunchTemplate(
+            self,
+            "RestoreLaunchTemplate",
+            settings=config.workers,
+            worker=self.restore_worker,
+            security_groups=self.network.worker_security_groups,
+            scripts=self.scripts,
+            purpose="restore",
+            file_systems=[
+                # Write access on the backup file system serves the lock and the restore's bookkeeping only:
+                # worker.sh mounts the snapshots read-only (and only the state directory read-write).
+                FileSystemAccess("MountBackupForRestoreAsRoot", backup_file_system_arn, write=True),
+                FileSystemAccess("RestoreIntoProductionAsRoot", self.source_file_system_arn, write=True),
+            ],
+            log_group=self.launch_template.log_group,
+        )
+        self.restore_workflow = RestoreWorkflow(
+            self,
+            "RestoreWorkflow",
+            state_machine_name=f"{config.stack_name}-restore"[:80],
+            backup_id=config.backup_id,
+            source_file_system_id=config.source_file_system_id,
+            backup_file_system_id=self.backup_file_system.file_system_id,
+            subnet_ids=config.subnet_ids,
+            workers=config.workers,
+            launch_template=self.restore_launch_template,
+            worker=self.restore_worker,
+            topic=self.notifications.topic,
+            table=self.workflow.table,
+        )
         # Created only when configured (vpc_endpoints): otherwise a NAT or existing endpoints serve the workers.
         self.endpoints = None
         if config.vpc_endpoints.services:
@@ -123,9 +162,10 @@ class EfsBackupStack(Stack):
                 vpc=self.network.vpc,
                 subnets=self.network.subnets,
                 client_security_group=self.network.backup_client_security_group,
-                worker_role=self.worker.role,
+                worker_roles=[self.worker.role, self.restore_worker.role],
                 script_bucket_arn=self.scripts.bucket.bucket_arn,
-                state_machine_arn=self.workflow.state_machine.state_machine_arn,
+                state_machine_arns=[self.workflow.state_machine.state_machine_arn,
+                                    self.restore_workflow.state_machine.state_machine_arn],
                 worker_log_group_arn=self.launch_template.log_group.log_group_arn,
                 run_table_arn=self.workflow.table.table_arn,
                 topic_arn=self.notifications.topic.topic_arn,
@@ -163,6 +203,13 @@ class EfsBackupStack(Stack):
             "WorkerRoleArn": (self.worker.role.role_arn, "Role of the worker instances"),
             "StateMachineArn": (self.workflow.state_machine.state_machine_arn,
                                 "Backup workflow: start-execution with {interval, retain, workers?}"),
+            "RestoreStateMachineArn": (
+                self.restore_workflow.state_machine.state_machine_arn,
+                "Restore workflow: start-execution with {snapshot|at, paths?, target_path?, mirror?, dry_run?}",
+            ),
+            "RestoreWorkerRoleArn": (self.restore_worker.role.role_arn, "Role of the restore worker instances"),
+            "RestoreStateMachineLogGroupName": (self.restore_workflow.log_group.log_group_name,
+                                                "Restore state machine logs (no data)"),
             "NotificationTopicArn": (self.notifications.topic.topic_arn, "Run outcomes (failures always)"),
             "RunHistoryTableName": (self.workflow.table.table_name, "Run summaries: key backup_id, sort key run"),
             "WorkerLogGroupName": (self.launch_template.log_group.log_group_name, "Worker logs, one stream per task"),

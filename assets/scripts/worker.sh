@@ -6,17 +6,26 @@
 # The user data (built by constructs/worker_launch_template.py) fetches assets/scripts/ from the script bucket at
 # the exact version the execution was deployed with, writes TASK_FILE and runs this script. TASK_FILE is JSON:
 #   {"task_token": "...",                       the callback token of the Step Functions task (a secret)
-#    "task": {"role": "work|finalize|abort",    what this instance does
-#             "backup_id", "interval", "retain", "worker_index", "worker_count", "run_id" (the execution name),
-#             "source_file_system_id", "backup_file_system_id", "region", "log_group", "heartbeat_seconds"}}
+#    "task": {"role": "work|finalize|abort|restore-work|restore-finalize|restore-abort",   what this instance does
+#             "backup_id", "worker_index", "worker_count", "run_id" (the execution name),
+#             "source_file_system_id", "backup_file_system_id", "region", "log_group", "heartbeat_seconds",
+#             backup roles: "interval", "retain";  restore roles: "request" (the restore request as JSON text,
+#             see constructs/restore_workflow.py)}}
 #
-# Roles:
+# Backup roles:
 #   work      mount both file systems (production read-only), `init` + `prepare` (every worker calls prepare with
 #             the same run id: the first sets the run up, the others join), then `work` until no part is left.
 #             Task output: the engine's `work` JSON.
 #   finalize  mount the backup file system, `finalize --json`: promote if every part succeeded, else record the
 #             failure and release the lock. Task output: the engine's run summary (also when the run failed).
 #   abort     mount the backup file system, `abort`: release the lock if this run holds it, keep the work.
+#
+# Restore roles (the backup file system is mounted READ-ONLY; only its <backup-id>/.efs-backup state directory, where
+# the lock and the restore's bookkeeping live, is mounted read-write):
+#   restore-work      also mount the target file system (the production one) read-write, then `restore-prepare`
+#                     (all workers join one run) and `restore-work` until no part is left.
+#   restore-finalize  `restore-finalize --json`: the restore summary (plan, totals, failed parts) is the result.
+#   restore-abort     `restore-abort`: record why the restore stopped, release the lock if this run holds it.
 #
 # Whatever happens, the EXIT trap reports exactly once: send-task-success with the engine's JSON, or
 # send-task-failure with an error name and a reason (naming the failed parts), then stops the heartbeat, unmounts,
@@ -26,7 +35,9 @@
 # Environment:
 #   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
 #   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR". mount_filesystems then
-#                            bind-mounts these local directories (--rbind, the source read-only) at the same mount points
+#                            bind-mounts these local directories (--rbind; read-only where EFS is mounted read-only;
+#                            the production directory also serves as the restore target, the backup's state
+#                            subdirectory as the state mount) at the same mount points
 #                            instead of mounting EFS, and power_off does not stop the machine (there is no
 #                            instance to stop). Everything else, the engine calls included, is the production path;
 #                            the engine still gets --require-mountpoint, so each directory must be a file system of
@@ -38,10 +49,14 @@ SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENGINE="$SCRIPTS_DIR/efs-backup-engine"
 SOURCE_MOUNT="$EFS_BACKUP_HOME/mnt/source"
 BACKUP_MOUNT="$EFS_BACKUP_HOME/mnt/backup"
+STATE_MOUNT="$EFS_BACKUP_HOME/mnt/backup-state"
+TARGET_MOUNT="$EFS_BACKUP_HOME/mnt/target"
 LOG_DIR="$EFS_BACKUP_HOME/log"
 LOG_FILE="$LOG_DIR/worker.log"
-TASK_FIELDS=(role backup_id interval retain worker_index worker_count run_id source_file_system_id
-  backup_file_system_id region log_group heartbeat_seconds)
+TASK_FIELDS=(role backup_id worker_index worker_count run_id source_file_system_id backup_file_system_id region
+  log_group heartbeat_seconds)
+BACKUP_TASK_FIELDS=(interval retain)
+RESTORE_TASK_FIELDS=(request)
 
 REPORTED=""
 HEARTBEAT_PID=""
@@ -59,7 +74,7 @@ read_task_file() {
   local task_file="$1" name value
   # python3 (stdlib) parses the JSON; fields come back NUL-separated and are checked against TASK_FIELDS.
   while IFS= read -r -d '' name && IFS= read -r -d '' value; do
-    case " ${TASK_FIELDS[*]} task_token " in
+    case " ${TASK_FIELDS[*]} ${BACKUP_TASK_FIELDS[*]} ${RESTORE_TASK_FIELDS[*]} task_token " in
       *" $name "*) printf -v "TASK_${name^^}" '%s' "$value" ;;
       *) log "ignoring unknown task field $name" ;;
     esac
@@ -71,15 +86,20 @@ for key, value in fields.items():
     sys.stdout.write("%s\0%s\0" % (key, value))
 PY
   )
-  for name in task_token "${TASK_FIELDS[@]}"; do
+  local required=("${TASK_FIELDS[@]}")
+  case "${TASK_ROLE:-}" in
+    work | finalize | abort) required+=("${BACKUP_TASK_FIELDS[@]}") ;;
+    restore-work | restore-finalize | restore-abort) required+=("${RESTORE_TASK_FIELDS[@]}") ;;
+    *) echo "unknown role ${TASK_ROLE:-(none)}" >&2; return 1 ;;
+  esac
+  for name in task_token "${required[@]}"; do
     local var="TASK_${name^^}"
     if [[ -z "${!var:-}" ]]; then
       echo "task file $task_file lacks $name" >&2
       return 1
     fi
   done
-  case "$TASK_ROLE" in work | finalize | abort) ;; *) echo "unknown role $TASK_ROLE" >&2; return 1 ;; esac
-  case "$TASK_INTERVAL" in hourly | daily | weekly | monthly) ;; *) echo "bad interval $TASK_INTERVAL" >&2; return 1 ;; esac
+  case "${TASK_INTERVAL:-daily}" in hourly | daily | weekly | monthly) ;; *) echo "bad interval $TASK_INTERVAL" >&2; return 1 ;; esac
 }
 
 # ----------------------------------------------------------------------------------------- Step Functions calls
@@ -124,28 +144,36 @@ stop_heartbeat() {
 # ------------------------------------------------------------------------------------------------- mounts
 
 # The one place that attaches file systems; see EFS_BACKUP_LOCAL_MOUNTS in the header.
-# Arguments: "source" and/or "backup".
+# Arguments, in mount order: "source" (production, read-only), "backup" (read-write), "backup-ro" (read-only),
+# "backup-state" (the backup-id's .efs-backup directory, read-write), "target" (RESTORE_TARGET_FS, read-write).
 mount_filesystems() {
-  local which mount_point fs_id local_dir options
+  local which mount_point fs_id fs_path local_dir options
+  local local_source="${EFS_BACKUP_LOCAL_MOUNTS%%:*}" local_backup="${EFS_BACKUP_LOCAL_MOUNTS##*:}"
+  local state_path="/$TASK_BACKUP_ID/.efs-backup"
   for which in "$@"; do
-    if [[ "$which" == source ]]; then
-      mount_point="$SOURCE_MOUNT" fs_id="$TASK_SOURCE_FILE_SYSTEM_ID" local_dir="${EFS_BACKUP_LOCAL_MOUNTS%%:*}"
-      options="tls,iam,ro"
-    else
-      mount_point="$BACKUP_MOUNT" fs_id="$TASK_BACKUP_FILE_SYSTEM_ID" local_dir="${EFS_BACKUP_LOCAL_MOUNTS##*:}"
-      options="tls,iam"
-    fi
+    fs_path="/"
+    case "$which" in
+      source) mount_point="$SOURCE_MOUNT" fs_id="$TASK_SOURCE_FILE_SYSTEM_ID" local_dir="$local_source" options="tls,iam,ro" ;;
+      backup) mount_point="$BACKUP_MOUNT" fs_id="$TASK_BACKUP_FILE_SYSTEM_ID" local_dir="$local_backup" options="tls,iam" ;;
+      backup-ro) mount_point="$BACKUP_MOUNT" fs_id="$TASK_BACKUP_FILE_SYSTEM_ID" local_dir="$local_backup" options="tls,iam,ro" ;;
+      backup-state)
+        mount_point="$STATE_MOUNT" fs_id="$TASK_BACKUP_FILE_SYSTEM_ID" local_dir="$local_backup$state_path"
+        fs_path="$state_path" options="tls,iam"
+        ;;
+      target) mount_point="$TARGET_MOUNT" fs_id="$RESTORE_TARGET_FS" local_dir="$local_source" options="tls,iam" ;;
+      *) echo "mount_filesystems: unknown file system $which" >&2; return 1 ;;
+    esac
     mkdir -p "$mount_point"
     if [[ -n "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]]; then
       log "mount seam: binding $local_dir at $mount_point ($which)"
       mount --rbind "$local_dir" "$mount_point"
       MOUNTED+=("$mount_point")
-      if [[ "$which" == source ]]; then
+      if [[ "$options" == *,ro ]]; then
         mount -o remount,bind,ro "$mount_point"
       fi
     else
-      log "mounting $fs_id at $mount_point (-o $options)"
-      mount -t efs -o "$options" "$fs_id:/" "$mount_point"
+      log "mounting $fs_id:$fs_path at $mount_point (-o $options)"
+      mount -t efs -o "$options" "$fs_id:$fs_path" "$mount_point"
       MOUNTED+=("$mount_point")
     fi
   done
@@ -243,6 +271,135 @@ run_abort() {
     report_success "$ENGINE_OUTPUT"
   else
     report_failure "$(engine_error_name "$status")" "abort of run $TASK_RUN_ID failed (exit $status)"
+  fi
+}
+
+# --------------------------------------------------------------------------------------------- restore steps
+
+RESTORE_TARGET_FS=""
+RESTORE_TARGET_DIR=""
+RESTORE_DEFAULT_TARGET=""
+RESTORE_DRY_RUN=""
+RESTORE_ARGS=()
+DEFAULT_RESTORE_PARENT="efs-backup-restore"
+
+# Turns the restore request (JSON text from the task) into the target file system, the target directory under its
+# mount point and the engine's selection options. python3 checks every field; values come back NUL-separated and
+# are only ever passed as single arguments, never interpreted by the shell.
+parse_restore_request() {
+  local item
+  local fields=()
+  while IFS= read -r -d '' item; do
+    fields+=("$item")
+  done < <(python3 - "$TASK_REQUEST" "$TASK_SOURCE_FILE_SYSTEM_ID" "$TASK_RUN_ID" "$DEFAULT_RESTORE_PARENT" <<'PY'
+import json, posixpath, re, sys
+request, production, run_id, parent = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+def fail(message):
+    sys.stderr.write("invalid restore request: %s\n" % message)
+    sys.exit(3)
+fs = request.get("target_file_system_id", production)
+if not isinstance(fs, str) or not re.match(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$", fs):
+    fail("target_file_system_id %r is not a file system id" % (fs,))
+default = "target_path" not in request
+path = request.get("target_path", "/%s/%s" % (parent, run_id))
+if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/") or "\0" in path:
+    fail("target_path %r must be an absolute path without '..'" % (path,))
+path = posixpath.normpath(path).lstrip("/")
+args = []
+if "snapshot" in request:
+    args += ["--snapshot", str(request["snapshot"])]
+if "at" in request:
+    args += ["--at", str(request["at"])]
+paths = request.get("paths", [])
+if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+    fail("paths must be a list of non-empty relative paths")
+for p in paths:
+    args += ["--path", p]
+for flag in ("mirror", "dry_run"):
+    if not isinstance(request.get(flag, False), bool):
+        fail("%s must be true or false" % flag)
+if request.get("mirror"):
+    args.append("--mirror")
+if request.get("dry_run"):
+    args.append("--dry-run")
+out = [fs, path, "1" if default else "", "1" if request.get("dry_run") else ""] + args
+sys.stdout.write("".join(value + "\0" for value in out))
+PY
+  )
+  [[ "${#fields[@]}" -ge 4 ]] || return 3 # python3 printed nothing: it refused the request (reason in the log)
+  RESTORE_TARGET_FS="${fields[0]}"
+  RESTORE_TARGET_DIR="$TARGET_MOUNT${fields[1]:+/${fields[1]}}"
+  RESTORE_DEFAULT_TARGET="${fields[2]}"
+  RESTORE_DRY_RUN="${fields[3]}"
+  RESTORE_ARGS=("${fields[@]:4}")
+}
+
+# The restore steps' common options: the snapshots read-only, the state directory read-write.
+restore_roots() {
+  printf '%s\0' --backup-root "$BACKUP_MOUNT" --state-dir "$STATE_MOUNT" --id "$TASK_BACKUP_ID"
+}
+
+mount_backup_for_restore() {
+  mount_filesystems backup-ro
+  if [[ ! -d "$BACKUP_MOUNT/$TASK_BACKUP_ID/.efs-backup" ]]; then
+    report_failure EngineRefused "nothing to restore: the backup file system holds no backup of $TASK_BACKUP_ID"
+    return 1
+  fi
+  mount_filesystems backup-state
+}
+
+run_restore_work() {
+  local status=0 roots=()
+  if ! parse_restore_request; then
+    report_failure EngineRefused "the restore request was refused: see $TASK_LOG_GROUP"
+    return
+  fi
+  mount_backup_for_restore || return
+  mount_filesystems target
+  # The default target is a new directory under /efs-backup-restore (root only until an operator moves it);
+  # a dry run creates nothing.
+  if [[ -n "$RESTORE_DEFAULT_TARGET" && -z "$RESTORE_DRY_RUN" ]]; then
+    mkdir -m 0700 "$TARGET_MOUNT/$DEFAULT_RESTORE_PARENT" 2>/dev/null || [[ -d "$TARGET_MOUNT/$DEFAULT_RESTORE_PARENT" ]]
+  fi
+  mapfile -d '' roots < <(restore_roots)
+  engine restore-prepare "${roots[@]}" --target "$RESTORE_TARGET_DIR" "${RESTORE_ARGS[@]}" \
+    --workers "$TASK_WORKER_COUNT" --run-id "$TASK_RUN_ID" --require-mountpoint || status=$?
+  if [[ "$status" -ne 0 ]]; then
+    report_failure "$(engine_error_name "$status")" "restore-prepare of run $TASK_RUN_ID failed (exit $status); see $TASK_LOG_GROUP"
+    return
+  fi
+  log "prepared: $ENGINE_OUTPUT"
+  engine restore-work "${roots[@]}" --worker-id "w$TASK_WORKER_INDEX" --require-mountpoint || status=$?
+  case "$status" in
+    0 | 2) report_success "$ENGINE_OUTPUT" ;;
+    1) report_failure EngineWorkFailed "worker w$TASK_WORKER_INDEX: failed parts: $(failed_parts_of "$ENGINE_OUTPUT")" ;;
+    *) report_failure "$(engine_error_name "$status")" "restore-work of worker w$TASK_WORKER_INDEX failed (exit $status)" ;;
+  esac
+}
+
+run_restore_finalize() {
+  local status=0 roots=()
+  mount_backup_for_restore || return
+  mapfile -d '' roots < <(restore_roots)
+  engine restore-finalize "${roots[@]}" --run-id "$TASK_RUN_ID" --json || status=$?
+  # 0/2: restored. 1 with a summary: the restore failed and the engine recorded it; the summary is the result.
+  if [[ "$status" -le 2 && "$ENGINE_OUTPUT" == "{"* ]]; then
+    report_success "$ENGINE_OUTPUT"
+  else
+    report_failure "$(engine_error_name "$status")" "restore-finalize of run $TASK_RUN_ID failed (exit $status)"
+  fi
+}
+
+run_restore_abort() {
+  local status=0 roots=()
+  local reason="restore $TASK_RUN_ID stopped before finalize: a worker timed out, was lost, failed to launch or was refused"
+  mount_backup_for_restore || return
+  mapfile -d '' roots < <(restore_roots)
+  engine restore-abort "${roots[@]}" --run-id "$TASK_RUN_ID" --reason "$reason" --json || status=$?
+  if [[ "$status" -eq 0 && "$ENGINE_OUTPUT" == "{"* ]]; then
+    report_success "$ENGINE_OUTPUT"
+  else
+    report_failure "$(engine_error_name "$status")" "restore-abort of run $TASK_RUN_ID failed (exit $status)"
   fi
 }
 
@@ -381,7 +538,7 @@ main() {
   trap on_exit EXIT
   trap on_signal TERM INT
   read_task_file "$task_file"
-  log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, $TASK_INTERVAL (retain $TASK_RETAIN), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT"
+  log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, ${TASK_INTERVAL:-restore} (retain ${TASK_RETAIN:--}), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT"
   start_heartbeat
   start_log_shipper
   install_packages
@@ -389,6 +546,9 @@ main() {
     work) run_work ;;
     finalize) run_finalize ;;
     abort) run_abort ;;
+    restore-work) run_restore_work ;;
+    restore-finalize) run_restore_finalize ;;
+    restore-abort) run_restore_abort ;;
   esac
 }
 

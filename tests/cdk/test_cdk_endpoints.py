@@ -6,6 +6,8 @@ a ``-c`` variant covers the remaining services.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cdk_helpers import context_for, synthesize
@@ -23,8 +25,10 @@ def resolved(synth, value):
     return synth.stack.resolve(value)
 
 
-def worker_role(synth):
-    return resolved(synth, synth.stack.worker.role.role_arn)
+def worker_roles(synth):
+    """The principals the endpoint policies admit: the backup and the restore worker roles (CDK sorts them)."""
+    return sorted((resolved(synth, role.role_arn) for role in (synth.stack.worker.role, synth.stack.restore_worker.role)),
+                  key=json.dumps)
 
 
 def statements(props):
@@ -93,7 +97,7 @@ def test_s3_gateway_is_routed_through_the_configured_route_tables_with_a_narrow_
     assert s3["RouteTableIds"] == list(synth.config.vpc_endpoints.route_table_ids)
     bucket = resolved(synth, synth.stack.scripts.bucket.bucket_arn)
     by_sid = {s["Sid"]: s for s in statements(s3)}
-    assert by_sid["WorkersReadTheScriptBucket"]["Principal"] == {"AWS": worker_role(synth)}
+    assert by_sid["WorkersReadTheScriptBucket"]["Principal"] == {"AWS": worker_roles(synth)}
     assert by_sid["WorkersReadTheScriptBucket"]["Action"] == "s3:GetObject"
     assert by_sid["WorkersReadTheScriptBucket"]["Resource"] == {"Fn::Join": ["", [bucket, "/*"]]}
     assert by_sid["WorkersListTheScriptBucket"]["Resource"] == bucket
@@ -114,7 +118,7 @@ def test_interface_endpoints_in_every_subnet_private_dns_https_only_from_the_wor
         assert props["SubnetIds"] == list(synth.config.subnet_ids)
         assert props["SecurityGroupIds"] == [group]
         for statement in statements(props):
-            assert statement["Principal"] == {"AWS": worker_role(synth)}, "only the worker role"
+            assert statement["Principal"] == {"AWS": worker_roles(synth)}, "only the worker roles"
             assert "*" not in str(statement["Action"])
     ingress = [r["Properties"] for r in synth.template_json["Resources"].values()
                if r["Type"] == "AWS::EC2::SecurityGroupIngress" and r["Properties"]["GroupId"] == group]
@@ -129,7 +133,9 @@ def test_interface_policies_name_this_stacks_resources(synthesized):
     synth = synthesized("production-eu")
     found = endpoints(synth)
     (states,) = statements(found["states"])
-    assert states["Resource"] == resolved(synth, synth.stack.workflow.state_machine.state_machine_arn)
+    assert sorted(states["Resource"], key=json.dumps) == sorted(
+        (resolved(synth, workflow.state_machine.state_machine_arn)
+         for workflow in (synth.stack.workflow, synth.stack.restore_workflow)), key=json.dumps)
     assert sorted(states["Action"]) == ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"]
     (logs,) = statements(found["logs"])
     assert logs["Resource"] == resolved(synth, synth.stack.launch_template.log_group.log_group_arn)

@@ -55,7 +55,8 @@ def test_backup_file_system_is_encrypted_and_retained(env):
 def test_backup_file_system_key_matches_config(env):
     _, fs = only(env, "AWS::EFS::FileSystem")
     mode = env.config.backup_file_system.kms_key.mode
-    keys = resources(env, "AWS::KMS::Key")
+    alarm_key = logical_id_of(env, env.stack.monitoring.alarm_key)  # the alarm topic's own key (monitoring.py)
+    keys = {k: v for k, v in resources(env, "AWS::KMS::Key").items() if k != alarm_key}
     if mode == "aws-managed":
         assert "KmsKeyId" not in fs["Properties"] and not keys
     elif mode == "create":
@@ -82,9 +83,9 @@ def test_backup_file_system_modes_lifecycle_and_backups_match_config(env):
     assert props["BackupPolicy"] == {"Status": "ENABLED" if settings.automatic_backups else "DISABLED"}
 
 
-def test_file_system_policy_denies_non_tls_and_grants_only_the_worker_role(env):
+def test_file_system_policy_denies_non_tls_and_grants_only_the_worker_roles(env):
     _, fs = only(env, "AWS::EFS::FileSystem")
-    worker_role_id = logical_id_of(env, env.stack.worker.role)
+    role_ids = [logical_id_of(env, env.stack.worker.role), logical_id_of(env, env.stack.restore_worker.role)]
     statements = fs["Properties"]["FileSystemPolicy"]["Statement"]
     assert statements == [
         {
@@ -97,7 +98,7 @@ def test_file_system_policy_denies_non_tls_and_grants_only_the_worker_role(env):
         {
             "Sid": "AllowBackupWorkersThroughMountTargets",
             "Effect": "Allow",
-            "Principal": {"AWS": {"Fn::GetAtt": [worker_role_id, "Arn"]}},
+            "Principal": {"AWS": sorted(({"Fn::GetAtt": [role_id, "Arn"]} for role_id in role_ids), key=str)},
             "Action": CLIENT_ACTIONS,
             "Condition": {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
         },

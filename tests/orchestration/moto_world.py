@@ -31,9 +31,10 @@ import sys
 import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import boto3
 import requests
@@ -360,8 +361,67 @@ def moto_compatible(definition: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def recreate_state_machine(moto: MotoServer, template: Dict[str, Any], resources: Dict[str, Dict],
-                           name: str, role_arn: str) -> str:
-    definition = moto_compatible(definition_of(template, resolver(moto, resources)))
+                           name: str, role_arn: str, kind: str = "backup"):
+    definition = moto_compatible(definition_of(template, resolver(moto, resources), kind=kind))
     sfn = moto.client("stepfunctions")
     return sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role_arn,
                                     type="STANDARD")["stateMachineArn"], definition
+
+
+class World:
+    """A deployed stack in moto with both state machines executable, a notification queue, two tmpfs file systems
+    standing for the production and the backup EFS, and the worker fleet playing EC2 (see ``deployed_world``)."""
+
+    def physical(self, construct) -> str:
+        return self.resources[self.synth.stack.get_logical_id(construct.node.default_child)]["PhysicalResourceId"]
+
+
+@contextmanager
+def deployed_world(workdir: Path, **synth_overrides: str) -> Iterator[World]:
+    """Everything the end-to-end tests share: synth (with ``synth_overrides``), deploy into a fresh moto server,
+    the scripts in the bucket, the backup and restore state machines re-created in moto's executing backend, an SQS
+    queue subscribed to the notification topic, ``production`` and ``backup`` tmpfs file systems (empty) and the
+    fleet. Needs root (tmpfs and bind mounts)."""
+    moto = MotoServer(workdir)
+    fleet = None
+    filesystems: List[Path] = []
+    try:
+        network = create_network(moto)
+        synth = synth_for_moto(workdir / "cdk", network, **synth_overrides)
+        stack = synth.stack
+        sources = upload_assets(moto, workdir / "cdk", stack.stack_name)
+        w = World()
+        w.moto, w.synth, w.workdir = moto, synth, workdir
+        w.resources = deploy(moto, synth.template_json, stack.stack_name)
+        bucket = w.physical(stack.scripts.bucket)
+        copy_scripts_into_bucket(moto, bucket, stack.scripts.script_key_prefix, sources[stack.scripts.asset_hash])
+        w.arn, w.definition = recreate_state_machine(
+            moto, synth.template_json, w.resources, stack.workflow.state_machine_name,
+            f"arn:aws:iam::{ACCOUNT}:role/{w.physical(stack.workflow.role)}")
+        w.restore_arn, w.restore_definition = recreate_state_machine(
+            moto, synth.template_json, w.resources, stack.restore_workflow.state_machine_name,
+            f"arn:aws:iam::{ACCOUNT}:role/{w.physical(stack.restore_workflow.role)}", kind="restore")
+        w.sqs, sns = moto.client("sqs"), moto.client("sns")
+        w.queue_url = w.sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        queue_arn = w.sqs.get_queue_attributes(QueueUrl=w.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"]
+        sns.subscribe(TopicArn=w.physical(stack.notifications.topic), Protocol="sqs", Endpoint=queue_arn)
+        # Two file systems of their own, like the two EFS they stand for: the engine's --require-mountpoint check
+        # stays on (a bind mount of a directory of the same file system is not a mount point to it).
+        w.source, w.backup = workdir / "production", workdir / "backup"
+        for directory in (w.source, w.backup):
+            directory.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(directory)], check=True)
+            filesystems.append(directory)
+        fleet = w.fleet = WorkerFleet(moto, workdir, w.source, w.backup)
+        w.id_dir = w.backup / synth.config.backup_id
+        w.table = w.physical(stack.workflow.table)
+        w.log_group = w.physical(stack.launch_template.log_group)
+        w.sfn, w.ec2, w.ddb = moto.client("stepfunctions"), moto.client("ec2"), moto.client("dynamodb")
+        yield w
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        for directory in reversed(filesystems):
+            subprocess.run(["umount", "-l", str(directory)], check=False)
+        moto.stop()

@@ -11,8 +11,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
 
 
-def state_machine_resource(template: Mapping[str, Any]) -> Dict[str, Any]:
-    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+def state_machine_resource(template: Mapping[str, Any], kind: str = "backup") -> Dict[str, Any]:
+    """The state machine named ``<stack>-<kind>`` (backup or restore)."""
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+                  and r["Properties"].get("StateMachineName", "").endswith(f"-{kind}")]
     return machine
 
 
@@ -39,9 +41,10 @@ def placeholder(value: Mapping[str, Any]) -> str:
     raise ValueError(f"unexpected intrinsic {name}")
 
 
-def definition_of(template: Mapping[str, Any], resolve: Optional[Callable[[Any], str]] = None) -> Dict[str, Any]:
-    """The state machine's ASL: DefinitionString joined, tokens replaced (placeholders, or ``resolve``)."""
-    text = resolve_intrinsic(state_machine_resource(template)["Properties"]["DefinitionString"],
+def definition_of(template: Mapping[str, Any], resolve: Optional[Callable[[Any], str]] = None,
+                  kind: str = "backup") -> Dict[str, Any]:
+    """A state machine's ASL: DefinitionString joined, tokens replaced (placeholders, or ``resolve``)."""
+    text = resolve_intrinsic(state_machine_resource(template, kind)["Properties"]["DefinitionString"],
                              resolve or placeholder)
     return json.loads(text)
 

@@ -3,7 +3,9 @@ executing in moto, and a simulated worker fleet running the real user data, work
 directories through the mount seam (see moto_world.py for what stands in for what).
 
 The scenarios build on each other in file order (one deployment, one backup file system, like a real schedule):
-1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile.
+1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile;
+then restores from what they backed up: bad requests, a dry run and a restore of chosen paths into a new directory, an
+in-place restore that keeps newer files, a restore of a path the snapshot does not have.
 """
 
 from __future__ import annotations
@@ -16,18 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from moto_world import (
-    ACCOUNT,
-    REGION,
-    MotoServer,
-    WorkerFleet,
-    copy_scripts_into_bucket,
-    create_network,
-    deploy,
-    recreate_state_machine,
-    synth_for_moto,
-    upload_assets,
-)
+from moto_world import deployed_world
 
 # Long enough for a simulated worker to boot and send its first heartbeat on a busy 2-core CI machine.
 HEARTBEAT_TIMEOUT = 20
@@ -44,70 +35,21 @@ def can_bind_mount(tmp: Path) -> bool:
     return ok
 
 
-class World:
-    pass
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto-e2e")
     if not can_bind_mount(tmp_path_factory.mktemp("probe")):
         pytest.skip("the mount seam binds local directories: needs root and mount(2)")
-    moto = MotoServer(workdir)
-    fleet = None
-    filesystems = []
-    try:
-        network = create_network(moto)
-        synth = synth_for_moto(workdir / "cdk", network, worker_heartbeat_timeout_seconds=str(HEARTBEAT_TIMEOUT),
-                               notify_on_success="true")
-        stack = synth.stack
-        sources = upload_assets(moto, workdir / "cdk", stack.stack_name)
-        resources = deploy(moto, synth.template_json, stack.stack_name)
-
-        def physical(construct):
-            return resources[stack.get_logical_id(construct.node.default_child)]["PhysicalResourceId"]
-
-        bucket = physical(stack.scripts.bucket)
-        copy_scripts_into_bucket(moto, bucket, stack.scripts.script_key_prefix, sources[stack.scripts.asset_hash])
-        arn, definition = recreate_state_machine(
-            moto, synth.template_json, resources, stack.workflow.state_machine_name,
-            f"arn:aws:iam::{ACCOUNT}:role/{physical(stack.workflow.role)}")
-        sqs, sns = moto.client("sqs"), moto.client("sns")
-        queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        topic_arn = physical(stack.notifications.topic)
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-
-        # Two file systems of their own, like the two EFS they stand for: the engine's --require-mountpoint check
-        # stays on (a bind mount of a directory of the same file system is not a mount point to it).
-        source, backup = workdir / "production", workdir / "backup"
-        for directory in (source, backup):
-            directory.mkdir()
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(directory)], check=True)
-            filesystems.append(directory)
+    with deployed_world(workdir, worker_heartbeat_timeout_seconds=str(HEARTBEAT_TIMEOUT),
+                        notify_on_success="true") as w:
         for index, top in enumerate(("alpha", "beta", "gamma", "delta", "with space")):
             for sub in range(3):
-                directory = source / top / f"dir{sub}"
+                directory = w.source / top / f"dir{sub}"
                 directory.mkdir(parents=True)
                 for number in range(4):
                     (directory / f"file{number}.txt").write_text(f"{top} {sub} {number} v1\n" * (index + 1))
-        (source / "top-level.txt").write_text("top v1\n")
-        fleet = WorkerFleet(moto, workdir, source, backup)
-
-        w = World()
-        w.moto, w.fleet, w.synth, w.arn, w.definition = moto, fleet, synth, arn, definition
-        w.source, w.backup, w.id_dir = source, backup, backup / synth.config.backup_id
-        w.queue_url, w.table = queue_url, physical(stack.workflow.table)
-        w.sfn, w.ec2, w.ddb, w.sqs = moto.client("stepfunctions"), moto.client("ec2"), moto.client("dynamodb"), sqs
-        w.workdir = workdir
-        w.log_group = physical(stack.launch_template.log_group)
+        (w.source / "top-level.txt").write_text("top v1\n")
         yield w
-    finally:
-        if fleet is not None:
-            fleet.stop()
-        for directory in reversed(filesystems):
-            subprocess.run(["umount", "-l", str(directory)], check=False)
-        moto.stop()
 
 
 def start(world, name: str, **run_input):
@@ -159,9 +101,9 @@ def roles(world, execution: str):
     return sorted(i.role for i in world.fleet.of_execution(execution))
 
 
-def worker_log(world, execution: str) -> str:
+def worker_log(world, execution: str, state_machine_arn: str = "") -> str:
     """For assertion messages: the last events of the execution and every simulated instance's console."""
-    arn = world.arn.replace(":stateMachine:", ":execution:") + ":" + execution
+    arn = (state_machine_arn or world.arn).replace(":stateMachine:", ":execution:") + ":" + execution
     events = world.sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=8)["events"]
     lines = [json.dumps({k: v for k, v in e.items() if k not in ("timestamp",)}, default=str)[:600] for e in events]
     consoles = [f"--- {i.role} {i.instance_id}\n" + (i.home / "console.log").read_text()[-3000:]
@@ -304,3 +246,89 @@ def test_a_lost_worker_times_out_and_a_second_execution_meanwhile_is_refused(wor
     (note,) = notifications(world)
     assert note["subject"].endswith("daily: FAILED") and "Timeout" in note["message"]
     assert "stopped before finalize" in note["message"]
+
+
+# ------------------------------------------------------------------------------------------ restore scenarios
+# They run after the backups above: daily.0 holds the source as of "run-resumes" (retain 1).
+
+
+def start_restore(world, name: str, **request):
+    return world.sfn.start_execution(stateMachineArn=world.restore_arn, name=name,
+                                     input=json.dumps(request))["executionArn"]
+
+
+def snapshots_state(world):
+    """Every snapshot's files and the manifests: what no restore may change."""
+    return {name: tree(world.id_dir / name) for name in ("daily.0",)}, \
+        sorted(p.name for p in (world.id_dir / ".efs-backup" / "manifests").iterdir())
+
+
+def test_restore_input_is_checked_before_anything_is_launched(world):
+    for name, request in (("restore-bad-both", {"snapshot": "latest", "at": "2026-11-20T00:00:00Z"}),
+                          ("restore-bad-none", {"paths": ["alpha"]}),
+                          ("restore-bad-at", {"at": "yesterday"}),
+                          ("restore-bad-paths", {"snapshot": "latest", "paths": "alpha"}),
+                          ("restore-bad-mirror", {"snapshot": "latest", "mirror": "yes"}),
+                          ("restore-bad-target", {"snapshot": "latest", "target_file_system_id": "fs-99999999"})):
+        described = wait(world, start_restore(world, name, **request))
+        assert described["status"] == "FAILED", name
+        assert world.fleet.of_execution(name) == [], f"{name}: nothing launched"
+    assert history(world, "restore-bad-both") == []
+
+
+def test_restore_dry_run_then_paths_into_a_new_directory(world):
+    before = snapshots_state(world)
+    snapshot = tree(world.id_dir / "daily.0")
+    request = {"snapshot": "latest", "paths": ["alpha", "top-level.txt"], "workers": 2}
+    dry = wait(world, start_restore(world, "restore-plan", dry_run=True, **request))
+    assert dry["status"] == "SUCCEEDED", worker_log(world, "restore-plan", world.restore_arn)
+    output = json.loads(dry["output"])
+    plan = output["summary"]["plan"]
+    expected = {k: v for k, v in snapshot.items() if k.startswith("alpha/") or k == "top-level.txt"}
+    assert output["outcome"] == "success" and output["summary"]["dry_run"] is True
+    assert plan["create"]["files"] == len(expected)
+    assert plan["create"]["bytes"] == sum(len(v) for v in expected.values())
+    assert plan["overwrite"]["files"] == 0 and plan["delete"]["files"] == 0
+    assert not (world.source / "efs-backup-restore").exists(), "a dry run creates nothing"
+    assert notifications(world) == [], "a dry run does not notify"
+
+    described = wait(world, start_restore(world, "restore-new-dir", **request))
+    assert described["status"] == "SUCCEEDED", worker_log(world, "restore-new-dir", world.restore_arn)
+    assert roles(world, "restore-new-dir") == ["restore-finalize", "restore-work", "restore-work"]
+    restored = tree(world.source / "efs-backup-restore" / "restore-new-dir")
+    assert restored == expected
+    assert snapshots_state(world) == before, "the snapshots are read, never written"
+    (record,) = history(world, "restore-new-dir")
+    assert record["kind"] == "restore" and record["status"] == "success"
+    assert json.loads(record["summary"])["snapshot"] == "daily.0"
+    assert_all_terminated(world, "restore-new-dir")
+    (note,) = notifications(world)
+    assert note["subject"].endswith("restore: success") and "restore-new-dir" in note["message"]
+
+
+def test_restore_in_place_keeps_newer_files_and_deletes_nothing(world):
+    alpha = world.source / "alpha"
+    (alpha / "dir0" / "file0.txt").unlink()
+    (alpha / "dir1" / "file1.txt").write_text("edited after the backup: newer than the snapshot\n")
+    (alpha / "dir2" / "extra.txt").write_text("created after the backup\n")
+    described = wait(world, start_restore(world, "restore-in-place", snapshot="latest", paths=["alpha"],
+                                          target_path="/"))
+    assert described["status"] == "SUCCEEDED", worker_log(world, "restore-in-place", world.restore_arn)
+    assert (alpha / "dir0" / "file0.txt").read_text() == "alpha 0 0 v1\n", "the lost file is back"
+    assert (alpha / "dir1" / "file1.txt").read_text().startswith("edited after the backup"), "newer file kept"
+    assert (alpha / "dir2" / "extra.txt").exists(), "safe mode deletes nothing"
+    plan = json.loads(described["output"])["summary"]["plan"]
+    assert plan["create"]["files"] == 1 and plan["skip_newer"]["files"] == 1 and plan["delete"]["files"] == 0
+    notifications(world)
+
+
+def test_a_restore_of_a_path_not_in_the_snapshot_fails_with_the_reason(world):
+    described = wait(world, start_restore(world, "restore-missing", snapshot="latest", paths=["no/such/dir"]))
+    assert described["status"] == "FAILED"
+    assert_all_terminated(world, "restore-missing")
+    (record,) = history(world, "restore-missing")
+    assert record["kind"] == "restore" and record["status"] == "failed" and "EngineRefused" in record["error"]
+    (note,) = notifications(world)
+    assert note["subject"].endswith("restore: FAILED")
+    assert not (world.id_dir / ".efs-backup" / "lock").exists(), "the lock was released"
+    assert not (world.source / "efs-backup-restore" / "restore-missing").exists()

@@ -28,11 +28,20 @@ def statements_by_sid(synth, role):
     return found
 
 
+def launch_template_data(synth, construct):
+    return synth.template_json["Resources"][synth.stack.get_logical_id(construct.launch_template)][
+        "Properties"]["LaunchTemplateData"]
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_launch_template(env, synthesized):
+@pytest.mark.parametrize("kind", ("backup", "restore"))
+def test_launch_template(env, kind, synthesized):
     synth = synthesized(env)
-    (template,) = resources(synth, "AWS::EC2::LaunchTemplate").values()
-    data = template["Properties"]["LaunchTemplateData"]
+    stack = synth.stack
+    template, identity = {"backup": (stack.launch_template, stack.worker),
+                          "restore": (stack.restore_launch_template, stack.restore_worker)}[kind]
+    assert len(resources(synth, "AWS::EC2::LaunchTemplate")) == 2
+    data = launch_template_data(synth, template)
     arch = synth.config.workers.architecture
     assert data["ImageId"] == f"resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
     assert data["MetadataOptions"]["HttpTokens"] == "required"
@@ -44,20 +53,23 @@ def test_launch_template(env, synthesized):
     assert interface["AssociatePublicIpAddress"] is False and len(interface["Groups"]) == 2
     assert "KeyName" not in data, "no SSH keys: Session Manager"
     assert "InstanceMarketOptions" not in data
-    assert "IamInstanceProfile" in data
+    profile_id = stack.get_logical_id(identity.instance_profile.node.default_child)
+    assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": [profile_id, "Arn"]}}, "each kind its own role"
 
 
 def test_spot_from_config(synthesized):
-    data = next(iter(resources(synthesized("example", worker_spot="true", worker_instance_type="m7g.large"),
-                               "AWS::EC2::LaunchTemplate").values()))["Properties"]["LaunchTemplateData"]
-    assert data["InstanceMarketOptions"]["MarketType"] == "spot"
-    assert data["ImageId"].endswith("al2023-ami-kernel-default-arm64")
+    for template in resources(synthesized("example", worker_spot="true", worker_instance_type="m7g.large"),
+                              "AWS::EC2::LaunchTemplate").values():
+        data = template["Properties"]["LaunchTemplateData"]
+        assert data["InstanceMarketOptions"]["MarketType"] == "spot"
+        assert data["ImageId"].endswith("al2023-ami-kernel-default-arm64")
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_state_machine_is_standard_logged_without_data_and_traced(env, synthesized):
+@pytest.mark.parametrize("kind", ("backup", "restore"))
+def test_state_machine_is_standard_logged_without_data_and_traced(env, kind, synthesized):
     synth = synthesized(env)
-    props = state_machine_resource(synth.template_json)["Properties"]
+    props = state_machine_resource(synth.template_json, kind)["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
@@ -67,10 +79,11 @@ def test_state_machine_is_standard_logged_without_data_and_traced(env, synthesiz
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_definition_is_valid_asl(env, synthesized, tmp_path):
+@pytest.mark.parametrize("kind", ("backup", "restore"))
+def test_definition_is_valid_asl(env, kind, synthesized, tmp_path):
     if not ASL_VALIDATOR.exists():
         pytest.fail("asl-validator is not installed: run tools/setup.sh (npm ci)")
-    definition = definition_of(synthesized(env).template_json)
+    definition = definition_of(synthesized(env).template_json, kind=kind)
     result = validate_asl(definition, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     broken = json.loads(json.dumps(definition))
@@ -113,10 +126,31 @@ def test_definition_structure(synthesized):
     assert "chmod +x" in head and "http" not in head.replace("s3://", "")
 
 
+def test_restore_definition_structure(synthesized):
+    synth = synthesized("example")
+    backup, restore = (definition_of(synth.template_json, kind=kind)["States"] for kind in ("backup", "restore"))
+    # The fleet part is the same code: only the job's states and values differ.
+    shared = set(backup) & set(restore)
+    assert {"Workers", "Finalize", "FindWorkerInstances", "ReleaseLock", "RecordFailure", "NotifyFailure"} <= shared
+    task = restore["Workers"]["ItemSelector"]["task"]
+    assert task["role"] == "restore-work" and task["request.$"] == "States.JsonToString($.request)"
+    assert restore["FinalizeTask"]["Parameters"]["role"] == "restore-finalize"
+    assert restore["ReleaseLockTask"]["Parameters"]["role"] == "restore-abort"
+    assert restore["RecordRun"]["Parameters"]["Item"]["kind"] == {"S": "restore"}
+    assert backup["RecordRun"]["Parameters"]["Item"]["kind"] == {"S": "backup"}
+    # Only the production file system is an allowed target.
+    options = json.dumps(restore["CheckRestoreOptions"])
+    assert f'"StringEquals": "{synth.config.source_file_system_id}"' in options
+    assert restore["CheckOutcome"]["Choices"][0]["Next"] == "CheckDryRun", "a dry run never notifies"
+    assert restore["ValidateInput"] == {"Type": "Pass", "Comment": restore["ValidateInput"]["Comment"],
+                                        "ResultPath": "$.request", "Next": "CheckSnapshotChoice"}
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_state_machine_role_is_least_privilege(env, synthesized):
+@pytest.mark.parametrize("workflow", ("workflow", "restore_workflow"))
+def test_state_machine_role_is_least_privilege(env, workflow, synthesized):
     synth = synthesized(env)
-    statements = statements_by_sid(synth, synth.stack.workflow.role)
+    statements = statements_by_sid(synth, getattr(synth.stack, workflow).role)
     backup_id = synth.config.backup_id
     assert statements["PassOnlyTheWorkerRoleToEc2"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
@@ -151,6 +185,27 @@ def test_worker_role_rights(env, synthesized):
     task_response = [s for s in statements.values() if "states:SendTaskSuccess" in s["Action"]]
     assert len(task_response) == 1 and task_response[0]["Resource"] != "*"
     assert set(statements) >= {"ListThisEngineVersion", "WriteWorkerLogs", "SessionManager"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_only_restore_workers_may_write_production(env, synthesized):
+    synth = synthesized(env)
+    production = f"file-system/{synth.config.source_file_system_id}"
+
+    def writes(role):
+        return [s for s in statements_by_sid(synth, role).values()
+                if "elasticfilesystem:ClientWrite" in s["Action"] and production in json.dumps(s["Resource"])]
+
+    assert writes(synth.stack.worker.role) == [], "backup workers never get write access to production"
+    (restore,) = writes(synth.stack.restore_worker.role)
+    assert restore["Condition"] == {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}}
+    restore_statements = statements_by_sid(synth, synth.stack.restore_worker.role)
+    assert "elasticfilesystem:ClientWrite" in restore_statements["MountBackupForRestoreAsRoot"]["Action"]
+    # Each worker role answers only its own state machine's task tokens.
+    for role, workflow in ((synth.stack.worker.role, synth.stack.workflow),
+                           (synth.stack.restore_worker.role, synth.stack.restore_workflow)):
+        (response,) = [s for s in statements_by_sid(synth, role).values() if "states:SendTaskSuccess" in s["Action"]]
+        assert response["Resource"] == {"Ref": synth.stack.get_logical_id(workflow.state_machine.node.default_child)}
 
 
 @pytest.mark.parametrize("env", ENVS)

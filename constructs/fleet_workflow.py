@@ -1,0 +1,577 @@
+"""A job run on a fleet of EC2 workers: the Step Functions state machine the backup and restore workflows share.
+
+A job (``FleetJob``) is what differs between the two: how the input is validated, which fields go into each
+worker's task, which ``worker.sh`` roles its instances play (work / finalize / abort), and what the run record and
+the notifications say. Everything else is here: one STANDARD state machine (JSONPath) per job, written as plain ASL
+(rendered with CDK tokens) so what runs is exactly what the tests validate with asl-validator and execute in moto:
+
+    <the job's validation> ─► CheckWorkerCount ─► FindRunningExecutions ─► another one running? ─► AlreadyRunning
+        │ bad input ─► InvalidInput (fails)                                                        (ends, does nothing)
+        ▼
+    PlanWorkers ─► Workers (Map: LaunchWorker = ec2:runInstances.waitForTaskToken, the work role, per worker)
+        ▼ every worker reported success                       │ any failure, heartbeat or task timeout, launch error
+    Finalize (an instance, the finalize role)                  ▼
+        ▼                                               FindWorkerInstances ─► TerminateWorkers (tag: execution)
+    RecordRun (DynamoDB) ─► success|warning? ─┐               ▼
+        │ failed                              │         part failures? ─► RecordFailedRun (an instance, the finalize
+        ▼                                     │               │            role: records the failed parts, releases
+    NotifyFailure ─► RunFailed                │               │            the lock)
+                                              ▼               └ else ────► ReleaseLock (an instance, the abort role)
+                       <the job's success route> ─► Done              ▼
+                                                          RecordFailure ─► NotifyFailure ─► RunFailed
+
+Tasks keep the state: results go to their own paths (trimmed by ResultSelector), never ``ResultPath: null``
+(moto's interpreter replaces the state with the result there). The Map keeps each worker's report in
+``$.worker_reports``. Every worker task has a heartbeat timeout (workers beat every fifth of it) and a task timeout;
+no callback task relies on ``Retry``. Instances carry the tags ``efs-backup:execution`` (execution name),
+``efs-backup:backup-id`` and ``efs-backup:role``; the role may terminate only instances with this backup-id's tag.
+A successful execution's output is ``{"outcome", "execution", "backup_id", "summary"}`` (the engine's summary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from aws_cdk import Acknowledgment, ArnFormat, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from constructs.script_bucket import NAG_PACK, nag_resource
+from constructs.worker_identity import WorkerIdentity
+from constructs.worker_launch_template import WorkerLaunchTemplate
+from stacks.config import MAX_WORKERS, WorkerSettings
+
+TAG_BACKUP_ID = "efs-backup:backup-id"
+TAG_EXECUTION = "efs-backup:execution"
+TAG_ROLE = "efs-backup:role"
+ENGINE_WORK_FAILED = "EngineWorkFailed"  # the error worker.sh reports when parts failed (see worker.sh)
+
+
+@dataclass(frozen=True)
+class FleetJob:
+    """What one kind of fleet run does; the JSONPath fields are evaluated as each comment says."""
+
+    kind: str  # "backup" | "restore": the run record's kind
+    work_role: str  # worker.sh roles of the instances
+    finalize_role: str
+    abort_role: str
+    # States from "ValidateInput" on; they end in "CheckWorkerCount" (workers in $.workers) or "InvalidInput".
+    validation: Dict[str, Any]
+    invalid_input_cause: str
+    # PlanWorkers parameters taken from the validated input (also the AlreadyRunning output).
+    job_fields: Dict[str, Any]
+    # Fields of every worker's task, evaluated against PlanWorkers' output.
+    task_fields: Dict[str, Any]
+    # Run-history attributes beyond the common ones, evaluated against the state at recording time.
+    record_fields: Dict[str, Any]
+    failure_subject: str  # States.Format expressions over the state
+    failure_message: str
+    # States reached when the run succeeded (status success or warning), entered at ``success_entry`` and ending in
+    # "Done"; e.g. a ``success_notification``.
+    success_route: Dict[str, Any] = field(default_factory=dict)
+    success_entry: str = "Done"
+
+
+def success_notification(topic_arn: str, subject: str, message: str) -> Dict[str, Any]:
+    """An SNS publish of a successful run (subject/message: States.Format expressions) that continues to Done."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {"TopicArn": topic_arn, "Subject.$": subject, "Message.$": message},
+        "ResultSelector": {"message_id.$": "$.MessageId"},
+        "ResultPath": "$.notified",
+        "Next": "Done",
+    }
+
+
+class FleetWorkflow(Construct):
+    """One job's state machine, its role, its log group; records runs in ``table`` (None: creates the run-history
+    table here) and notifies ``topic``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        job: FleetJob,
+        state_machine_name: str,
+        backup_id: str,
+        task_constants: Dict[str, Any],
+        subnet_ids: Sequence[str],
+        workers: WorkerSettings,
+        launch_template: WorkerLaunchTemplate,
+        worker: WorkerIdentity,
+        topic: sns.ITopic,
+        table: Optional[dynamodb.ITable],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.job = job
+        self.backup_id = backup_id
+        self.table = table if table is not None else run_history_table(self, "RunHistory")
+        self.state_machine_name = state_machine_name
+        self.state_machine_arn_literal = stack.format_arn(
+            service="states", resource="stateMachine", resource_name=state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{state_machine_name}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"efs-backup {job.kind} state machine of backup-id {backup_id}: launch and stop workers, "
+                        "record, notify",
+        )
+        self._grant(stack, launch_template, worker, subnet_ids, topic)
+
+        definition = self.definition(
+            task_constants=task_constants,
+            subnet_ids=subnet_ids,
+            workers=workers,
+            launch_template=launch_template,
+            topic_arn=topic.topic_arn,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(stack.to_json_string(definition)),
+            role=self.role,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Workers report their own task's outcome and heartbeats (task tokens of this state machine only).
+        self.state_machine.grant_task_response(worker.role)
+        self._acknowledge(stack)
+
+    # ------------------------------------------------------------------------------------------------ definition
+
+    def definition(self, *, task_constants, subnet_ids, workers, launch_template, topic_arn) -> Dict[str, Any]:
+        job = self.job
+        backup_id = self.backup_id
+        timeout = workers.timeout_hours * 3600
+        # Workers are spread over the subnets: worker i goes to subnets[i mod n] (JSONPath has no modulo, so the
+        # list is laid out up to the largest worker count).
+        spread = [subnet_ids[i % len(subnet_ids)] for i in range(MAX_WORKERS)]
+        task_base = {
+            "backup_id": backup_id,
+            **task_constants,
+            "region": Stack.of(self).region,
+            "log_group": launch_template.log_group.log_group_name,
+            "heartbeat_seconds": workers.heartbeat_interval_seconds,
+            "worker_count.$": "$.workers",
+            "run_id.$": "$.run_id",
+            **job.task_fields,
+        }  # evaluated against PlanWorkers' output (in the Map's ItemSelector, or a Pass state before a launch)
+
+        def launch(role: str, subnet: str) -> Dict[str, Any]:
+            """A Task that starts one instance with this task's token in its user data and waits for its report.
+            ``$.task`` (the worker's named inputs) and ``$.bootstrap`` are in the state's input."""
+            return {
+                "Type": "Task",
+                "Comment": f"one instance running worker.sh ({role}); it reports with the task token",
+                "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances.waitForTaskToken",
+                "Parameters": {
+                    "LaunchTemplate": {
+                        "LaunchTemplateId": launch_template.launch_template_id,
+                        "Version": launch_template.launch_template_version,
+                    },
+                    "MinCount": 1,
+                    "MaxCount": 1,
+                    "NetworkInterfaces": [{
+                        "DeviceIndex": 0,
+                        **({"SubnetId.$": subnet} if subnet.startswith("$") else {"SubnetId": subnet}),
+                        "Groups": launch_template.security_group_ids,
+                        "AssociatePublicIpAddress": False,
+                        "DeleteOnTermination": True,
+                    }],
+                    "TagSpecifications": [
+                        {"ResourceType": kind, "Tags": [
+                            {"Key": TAG_BACKUP_ID, "Value": backup_id},
+                            {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
+                            {"Key": TAG_ROLE, "Value": role},
+                            {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
+                        ]}
+                        for kind in ("instance", "volume")
+                    ],
+                    "UserData.$": (
+                        "States.Base64Encode(States.Format('{}{}{}{}{}', $.bootstrap.head, $$.Task.Token, "
+                        "$.bootstrap.middle, States.JsonToString($.task), $.bootstrap.tail))"
+                    ),
+                },
+                "HeartbeatSeconds": workers.heartbeat_timeout_seconds,
+                "TimeoutSeconds": timeout,
+            }
+
+        def single(role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
+            """One instance outside the Map (finalize or abort); its report becomes $.summary."""
+            return {
+                **launch(role, subnet_ids[0]),
+                "ResultPath": "$.summary",
+                "Next": next_state,
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": catch_next}],
+            }
+
+        def task_pass(role: str, next_state: str) -> Dict[str, Any]:
+            return {
+                "Type": "Pass",
+                "Comment": f"the task object of the {role} instance",
+                "Parameters": {**task_base, "role": role, "worker_index": 0},
+                "ResultPath": "$.task",
+                "Next": next_state,
+            }
+
+        states: Dict[str, Any] = dict(job.validation)
+        states.update({
+            "InvalidInput": {"Type": "Fail", "Error": "InvalidInput", "Cause": job.invalid_input_cause},
+            "CheckWorkerCount": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.workers", "IsPresent": False, "Next": "DefaultWorkerCount"},
+                    {
+                        "And": [
+                            {"Variable": "$.workers", "IsNumeric": True},
+                            {"Variable": "$.workers", "NumericGreaterThanEquals": 1},
+                            {"Variable": "$.workers", "NumericLessThanEquals": MAX_WORKERS},
+                        ],
+                        "Next": "FindRunningExecutions",
+                    },
+                ],
+                "Default": "InvalidInput",
+            },
+            "DefaultWorkerCount": {
+                "Type": "Pass",
+                "Result": workers.count,
+                "ResultPath": "$.workers",
+                "Next": "FindRunningExecutions",
+            },
+            "FindRunningExecutions": {
+                "Type": "Task",
+                "Comment": "one run of this state machine at a time: this execution counts itself",
+                "Resource": "arn:aws:states:::aws-sdk:sfn:listExecutions",
+                "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id", "StatusFilter": "RUNNING", "MaxResults": 10},
+                "ResultSelector": {"count.$": "States.ArrayLength($.Executions)"},
+                "ResultPath": "$.running",
+                "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
+                           "BackoffRate": 2}],
+                "Next": "CheckAlreadyRunning",
+            },
+            "CheckAlreadyRunning": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.running.count", "NumericGreaterThan": 1, "Next": "AlreadyRunning"}],
+                "Default": "PlanWorkers",
+            },
+            "AlreadyRunning": {
+                "Type": "Pass",
+                "Comment": "another execution is running: end at once, touch nothing",
+                "Parameters": {
+                    "outcome": "already-running",
+                    "backup_id": backup_id,
+                    **job.job_fields,
+                    "message": "another execution of this state machine is running; this one did nothing",
+                },
+                "End": True,
+            },
+            "PlanWorkers": {
+                "Type": "Pass",
+                "Parameters": {
+                    "backup_id": backup_id,
+                    **job.job_fields,
+                    "workers.$": "$.workers",
+                    "run_id.$": "$$.Execution.Name",
+                    # When the run was planned (ISO 8601). $$.Execution.StartTime would do in AWS, but moto's context
+                    # holds a datetime there that no intrinsic or integration can serialise.
+                    "started.$": "$$.State.EnteredTime",
+                    "indexes.$": "States.ArrayRange(0, States.MathAdd($.workers, -1), 1)",
+                    "subnets": spread,
+                    "bootstrap": launch_template.bootstrap_pieces(),
+                    "summary": {},
+                },
+                "Next": "Workers",
+            },
+            "Workers": {
+                "Type": "Map",
+                "Comment": "one instance per worker; every worker prepares (joins) the run and works until no part "
+                           "is left",
+                "ItemsPath": "$.indexes",
+                "ItemSelector": {
+                    "index.$": "$$.Map.Item.Value",
+                    "run_id.$": "$.run_id",
+                    "subnet.$": "States.ArrayGetItem($.subnets, $$.Map.Item.Value)",
+                    "bootstrap.$": "$.bootstrap",
+                    "task": {**task_base, "role": job.work_role, "worker_index.$": "$$.Map.Item.Value"},
+                },
+                "MaxConcurrency": 0,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "LaunchWorker",
+                    "States": {
+                        # No Next, no Catch, no Retry: the Map's Catch handles every worker failure.
+                        "LaunchWorker": {**launch(job.work_role, "$.subnet"), "End": True},
+                    },
+                },
+                "ResultPath": "$.worker_reports",
+                "Next": "FinalizeTask",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FindWorkerInstances"}],
+            },
+            "FinalizeTask": task_pass(job.finalize_role, "Finalize"),
+            "Finalize": single(job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
+                               error_path="$.error"),
+            "RecordRun": self._record("success", next_state="CheckOutcome"),
+            "CheckOutcome": {
+                "Type": "Choice",
+                "Choices": [{"Or": [{"Variable": "$.summary.status", "StringEquals": "success"},
+                                    {"Variable": "$.summary.status", "StringEquals": "warning"}],
+                             "Next": job.success_entry}],
+                "Default": "NotifyFailure",
+            },
+            "Done": {
+                "Type": "Pass",
+                "Comment": "the execution's output: the outcome and the engine's summary",
+                "Parameters": {"outcome.$": "$.summary.status", "execution.$": "$.run_id",
+                               "backup_id.$": "$.backup_id", "summary.$": "$.summary"},
+                "End": True,
+            },
+            # ---- failure path
+            "FindWorkerInstances": {
+                "Type": "Task",
+                "Comment": "every instance this execution launched that is not terminated yet",
+                "Resource": "arn:aws:states:::aws-sdk:ec2:describeInstances",
+                "Parameters": {"Filters": [
+                    {"Name": f"tag:{TAG_EXECUTION}", "Values.$": "States.Array($.run_id)"},
+                    {"Name": f"tag:{TAG_BACKUP_ID}", "Values": [backup_id]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+                ]},
+                "ResultSelector": {"ids.$": "$.Reservations[*].Instances[*].InstanceId"},
+                "ResultPath": "$.instances",
+                "Next": "AnyWorkerInstances",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": "ChooseRelease"}],
+            },
+            "AnyWorkerInstances": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.instances.ids[0]", "IsPresent": True, "Next": "TerminateWorkers"}],
+                "Default": "ChooseRelease",
+            },
+            "TerminateWorkers": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:ec2:terminateInstances",
+                "Parameters": {"InstanceIds.$": "$.instances.ids"},
+                "ResultSelector": {"count.$": "States.ArrayLength($.TerminatingInstances)"},
+                "ResultPath": "$.terminated",
+                "Next": "ChooseRelease",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": "ChooseRelease"}],
+            },
+            "ChooseRelease": {
+                "Type": "Choice",
+                "Comment": "part failures: finalize records them (nothing can be promoted) and releases the lock; "
+                           "anything else: abort releases the lock if this run holds it",
+                "Choices": [{"Variable": "$.error.Error", "StringEquals": ENGINE_WORK_FAILED,
+                             "Next": "RecordFailedRunTask"}],
+                "Default": "ReleaseLockTask",
+            },
+            "RecordFailedRunTask": task_pass(job.finalize_role, "RecordFailedRun"),
+            "RecordFailedRun": single(job.finalize_role, next_state="RecordFailure", catch_next="RecordFailure",
+                                      error_path="$.release_error"),
+            "ReleaseLockTask": task_pass(job.abort_role, "ReleaseLock"),
+            "ReleaseLock": single(job.abort_role, next_state="RecordFailure", catch_next="RecordFailure",
+                                  error_path="$.release_error"),
+            "RecordFailure": self._record("failed", next_state="NotifyFailure"),
+            "NotifyFailure": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {"TopicArn": topic_arn, "Subject.$": job.failure_subject,
+                               "Message.$": job.failure_message},
+                "ResultSelector": {"message_id.$": "$.MessageId"},
+                "ResultPath": "$.notified",
+                "Next": "RunFailed",
+            },
+            "RunFailed": {"Type": "Fail", "Error": f"{job.kind.capitalize()}RunFailed",
+                          "Cause": "the run failed; see the notification and the run-history table"},
+        })
+        states.update(job.success_route)
+        return {
+            "Comment": f"efs-backup {job.kind} of backup-id {backup_id}: one execution is one run",
+            "StartAt": "ValidateInput",
+            "States": states,
+        }
+
+    def _record(self, outcome: str, *, next_state: str) -> Dict[str, Any]:
+        """PutItem of the run summary into the run-history table (readable without mounting EFS)."""
+        item: Dict[str, Any] = {
+            "backup_id": {"S.$": "$.backup_id"},
+            "run": {"S.$": "States.Format('{}#{}', $.started, $.run_id)"},
+            "execution": {"S.$": "$.run_id"},
+            "kind": {"S": self.job.kind},
+            "started": {"S.$": "$.started"},
+            "summary": {"S.$": "States.JsonToString($.summary)"},
+            **self.job.record_fields,
+        }
+        if outcome == "success":
+            item["status"] = {"S.$": "$.summary.status"}
+        else:
+            item["status"] = {"S": "failed"}
+            item["error"] = {"S.$": "States.JsonToString($.error)"}
+        return {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:putItem",
+            "Parameters": {"TableName": self.table.table_name, "Item": item},
+            "ResultSelector": {"recorded": True},
+            "ResultPath": "$.recorded",
+            "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
+                       "BackoffRate": 2}],
+            "Next": next_state,
+        }
+
+    # ------------------------------------------------------------------------------------------------ permissions
+
+    def _grant(self, stack: Stack, launch_template: WorkerLaunchTemplate, worker: WorkerIdentity,
+               subnet_ids: Sequence[str], topic: sns.ITopic) -> None:
+        def arn(resource: str, name: str, *, region: bool = True, account: bool = True, service: str = "ec2"):
+            return stack.format_arn(service=service, resource=resource, resource_name=name,
+                                    region=None if region else "", account=None if account else "")
+
+        backup_tag = {f"aws:RequestTag/{TAG_BACKUP_ID}": self.backup_id}
+        statements: List[iam.PolicyStatement] = [
+            iam.PolicyStatement(
+                sid="RunWorkersFromTheTemplate",
+                actions=["ec2:RunInstances"],
+                resources=[launch_template.launch_template_arn()]
+                + [arn("subnet", subnet) for subnet in subnet_ids]
+                + [arn("security-group", group) for group in launch_template.security_group_ids],
+            ),
+            iam.PolicyStatement(
+                sid="RunWorkersTaggedWithTheBackupId",
+                actions=["ec2:RunInstances"],
+                resources=[arn("instance", "*"), arn("volume", "*")],
+                conditions={"StringEquals": backup_tag},
+            ),
+            iam.PolicyStatement(
+                sid="RunWorkersNetworkInterface",
+                actions=["ec2:RunInstances"],
+                resources=[arn("network-interface", "*")],
+                conditions={"ArnEquals": {"ec2:Subnet": [arn("subnet", subnet) for subnet in subnet_ids]}},
+            ),
+            iam.PolicyStatement(
+                sid="RunWorkersFromAmazonImages",
+                actions=["ec2:RunInstances"],
+                resources=[arn("image", "*", account=False)],
+                conditions={"StringEquals": {"ec2:Owner": "amazon"}},
+            ),
+            iam.PolicyStatement(
+                sid="ResolveTheAmazonLinuxImageAtLaunch",
+                actions=["ssm:GetParameters", "ssm:GetParameter"],
+                resources=[arn("parameter", launch_template.image_parameter.lstrip("/"), account=False,
+                               service="ssm")],
+            ),
+            iam.PolicyStatement(
+                sid="TagWorkersAtLaunch",
+                actions=["ec2:CreateTags"],
+                resources=[arn("instance", "*"), arn("volume", "*")],
+                conditions={"StringEquals": {"ec2:CreateAction": "RunInstances", **backup_tag}},
+            ),
+            iam.PolicyStatement(
+                sid="PassOnlyTheWorkerRoleToEc2",
+                actions=["iam:PassRole"],
+                resources=[worker.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="FindWorkerInstances",
+                actions=["ec2:DescribeInstances"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="TerminateOnlyThisBackupIdsWorkers",
+                actions=["ec2:TerminateInstances"],
+                resources=[arn("instance", "*")],
+                conditions={"StringEquals": {f"ec2:ResourceTag/{TAG_BACKUP_ID}": self.backup_id}},
+            ),
+            iam.PolicyStatement(
+                sid="SeeOwnRunningExecutions",
+                actions=["states:ListExecutions"],
+                resources=[self.state_machine_arn_literal],
+            ),
+            iam.PolicyStatement(
+                sid="RecordRunSummaries",
+                actions=["dynamodb:PutItem"],
+                resources=[self.table.table_arn],
+            ),
+            iam.PolicyStatement(
+                sid="PublishOutcomes",
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+            ),
+        ]
+        for statement in statements:
+            self.role.add_to_principal_policy(statement)
+
+    def _acknowledge(self, stack: Stack) -> None:
+        """Each remaining wildcard of the state machine role, with its reason (cdk-nag IAM5)."""
+        instance_any = nag_resource(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))
+        volume_any = nag_resource(stack, stack.format_arn(service="ec2", resource="volume", resource_name="*"))
+        eni_any = nag_resource(stack, stack.format_arn(service="ec2", resource="network-interface",
+                                                       resource_name="*"))
+        image_any = nag_resource(stack, stack.format_arn(service="ec2", resource="image", resource_name="*",
+                                                         account=""))
+        findings = {
+            "IAM5[Resource::*]": (
+                "ec2:DescribeInstances has no resource-level permissions (it only reads; the execution filters by its "
+                "tags), and the X-Ray and CloudWatch Logs delivery actions the CDK adds for tracing and logging "
+                "support only '*'."
+            ),
+            f"IAM5[Resource::{instance_any}]": (
+                "Instance ids exist only after launch: RunInstances/CreateTags are limited by the aws:RequestTag of "
+                "this backup-id, TerminateInstances by the ec2:ResourceTag of this backup-id."
+            ),
+            f"IAM5[Resource::{volume_any}]": (
+                "The root volume is created by RunInstances; RunInstances and CreateTags on volumes are limited by "
+                "the aws:RequestTag of this backup-id (and CreateTags to ec2:CreateAction RunInstances)."
+            ),
+            f"IAM5[Resource::{eni_any}]": (
+                "The network interface is created by RunInstances, so its id is unknown; limited to the configured "
+                "subnets by the ec2:Subnet condition."
+            ),
+            f"IAM5[Resource::{image_any}]": (
+                "The AMI id is resolved at every launch from AWS's public Amazon Linux 2023 SSM parameter, so it "
+                "changes with each release; limited to images owned by Amazon (ec2:Owner)."
+            ),
+        }
+        policy = self.role.node.find_child("DefaultPolicy").node.default_child
+        Validations.of(policy).acknowledge(
+            *(Acknowledgment(id=f"{NAG_PACK}AwsSolutions-{rule}", reason=reason) for rule, reason in findings.items())
+        )
+
+
+def run_history_table(scope: Construct, construct_id: str) -> dynamodb.Table:
+    """The run-history table both workflows record into: key backup_id, sort key run (<started>#<execution>)."""
+    return dynamodb.Table(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(name="backup_id", type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name="run", type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
+def optional_field_is_valid(path: str, test: Dict[str, Any]) -> Dict[str, Any]:
+    """Choice rule: the field is absent, or present and passes ``test`` (a rule without Variable)."""
+    return {"Or": [{"Variable": path, "IsPresent": False},
+                   {"And": [{"Variable": path, "IsPresent": True}, {"Variable": path, **test}]}]}
+
