@@ -6,6 +6,9 @@
     efs-backup-engine verify    --source DIR --backup-root DIR --id ID [--snapshot daily.0] [--checksum sample]
     efs-backup-engine unlock    --backup-root DIR --id ID [--force]
     efs-backup-engine prepare | work | finalize | abort   (the steps `backup` runs; used by the EC2 workers)
+    efs-backup-engine restore   --backup-root DIR --id ID --target DIR (--snapshot daily.3|latest|id:ID | --at TIME)
+                                [--path REL]... [--mirror] [--dry-run] [--workers K] [--state-dir DIR]
+    efs-backup-engine restore-prepare | restore-work | restore-finalize | restore-abort   (the steps of `restore`)
 
 Exit codes: 0 success, 2 success with warnings, 1 failed (nothing promoted), 3 refused (precondition: wrong
 or unmounted file system, bad argument; nothing touched), 4 another run holds the lock, 64 usage.
@@ -19,7 +22,7 @@ import sys
 import threading
 import time
 
-from efs_backup_engine import preflight, run as runs, summary as summaries
+from efs_backup_engine import preflight, restore as restores, run as runs, summary as summaries
 from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WARNINGS, EngineError
 from efs_backup_engine.layout import INTERVALS, Layout
 from efs_backup_engine.lock import Heartbeat, RunLock
@@ -60,6 +63,44 @@ def _run_options(parser):
                         help="an interrupted run younger than this is resumed keeping its finished parts (those "
                              "parts then show the source as it was then); older, or 0: every part is synced again, "
                              "still reusing the work tree (default 86400)")
+    parser.add_argument("--stale-after", type=_positive_int, default=None,
+                        help="seconds without heartbeat after which another host's lock is stale (default 600)")
+
+
+def _iso_time(text):
+    try:
+        return restores.parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("%r is not an ISO 8601 time with a time zone (e.g. 2026-11-20T00:00:00Z): %s"
+                                         % (text, exc))
+
+
+def _restore_common(parser):
+    _common(parser)
+    parser.add_argument("--state-dir", default=None,
+                        help="the backup-id's state directory, if mounted elsewhere read-write while the backup "
+                             "root is read-only (default: <backup-root>/<id>/.efs-backup)")
+    parser.add_argument("--require-mountpoint", action="store_true",
+                        help="refuse unless --backup-root is a mount point and the target is on another device")
+
+
+def _restore_options(parser):
+    _restore_common(parser)
+    parser.add_argument("--target", required=True, help="directory to restore into (created if missing; its "
+                                                       "parent must exist)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--snapshot", help="daily.3 (a name), latest (newest of any interval) or id:<snapshot_id>")
+    which.add_argument("--at", type=_iso_time, help="the newest snapshot finished at or before this time "
+                                                    "(ISO 8601 with Z or an offset)")
+    parser.add_argument("--path", dest="paths", action="append", default=[], metavar="REL",
+                        help="restore only this path of the snapshot (relative; repeatable) to <target>/<path>")
+    parser.add_argument("--mirror", action="store_true",
+                        help="make each restored path exactly the snapshot's: deletes extras inside it and "
+                             "overwrites newer files (default: safe, never deletes, keeps newer files)")
+    parser.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="parallel workers (default 1)")
+    parser.add_argument("--unit-files", type=_positive_int, default=None,
+                        help="split directories holding more entries than this into separate parts (as backups)")
     parser.add_argument("--stale-after", type=_positive_int, default=None,
                         help="seconds without heartbeat after which another host's lock is stale (default 600)")
 
@@ -113,6 +154,34 @@ def build_parser():
     p.add_argument("--snapshot", default=None, help="snapshot name, e.g. daily.0 (default: newest daily, "
                                                     "else the newest of any interval)")
     p.add_argument("--checksum", choices=("none", "sample", "full"), default="sample")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("restore", help="restore a snapshot (or paths of it) into a directory: restore-prepare, K "
+                                       "local workers, restore-finalize")
+    _restore_options(p)
+    p.add_argument("--json", action="store_true", help="print the restore summary as one JSON line at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser("restore-prepare", help="restore step 1: checks, lock, snapshot, part plan (every worker "
+                                               "calls it with the same --run-id; the first sets the run up)")
+    _restore_options(p)
+    p.add_argument("--run-id", default=None, help="run id (default: generated)")
+
+    p = sub.add_parser("restore-work", help="restore step 2: claim and restore parts until none is left")
+    _restore_common(p)
+    p.add_argument("--worker-id", required=True)
+    p.add_argument("--run-id", default=None, help="default: the restore run holding the lock")
+
+    p = sub.add_parser("restore-finalize", help="restore step 3: record the summary, release the lock")
+    _restore_common(p)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("restore-abort", help="restore failure path: record the run as failed, release the lock; "
+                                             "exit 0 once done")
+    _restore_common(p)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--reason", default=None, help="why the run is aborted (recorded in the failure summary)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("unlock", help="show the lock; with --force, break it (only when no run is alive!)")
@@ -173,8 +242,12 @@ def cmd_backup(args):
     return _exit_for(result["status"])
 
 
+def _human(result):
+    return restores.human(result) if result.get("kind") == "restore" else summaries.human(result)
+
+
 def _print_summary(result, as_json):
-    print(summaries.human(result), file=sys.stderr if as_json else sys.stdout, flush=True)
+    print(_human(result), file=sys.stderr if as_json else sys.stdout, flush=True)
     if as_json:
         print(json.dumps(result, sort_keys=True), flush=True)
 
@@ -191,8 +264,13 @@ def cmd_prepare(args):
 def cmd_work(args):
     results = runs.work(args.backup_root, args.backup_id, args.interval, args.worker_id, source=args.source,
                         require_mountpoint=args.require_mountpoint)
+    return _worker_report(args.worker_id, results)
+
+
+def _worker_report(worker_id, results):
+    """One JSON line for the worker's own parts; exit 1 if one failed, 2 if one warned."""
     statuses = {r["status"] for r in results}
-    summary = {"worker": args.worker_id, "parts": len(results),
+    summary = {"worker": worker_id, "parts": len(results),
                "failed": [r["path"] or "." for r in results if r["status"] == "failed"],
                "files_scanned": sum(r.get("files_scanned", 0) for r in results),
                "bytes_transferred": sum(r.get("bytes_transferred", 0) for r in results)}
@@ -210,17 +288,83 @@ def cmd_finalize(args):
 
 def cmd_abort(args):
     result = runs.abort(args.backup_root, args.backup_id, args.interval, args.run_id, reason=args.reason)
+    return _report_abort(args, result, {"interval": args.interval})
+
+
+def _report_abort(args, result, extra):
     if result is None:
-        result = {"status": "failed", "run_id": args.run_id, "backup_id": args.backup_id,
-                  "interval": args.interval, "aborted": args.reason or "aborted by the orchestrator",
-                  "failed_parts": [], "note": "this run was never prepared on the backup file system"}
+        result = dict(extra, status="failed", run_id=args.run_id, backup_id=args.backup_id,
+                      aborted=args.reason or "aborted by the orchestrator", failed_parts=[],
+                      note="this run was never prepared on the backup file system")
         if not args.json:
             print(result["note"], file=sys.stderr)
     if args.json:
         print(json.dumps(result, sort_keys=True), flush=True)
     else:
-        print(summaries.human(result) if "totals" in result else "aborted run %s" % args.run_id)
+        print(_human(result) if "totals" in result else "aborted run %s" % args.run_id)
     return EXIT_OK
+
+
+def _prepare_restore(args, run_id=None, step=False):
+    return restores.prepare(args.backup_root, args.backup_id, args.target, snapshot=args.snapshot, at=args.at,
+                            paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
+                            run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
+                            stale_after=args.stale_after, unit_files=args.unit_files, step=step)
+
+
+def cmd_restore(args):
+    started = time.time()
+    run = _prepare_restore(args)
+    layout = Layout(args.backup_root, args.backup_id, args.state_dir)
+    if not args.quiet:
+        print("run %s: restore %s %s (snapshot id %s) -> %s, %s mode%s, paths %s, %d workers" % (
+            run["run_id"], args.backup_id, run["snapshot"], run["snapshot_id"], run["target"], run["mode"],
+            " (dry run)" if run["dry_run"] else "", ", ".join(p or "." for p in run["paths"]), args.workers),
+            file=sys.stderr, flush=True)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    command = [sys.executable, "-m", "efs_backup_engine", "restore-work", "--backup-root", args.backup_root,
+               "--id", args.backup_id, "--run-id", run["run_id"]]
+    if args.state_dir:
+        command += ["--state-dir", args.state_dir]
+    if args.require_mountpoint:
+        command.append("--require-mountpoint")
+    stop = threading.Event()
+    printer = threading.Thread(target=_progress_printer, args=(layout.restore_dir(run["run_id"]), started, stop,
+                                                               args.quiet), daemon=True)
+    printer.start()
+    with Heartbeat(RunLock(layout), run["run_id"]):
+        # The workers' own report lines go to stderr: stdout carries only the summary.
+        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=sys.stderr)
+                   for i in range(args.workers)]
+        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
+        stop.set()
+        result = restores.finalize(args.backup_root, args.backup_id, run["run_id"], state_dir=args.state_dir,
+                                   worker_exits=exits)
+    _print_summary(result, args.json)
+    return _exit_for(result["status"])
+
+
+def cmd_restore_prepare(args):
+    print(json.dumps(_prepare_restore(args, run_id=args.run_id, step=True), sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_restore_work(args):
+    results = restores.work(args.backup_root, args.backup_id, args.worker_id, run_id=args.run_id,
+                            state_dir=args.state_dir, require_mountpoint=args.require_mountpoint)
+    return _worker_report(args.worker_id, results)
+
+
+def cmd_restore_finalize(args):
+    result = restores.finalize(args.backup_root, args.backup_id, args.run_id, state_dir=args.state_dir)
+    _print_summary(result, args.json)
+    return _exit_for(result["status"])
+
+
+def cmd_restore_abort(args):
+    result = restores.abort(args.backup_root, args.backup_id, args.run_id, reason=args.reason,
+                            state_dir=args.state_dir)
+    return _report_abort(args, result, {"kind": "restore"})
 
 
 def cmd_list(args):
@@ -295,7 +439,9 @@ def cmd_init(args):
 
 COMMANDS = {"init": cmd_init, "backup": cmd_backup, "prepare": cmd_prepare, "work": cmd_work,
             "finalize": cmd_finalize, "abort": cmd_abort, "list": cmd_list, "verify": cmd_verify,
-            "unlock": cmd_unlock}
+            "unlock": cmd_unlock, "restore": cmd_restore, "restore-prepare": cmd_restore_prepare,
+            "restore-work": cmd_restore_work, "restore-finalize": cmd_restore_finalize,
+            "restore-abort": cmd_restore_abort}
 
 
 def main(argv=None):

@@ -9,8 +9,12 @@
         spare/<interval>                           the expired snapshot kept to be recycled as the next work tree
         manifests/<interval>.<n>.json              one manifest per promoted snapshot
         journal.json                               the promotion journal while a promotion is in progress
-        history/<run-id>.json                      run summaries (successes and failures)
+        history/<run-id>.json                      run summaries (successes and failures), backups and restores
         trash/                                     expired trees waiting for lazy deletion
+        restores/<run-id>/                         a restore's bookkeeping: run.json  units/  claims/  results/
+
+Restores read snapshots and write only inside the state directory. EC2 workers mount the backup file system
+read-only and this directory read-write elsewhere: Layout(..., state_dir=THAT_MOUNT) puts every state path there.
 """
 
 import os
@@ -31,11 +35,12 @@ def snapshot_name(interval, index):
 
 
 class Layout:
-    def __init__(self, backup_root, backup_id):
+    def __init__(self, backup_root, backup_id, state_dir=None):
         self.root = os.path.abspath(backup_root)
         self.backup_id = backup_id
         self.id_dir = os.path.join(self.root, backup_id)
-        self.state = os.path.join(self.id_dir, STATE)
+        self.default_state = os.path.join(self.id_dir, STATE)
+        self.state = os.path.abspath(state_dir) if state_dir else self.default_state
         self.marker = os.path.join(self.root, MARKER)
         self.lock_dir = os.path.join(self.state, "lock")
         self.broken_locks = os.path.join(self.state, "lock-broken")
@@ -43,6 +48,9 @@ class Layout:
         self.history = os.path.join(self.state, "history")
         self.trash = os.path.join(self.state, "trash")
         self.journal = os.path.join(self.state, "journal.json")
+
+    def restore_dir(self, run_id):
+        return os.path.join(self.state, "restores", run_id)
 
     def run_dir(self, interval):
         return os.path.join(self.state, "runs", interval)

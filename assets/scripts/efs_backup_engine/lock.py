@@ -1,7 +1,8 @@
 """The per-backup-id run lock, kept on the backup file system so two machines can never both run.
 
-Acquire: `mkdir lock/` (atomic on local disks and NFS). The holder writes lock/owner.json (run id, interval,
-host, start time). Every process working for the run (the coordinator and each worker) keeps its own heartbeat
+Acquire: `mkdir lock/` (atomic on local disks and NFS). The holder writes lock/owner.json (run id, kind —
+backup or restore —, interval, host, start time). Backups and restores of one backup-id share this one lock: a
+restore never reads a snapshot while a backup renames it, and a backup never starts under a running restore. Every process working for the run (the coordinator and each worker) keeps its own heartbeat
 file lock/hb.<host>.<pid>.<process-start> fresh while it works.
 
 A lock is stale only when no heartbeat file shows a live process:
@@ -62,6 +63,14 @@ def heartbeat_alive(name, age, stale_after):
     return age <= stale_after
 
 
+def describe_owner(owner):
+    """What holds a lock, for messages: "a restore" or "interval daily" (owners written before kinds: backups)."""
+    owner = owner or {}
+    if owner.get("kind") == "restore":
+        return "a restore"
+    return "interval %s" % owner.get("interval", "?")
+
+
 class RunLock:
     def __init__(self, layout, stale_after=DEFAULT_STALE_AFTER):
         self.layout = layout
@@ -120,8 +129,10 @@ class RunLock:
         return name in (ages or {}) and heartbeat_alive(name, ages[name], self.stale_after)
 
     # -- acquire / release ------------------------------------------------------------------------------
-    def acquire(self, run_id, interval, join=False):
+    def acquire(self, run_id, interval, join=False, kind="backup"):
         """Take the lock for run_id, breaking it only if it is stale. Raises Busy otherwise.
+
+        kind ("backup" or "restore") is recorded in owner.json so whoever is refused learns what holds the lock.
 
         With join=True, a lock already held by the same run_id is shared (several workers of one orchestrated
         run each call prepare with the run's id): returns False then, True when this call took the lock.
@@ -131,7 +142,7 @@ class RunLock:
         lock is never seen without its owner and heartbeat, even if its creator is killed at once.
         """
         for _ in range(2):
-            staged = self._stage(run_id, interval)
+            staged = self._stage(run_id, interval, kind)
             try:
                 os.rename(staged, self.path)
                 return True
@@ -143,18 +154,18 @@ class RunLock:
             if join and exists and (owner or {}).get("run_id") == run_id:
                 return False
             if exists and alive:
-                raise Busy("backup-id %r is locked by run %s (interval %s, host %s): %s"
-                           % (self.layout.backup_id, (owner or {}).get("run_id", "?"),
-                              (owner or {}).get("interval", "?"), (owner or {}).get("host", "?"), reason))
+                raise Busy("backup-id %r is locked by run %s (%s, host %s): %s"
+                           % (self.layout.backup_id, (owner or {}).get("run_id", "?"), describe_owner(owner),
+                              (owner or {}).get("host", "?"), reason))
             if exists:
                 self._break(owner, reason)
         raise Busy("could not take the lock of backup-id %r: another run took it first" % self.layout.backup_id)
 
-    def _stage(self, run_id, interval):
+    def _stage(self, run_id, interval, kind):
         staged = os.path.join(self.layout.state, "lock.acquiring-%s" % uuid.uuid4().hex)
         os.mkdir(staged)
         write_json_atomic(os.path.join(staged, "owner.json"), {
-            "run_id": run_id, "interval": interval, "host": socket.gethostname(), "pid": os.getpid(),
+            "run_id": run_id, "kind": kind, "interval": interval, "host": socket.gethostname(), "pid": os.getpid(),
             "heartbeat": heartbeat_name(), "token": uuid.uuid4().hex, "acquired": time.time()})
         open(os.path.join(staged, heartbeat_name()), "w").close()
         return staged

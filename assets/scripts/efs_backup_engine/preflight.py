@@ -3,10 +3,12 @@
 The old scripts' worst failure: a mount failed, rsync --delete copied an empty directory, every snapshot was
 wiped. Here a run refuses when the backup root lacks the marker `init` wrote, when the source is missing,
 unreadable, not a mount point although one is required, nested with the backup root, or empty while the
-newest snapshot is not (unless the operator explicitly allows an empty source).
+newest snapshot is not (unless the operator explicitly allows an empty source). Restores add their own checks
+(restore.py) on top of the same helpers: the target must not overlap the backup root or the state directory.
 """
 
 import os
+import re
 import time
 
 from efs_backup_engine.errors import Refused
@@ -36,26 +38,52 @@ def check_backup_root(layout):
                       "file system." % (layout.root, MARKER, layout.root))
 
 
-def check_names(backup_id, interval, retain):
+def check_names(backup_id, interval=None, retain=None):
     if not BACKUP_ID_RE.match(backup_id or ""):
         raise Refused("backup id %r: use 1-128 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
                       % backup_id)
-    if interval not in INTERVALS:
+    if interval is not None and interval not in INTERVALS:
         raise Refused("interval %r: expected one of %s" % (interval, ", ".join(INTERVALS)))
     if retain is not None and retain < 1:
         raise Refused("retain %r: expected an integer >= 1" % retain)
 
 
+def is_mountpoint(path):
+    """os.path.ismount, which compares devices and so misses a bind mount of a directory of the same file
+    system; those are found in /proc/self/mountinfo (mount points octal-escaped, field 5)."""
+    if os.path.ismount(path):
+        return True
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", "rb") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return False
+    unescape = re.compile(rb"\\([0-7]{3})")
+    for line in lines:
+        fields = line.split(b" ")
+        if len(fields) > 4 and unescape.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4]) == os.fsencode(real):
+            return True
+    return False
+
+
+def inside(path, directory):
+    """Whether path is directory or lies below it, both resolved through every symlink (realpath)."""
+    real_path, real_dir = os.path.realpath(path), os.path.realpath(directory)
+    return real_path == real_dir or real_path.startswith(real_dir.rstrip("/") + "/")
+
+
+def overlaps(a, b):
+    return inside(a, b) or inside(b, a)
+
+
 def check_source(source, layout, newest_snapshot, require_mountpoint, allow_empty):
-    real_source = os.path.realpath(source)
-    real_root = os.path.realpath(layout.root)
     if not os.path.isdir(source):
         raise Refused("source %s does not exist or is not a directory (is the production file system mounted?)"
                       % source)
-    for a, b in ((real_source, real_root), (real_root, real_source)):
-        if a == b or a.startswith(b.rstrip("/") + "/"):
-            raise Refused("source %s and backup root %s overlap; they must be separate trees" % (source, layout.root))
-    if require_mountpoint and not os.path.ismount(source):
+    if overlaps(source, layout.root):
+        raise Refused("source %s and backup root %s overlap; they must be separate trees" % (source, layout.root))
+    if require_mountpoint and not is_mountpoint(source):
         raise Refused("source %s is not a mount point: the production file system is not mounted there" % source)
     try:
         with os.scandir(source) as entries:
@@ -70,6 +98,6 @@ def check_source(source, layout, newest_snapshot, require_mountpoint, allow_empt
                               % (source, newest_snapshot))
 
 
-def ensure_state_dirs(layout):
-    for path in layout.state_dirs():
+def ensure_state_dirs(layout, paths=None):
+    for path in layout.state_dirs() if paths is None else paths:
         makedirs(path)

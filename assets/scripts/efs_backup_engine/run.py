@@ -8,6 +8,9 @@
 
 A failed or interrupted run promotes nothing and leaves the work tree and the finished parts in place: the
 next run of the same interval resumes, redoing only the parts that failed or never finished.
+
+Restores (restore.py) run the same way and share the machinery here: joining a prepared run (join_run), the
+part budget (unit_budget), the claim loop (work_units) and the per-part processing with splits (process_unit).
 """
 
 import os
@@ -37,7 +40,8 @@ def new_run_id():
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
-def _snapshot_time(layout, name):
+def snapshot_time(layout, name):
+    """When a snapshot was finished: its manifest's `finished`, else (adopted) the directory's mtime."""
     manifest = read_json(layout.manifest(name))
     if manifest and manifest.get("finished"):
         return manifest["finished"]
@@ -53,30 +57,34 @@ def link_dests(layout, interval):
     if interval in newest_per_interval:
         dests.append(newest_per_interval[interval])
     if newest_per_interval:
-        overall = max(newest_per_interval.values(), key=lambda name: _snapshot_time(layout, name))
+        overall = max(newest_per_interval.values(), key=lambda name: snapshot_time(layout, name))
         if overall not in dests:
             dests.append(overall)
     return [layout.snapshot(name) for name in dests]
 
 
-def _unit_budget(layout, source, dests, workers, override):
+def unit_budget(workers, override, count_files):
     """Entries per part: about workers x 16 parts, so largest-first claiming ends with small parts and even
-    shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one. The tree's size
-    comes from the newest snapshot's manifest, or on a first run from counting the source (listings only, up
-    to FIRST_RUN_COUNT_CAP entries)."""
+    shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one. count_files()
+    gives the tree's size; it is only called when parts are needed."""
     if override:
         return override
     if workers == 1:
         return UNLIMITED
-    files = None
-    for dest in dests:
-        manifest = read_json(layout.manifest(os.path.basename(dest)))
-        if manifest:
-            files = manifest["totals"]["files_scanned"]
-            break
-    if files is None:
-        files = count_entries(source, FIRST_RUN_COUNT_CAP)
-    return max(MIN_UNIT_FILES, min(MAX_UNIT_FILES, files // (workers * UNITS_PER_WORKER)))
+    return max(MIN_UNIT_FILES, min(MAX_UNIT_FILES, count_files() // (workers * UNITS_PER_WORKER)))
+
+
+def _unit_budget(layout, source, dests, workers, override):
+    """A backup's tree size comes from the newest snapshot's manifest, or on a first run from counting the
+    source (listings only, up to FIRST_RUN_COUNT_CAP entries)."""
+    def count_files():
+        for dest in dests:
+            manifest = read_json(layout.manifest(os.path.basename(dest)))
+            if manifest:
+                return manifest["totals"]["files_scanned"]
+        return count_entries(source, FIRST_RUN_COUNT_CAP)
+
+    return unit_budget(workers, override, count_files)
 
 
 def _check_tree_budget(layout, interval, retain):
@@ -108,7 +116,7 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
     preflight.ensure_state_dirs(layout)
     lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
     if not lock.acquire(run_id, interval, join=explicit_run_id):
-        return _join(layout, interval, run_id, lock)
+        return join_run(os.path.join(layout.run_dir(interval), "run.json"), run_id, lock)
     try:
         recovered = promotion.recover(layout)
         dests = link_dests(layout, interval)
@@ -125,11 +133,11 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
         raise
 
 
-def _join(layout, interval, run_id, lock, timeout=JOIN_TIMEOUT):
+def join_run(run_file, run_id, lock, timeout=JOIN_TIMEOUT):
     """Another worker of the same run took the lock first: wait for its run.json, then work on that run."""
     deadline = time.time() + timeout
     while True:
-        run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+        run = read_json(run_file)
         if run is not None and run["run_id"] == run_id:
             return dict(run, joined=True)
         lock.check(run_id)
@@ -186,20 +194,31 @@ def work(backup_root, backup_id, interval, worker_id, source=None, require_mount
     preflight.check_backup_root(layout)
     run = load_run(layout, interval)
     source = os.path.abspath(source or run["source"])
-    if require_mountpoint and not os.path.ismount(source):
+    if require_mountpoint and not preflight.is_mountpoint(source):
         raise Refused("source %s is not a mount point: the production file system is not mounted there" % source)
     lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
     lock.check(run["run_id"])
     store = UnitStore(layout.run_dir(interval))
     tree = layout.work_tree(interval)
+
+    def sync(rel, names, recursive):
+        return sync_unit(source, tree, rel, names, recursive, run["link_dests"])
+
+    return work_units(store, lock, run["run_id"], worker_id,
+                      lambda uid, spec: process_unit(store, run, source, uid, spec, worker_id, sync), progress)
+
+
+def work_units(store, lock, run_id, worker_id, process, progress=None):
+    """The claim loop every worker runs (backups and restores): claim the largest free part, process(uid, spec)
+    it, repeat; wait while live workers may still split parts; stop when all are done or only dead workers'
+    claims are left. Returns this worker's own results."""
     mine = []
-    with Heartbeat(lock, run["run_id"]):
+    with Heartbeat(lock, run_id):
         while True:
-            lock.check(run["run_id"])
+            lock.check(run_id)
             claimed = store.claim_next({"worker": worker_id, "heartbeat": heartbeat_name()})
             if claimed:
-                uid, spec = claimed
-                result = _process(store, run, source, tree, uid, spec, worker_id)
+                result = process(*claimed)
                 mine.append(result)
                 if progress:
                     progress(result)
@@ -212,20 +231,32 @@ def work(backup_root, backup_id, interval, worker_id, source=None, require_mount
             time.sleep(POLL_SECONDS)
 
 
-def _process(store, run, source, tree, uid, spec, worker_id):
+def process_unit(store, run, source, uid, spec, worker_id, sync, split_first=True):
+    """Process one claimed part: split it if its directory (below source) is over the run's budget, sync(rel,
+    names, recursive) it and record the result.
+
+    split_first (backups): the children are published before the level is synced, so idle workers start on them
+    at once. Restores publish them after: the level pass then sees (and reports) the target's subdirectories as
+    they were before the run, and no child part can create one first.
+    """
     rel, names = spec["path"], spec.get("names")
     src = os.path.join(source, rel) if rel else source
     recursive = True
+    children = None
     if names is None:
         budget = run["unit_files"]
         if spec.get("split") or (count_entries(src, budget) > budget and subdirectories(src)):
             # Replayed as recorded if this unit was split by an earlier, killed attempt.
-            spec = store.split(uid, spec, spec.get("children") or plan_children(src, rel, spec["depth"], budget))
+            children = spec.get("children") or plan_children(src, rel, spec["depth"], budget)
             recursive = False
+            if split_first:
+                spec = store.split(uid, spec, children)
     try:
-        result = sync_unit(source, tree, rel, names, recursive, run["link_dests"])
+        result = sync(rel, names, recursive)
     except Exception as exc:  # noqa: BLE001 - any failure of one part is recorded, never a silent worker death
         result = {"status": "failed", "messages": ["%s: %s" % (type(exc).__name__, exc)], "seconds": 0.0}
+    if children is not None and not split_first:
+        spec = store.split(uid, spec, children)
     result.update(uid=uid, path=describe(spec), mode="level" if not recursive else "tree",
                   worker=worker_id, run_id=run["run_id"], attempt=run.get("attempt", 1))
     store.record(uid, result)
@@ -269,14 +300,7 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     lock.check(run_id)
     store = UnitStore(layout.run_dir(interval))
     units, results = store.units(), store.results()
-    result = summaries.build(run, units, results)
-    crashed = {worker: code for worker, code in sorted((worker_exits or {}).items()) if code not in (0, 1, 2)}
-    if crashed:
-        result["warning_parts"].append({"path": "(workers)", "messages": [
-            "worker %s exited with code %s" % (worker, code) for worker, code in crashed.items()]})
-        result["warnings"] += 1
-        if result["status"] == "success":
-            result["status"] = "warning"
+    result = note_crashed_workers(summaries.build(run, units, results), worker_exits)
     if result["status"] == "failed":
         write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
         lock.release(run_id)
@@ -307,6 +331,28 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     return result
 
 
+def note_crashed_workers(result, worker_exits):
+    """worker_exits: {worker id: exit code} when the caller knows them. A worker that died (code other than 0, 2
+    or 1) is reported; its unfinished parts already fail the run, and if others finished them it is a warning."""
+    crashed = {worker: code for worker, code in sorted((worker_exits or {}).items()) if code not in (0, 1, 2)}
+    if crashed:
+        result["warning_parts"].append({"path": "(workers)", "messages": [
+            "worker %s exited with code %s" % (worker, code) for worker, code in crashed.items()]})
+        result["warnings"] += 1
+        if result["status"] == "success":
+            result["status"] = "warning"
+    return result
+
+
+def mark_aborted(result, reason):
+    """Turn a run summary into the failure an orchestrator's abort records: the reason comes first."""
+    result["status"] = "failed"
+    result["aborted"] = reason or "aborted by the orchestrator"
+    result["failed_parts"].insert(0, {"path": "(run)", "reason": result["aborted"]})
+    result["failed_count"] += 1
+    return result
+
+
 def abort(backup_root, backup_id, interval, run_id, reason=None):
     """Failure path for orchestrators (timeout, lost worker, launch error): record the run as failed with its
     failed and unfinished parts and the reason, release the lock, keep the work tree and the finished parts so
@@ -317,11 +363,7 @@ def abort(backup_root, backup_id, interval, run_id, reason=None):
     result = None
     if run is not None and run["run_id"] == run_id:
         store = UnitStore(layout.run_dir(interval))
-        result = summaries.build(run, store.units(), store.results())
-        result["status"] = "failed"
-        result["aborted"] = reason or "aborted by the orchestrator"
-        result["failed_parts"].insert(0, {"path": "(run)", "reason": result["aborted"]})
-        result["failed_count"] += 1
+        result = mark_aborted(summaries.build(run, store.units(), store.results()), reason)
         owner = lock.owner()
         if owner and owner.get("run_id") == run_id:
             write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)

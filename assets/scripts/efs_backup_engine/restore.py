@@ -1,0 +1,722 @@
+"""Restores: copy a snapshot, or chosen paths of it, back into a target directory; safely and in parallel.
+
+    restore-prepare   (every worker calls it with the run id; the first sets the run up, the others join)
+                      checks, then the backup-id's lock (the one backups take), then the snapshot is resolved
+                      (names shift when a backup promotes, so only under the lock), then restores/<run-id>/
+    restore-work      (N workers) claims parts exactly as a backup does (units.py) and restores each one
+    restore-finalize  (once) records the summary ("kind": "restore") in history/<run-id>.json, releases the lock
+    restore-abort     failure path: records a failed summary and releases the lock
+
+Nothing is written under the backup root except through the state directory (Layout's state_dir): the EC2
+workers mount the backup file system read-only and only the backup-id's state directory read-write.
+
+Safe mode (the default) never deletes anything on the target and never replaces a target entry that is newer
+(mtime, to the nanosecond) than the snapshot's copy, nor a target directory where the snapshot has a file
+("skip_conflict"). Identical files are skipped; older or different ones are overwritten with the snapshot's
+data and metadata. Mirror mode (--mirror) makes each chosen path exactly the snapshot's: extras inside the chosen
+paths are deleted and newer files overwritten; nothing outside the chosen paths is touched. A dry run changes
+nothing and reports the same plan a real run reports for what it did.
+
+How one part is restored (restore_unit):
+1. the part's directory on the target is checked component by component without following symlinks: a
+   component above the chosen path that is not a directory fails the part (the engine never writes through or
+   replaces anything outside the chosen paths); inside them, a non-directory where the snapshot has a directory
+   is an entry like any other (newer: skipped; else replaced), so rsync is never handed a path through a symlink;
+2. a dry run (`rsync -n -i`, with --delete in mirror mode) lists every entry that differs; the engine sorts each
+   into create / overwrite / metadata / delete / skip_newer / skip_conflict by comparing the two entries itself
+   (rsync's --update compares whole seconds, so it cannot be the rule);
+3. unless this is a dry run: mirror-mode deletions and type replacements are done by the engine (unlink, never
+   following a symlink), files to overwrite are checked once more (a file written on the target since the dry
+   run is now newer: skipped), and one rsync transfers exactly the listed names (--files-from), writing its
+   temporary files to <target>/.efs-backup-restore.tmp/<run-id>/ and renaming them into place, so a killed run
+   leaves no half-written file under a real name and the next restore clears what a killed one left there.
+"""
+
+import calendar
+import datetime
+import os
+import stat
+import time
+
+from efs_backup_engine import preflight, run as runs, summary as summaries
+from efs_backup_engine.errors import EngineError, Refused
+from efs_backup_engine.fsutil import fs_now, makedirs, read_json, remove_tree, write_json_atomic
+from efs_backup_engine.itemize import parse, parse_stats
+from efs_backup_engine.layout import SNAPSHOT_RE, Layout
+from efs_backup_engine.lock import RunLock
+from efs_backup_engine.sync import RSYNC_BASE, _ancestors, _run, _worst, classify
+from efs_backup_engine.units import UnitStore, count_entries
+
+TEMP_NAME = ".efs-backup-restore.tmp"
+SAMPLE_LIMIT = 20
+# create/overwrite/delete/skip_newer are the contract; metadata (same content, attributes restored) and
+# skip_conflict (safe mode: a directory on the target where the snapshot has a non-directory) complete it.
+CATEGORIES = ("create", "overwrite", "delete", "skip_newer", "skip_conflict", "metadata")
+TOTALS = ("files_scanned", "files_transferred", "bytes_transferred")
+OPTIONS = ("target", "paths", "mode", "dry_run")  # what a joining worker must have asked for too
+
+
+def parse_time(text):
+    """ISO 8601 with Z or an offset -> epoch seconds. Raises ValueError (naive times are ambiguous)."""
+    value = text.strip()
+    if value.endswith("Z") or value.endswith("z"):
+        value = value[:-1] + "+00:00"
+    parsed = datetime.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("%r has no time zone: add Z or an offset such as +01:00" % text)
+    return calendar.timegm(parsed.utctimetuple()) + parsed.microsecond / 1e6
+
+
+def _iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+# -- choosing the snapshot ---------------------------------------------------------------------------------
+def resolve_snapshot(layout, selector=None, at=None):
+    """(name, manifest) of the snapshot to restore: INTERVAL.N, latest, id:SNAPSHOT_ID or the newest finished at
+    or before `at` (epoch seconds, compared to the second). Refuses snapshots without a complete manifest."""
+    names = [name for _interval, _index, name in layout.snapshots()]
+    if not names:
+        raise Refused("backup-id %r has no snapshot under %s: nothing to restore" % (layout.backup_id, layout.id_dir))
+    if at is not None or selector == "latest":
+        timed = sorted((runs.snapshot_time(layout, name), name) for name in names)
+        if at is not None:
+            timed = [(finished, name) for finished, name in timed if int(finished) <= at]
+            if not timed:
+                raise Refused("--at %s is earlier than every snapshot of %r (the oldest finished %s)"
+                              % (_iso(at), layout.backup_id,
+                                 _iso(min(runs.snapshot_time(layout, name) for name in names))))
+        name = timed[-1][1]
+    elif selector.startswith("id:"):
+        wanted = selector[3:]
+        matches = [name for name in names
+                   if (read_json(layout.manifest(name), corrupt_ok=True) or {}).get("snapshot_id") == wanted]
+        if not matches:
+            raise Refused("no snapshot of %r has snapshot id %s (expired, or of another backup-id?); `list --json` "
+                          "shows each snapshot's id" % (layout.backup_id, wanted))
+        name = matches[0]
+    elif not SNAPSHOT_RE.match(selector):
+        raise Refused("--snapshot %r: expected INTERVAL.N (e.g. daily.3), latest or id:SNAPSHOT_ID" % selector)
+    elif selector not in names:
+        raise Refused("no snapshot %s of %r under %s (`list` shows them)" % (selector, layout.backup_id, layout.id_dir))
+    else:
+        name = selector
+    manifest = read_json(layout.manifest(name), corrupt_ok=True)
+    if not manifest or manifest.get("complete") is not True:
+        why = ("it has no manifest (adopted from the old solution's layout, or its manifest is lost)" if not manifest
+               else "its manifest does not mark it complete")
+        raise Refused("snapshot %s is not restored by the engine: %s, so nothing proves it is a complete copy. If you "
+                      "really must, copy from it by hand without deleting anything, e.g. `rsync -a --numeric-ids "
+                      "--update %s/ TARGET/`, and check the result" % (name, why, layout.snapshot(name)))
+    return name, manifest
+
+
+# -- checks ------------------------------------------------------------------------------------------------
+def normalize_paths(paths):
+    """--path values as clean relative paths ("" = the whole snapshot); nested duplicates dropped."""
+    clean = []
+    for path in paths or ():
+        if path.startswith("/"):
+            raise Refused("--path %r is absolute: give it relative to the snapshot's root" % path)
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        if ".." in parts:
+            raise Refused("--path %r contains '..': give a path inside the snapshot" % path)
+        clean.append("/".join(parts))
+    if not clean or "" in clean:
+        return [""]
+    kept = []
+    for path in sorted(set(clean)):
+        if not any(path.startswith(other + "/") for other in kept):
+            kept.append(path)
+    return kept
+
+
+def _check_path(snapshot, rel, name):
+    """The path exists in the snapshot, reached through real directories only (never a symlink in it)."""
+    parts = rel.split("/")
+    current = snapshot
+    for index, part in enumerate(parts):
+        current = os.path.join(current, part)
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            raise Refused("nothing to restore: %s is not in %s" % (rel, name))
+        if index < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+            raise Refused("nothing to restore: %s is not in %s (%s is not a directory there)"
+                          % (rel, name, "/".join(parts[:index + 1])))
+    return st
+
+
+def check_target(layout, target, require_mountpoint):
+    parent = os.path.dirname(target.rstrip("/")) or "/"
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise Refused("target %s exists and is not a directory" % target)
+    if not os.path.isdir(parent):
+        raise Refused("the target's parent directory %s does not exist (restore creates the target, not its "
+                      "parents: is the file system mounted?)" % parent)
+    if preflight.overlaps(target, layout.root):
+        raise Refused("target %s and backup root %s overlap: restore into a directory outside the backup file "
+                      "system" % (target, layout.root))
+    if preflight.inside(layout.state, target):
+        raise Refused("the state directory %s is inside the target %s" % (layout.state, target))
+    if require_mountpoint:
+        if not preflight.is_mountpoint(layout.root):
+            raise Refused("backup root %s is not a mount point: the backup file system is not mounted there"
+                          % layout.root)
+        if os.stat(target if os.path.isdir(target) else parent).st_dev == os.stat(layout.root).st_dev:
+            raise Refused("target %s is on the backup file system (same device as %s): mount the file system "
+                          "to restore into and give a directory on it" % (target, layout.root))
+
+
+def check_state_dir(layout):
+    """An explicit --state-dir must be this backup-id's state directory (another view of it, e.g. a read-write
+    mount): otherwise backups and this restore would not share the lock."""
+    if not os.path.isdir(layout.state):
+        raise Refused("state directory %s does not exist" % layout.state)
+    if layout.state == layout.default_state or not os.path.isdir(layout.default_state):
+        return
+    mine, default = os.stat(layout.state), os.stat(layout.default_state)
+    if (mine.st_dev, mine.st_ino) == (default.st_dev, default.st_ino):
+        return
+
+    def manifests(state):
+        try:
+            return sorted(os.listdir(os.path.join(state, "manifests")))
+        except FileNotFoundError:
+            return []
+
+    if manifests(layout.state) != manifests(layout.default_state):
+        raise Refused("--state-dir %s is not the state directory of %s (their manifests differ): backups and this "
+                      "restore must share %s/lock" % (layout.state, layout.id_dir, layout.default_state))
+
+
+# -- prepare -----------------------------------------------------------------------------------------------
+def _root_unit(snapshot, rel):
+    """The part that restores one chosen path: the whole tree, a directory (split like a backup's when it is
+    big), or one non-directory (as a one-name batch of its parent directory)."""
+    if rel and not stat.S_ISDIR(os.lstat(os.path.join(snapshot, rel)).st_mode):
+        return {"path": os.path.dirname(rel), "names": [os.path.basename(rel)], "depth": 0, "estimate": None}
+    return {"path": rel, "depth": 0, "estimate": None}
+
+
+def _missing_parents(target, rels):
+    """Directories above the chosen paths that the target lacks (created by the parts from the snapshot's
+    metadata; finalize sets their times once everything below them is written)."""
+    missing = set()
+    for rel in rels:
+        for ancestor in _ancestors(os.fsencode(rel)):
+            if not os.path.lexists(os.path.join(os.fsencode(target), ancestor)):
+                missing.add(os.fsdecode(ancestor))
+    return sorted(missing)
+
+
+def _clear_dead_temp(layout, target, run_id):
+    """Remove what killed restores of this backup-id left in the target's temp dir (we hold the lock: they are
+    dead). Other backup-ids' restores into the same target keep theirs."""
+    temp_root = os.path.join(target, TEMP_NAME)
+    try:
+        names = os.listdir(temp_root)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in names:
+        if name != run_id and (os.path.isdir(layout.restore_dir(name))
+                               or os.path.exists(os.path.join(layout.history, name + ".json"))):
+            remove_tree(os.path.join(temp_root, name))
+
+
+def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mirror=False, dry_run=False,
+            workers=1, run_id=None, state_dir=None, require_mountpoint=False, stale_after=None, unit_files=None,
+            step=False):
+    """Set up (or join, given the same explicit run_id) a restore run. Every refusal happens before anything is
+    written to the target; those that need the snapshot happen under the lock, which is then released."""
+    preflight.check_names(backup_id)
+    if (snapshot is None) == (at is None):
+        raise Refused("give exactly one of --snapshot and --at")
+    layout = Layout(backup_root, backup_id, state_dir)
+    preflight.check_backup_root(layout)
+    target = os.path.abspath(target)
+    rels = normalize_paths(paths)
+    check_target(layout, target, require_mountpoint)
+    if not os.path.isdir(layout.state):
+        resolve_snapshot(layout, snapshot, at)  # refuses with the precise reason (no snapshot, no manifest)
+        raise Refused("%s has no engine state directory: nothing there can be restored by the engine" % layout.id_dir)
+    check_state_dir(layout)
+    explicit_run_id = run_id is not None
+    run_id = run_id or runs.new_run_id()
+    if os.path.exists(os.path.join(layout.history, run_id + ".json")):
+        raise Refused("run %s has already finished (see %s)" % (run_id, os.path.join(layout.history, run_id + ".json")))
+    try:
+        preflight.ensure_state_dirs(layout, [layout.history, layout.broken_locks, layout.trash,
+                                             os.path.join(layout.state, "restores")])
+        fs_now(layout.state)  # the lock needs a writable state directory: probe it before anything else
+    except OSError as exc:
+        raise Refused("cannot write to the state directory %s (%s): with the backup root mounted read-only, mount "
+                      "the backup-id's state directory read-write and pass it as --state-dir" % (layout.state, exc))
+    run_dir = layout.restore_dir(run_id)
+    run_file = os.path.join(run_dir, "run.json")
+    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
+    wanted = {"target": target, "paths": rels, "mode": "mirror" if mirror else "safe", "dry_run": bool(dry_run)}
+    if not lock.acquire(run_id, None, join=explicit_run_id, kind="restore"):
+        run = runs.join_run(run_file, run_id, lock)
+        differs = [key for key in OPTIONS if run.get(key) != wanted[key]]
+        if differs:
+            raise Refused("restore run %s was prepared with other options (%s): %s" % (
+                run_id, ", ".join(differs), ", ".join("%s=%r" % (key, run.get(key)) for key in differs)))
+        return run
+    try:
+        if os.path.exists(layout.journal):
+            raise Refused("a backup of %r was interrupted while promoting a snapshot (%s exists): snapshot names are "
+                          "half rotated, so a restore could read the wrong tree. The next backup run of %r completes "
+                          "the promotion first; restore after it." % (backup_id, layout.journal, backup_id))
+        name, manifest = resolve_snapshot(layout, snapshot, at)
+        snapshot_path = layout.snapshot(name)
+        for rel in rels:
+            if rel:
+                _check_path(snapshot_path, rel, name)
+        specs = [_root_unit(snapshot_path, rel) for rel in rels]
+
+        def count_files():
+            if rels == [""]:
+                return manifest["totals"]["files_scanned"]
+            return sum(count_entries(os.path.join(snapshot_path, rel), runs.FIRST_RUN_COUNT_CAP) for rel in rels)
+
+        now = time.time()
+        run = dict(wanted, kind="restore", run_id=run_id, backup_id=backup_id, snapshot=name,
+                   snapshot_id=manifest.get("snapshot_id"), snapshot_finished=manifest.get("finished"),
+                   snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
+                   selector=snapshot or "at:%s" % _iso(at), workers=workers, started=now, attempt_started=now,
+                   unit_files=runs.unit_budget(workers, unit_files, count_files),
+                   parents=_missing_parents(target, [rel for rel in rels if rel]),
+                   scratch=os.path.join(run_dir, "empty"), temp=os.path.join(target, TEMP_NAME, run_id))
+        store = UnitStore(run_dir)
+        store.create()
+        makedirs(run["scratch"])
+        for spec in specs:
+            store.add(spec)
+        if not dry_run:
+            if not os.path.isdir(target):
+                os.mkdir(target)
+            before = os.stat(target)
+            _clear_dead_temp(layout, target, run_id)
+            makedirs(run["temp"], mode=0o700)
+            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # the temp dir is no change to the target
+        write_json_atomic(run_file, run)
+        if step:
+            lock.end_beat()
+        return run
+    except BaseException:
+        lock.release(run_id)
+        raise
+
+
+def load_run(layout, run_id=None):
+    """The prepared restore run: run_id's, or (without one) the one holding the lock."""
+    if run_id is None:
+        owner = RunLock(layout).owner() or {}
+        if owner.get("kind") != "restore":
+            raise Refused("no restore run holds the lock of backup-id %r (run restore-prepare first)"
+                          % layout.backup_id)
+        run_id = owner["run_id"]
+    run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
+    if run is None:
+        raise Refused("no prepared restore run %s for backup-id %r under %s" % (run_id, layout.backup_id, layout.state))
+    return run
+
+
+# -- work --------------------------------------------------------------------------------------------------
+def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require_mountpoint=False, progress=None):
+    """Claim and restore parts until none is left. Returns this worker's own results."""
+    layout = Layout(backup_root, backup_id, state_dir)
+    preflight.check_backup_root(layout)
+    run = load_run(layout, run_id)
+    if require_mountpoint:
+        check_target(layout, run["target"], True)
+    lock = RunLock(layout)
+    lock.check(run["run_id"])
+    manifest = read_json(layout.manifest(run["snapshot"]), corrupt_ok=True) or {}
+    if manifest.get("snapshot_id") != run["snapshot_id"]:
+        raise EngineError("%s is no longer snapshot %s (names shifted under this run?): stopping"
+                          % (run["snapshot"], run["snapshot_id"]))
+    store = UnitStore(layout.restore_dir(run["run_id"]))
+
+    def process(uid, spec):
+        # Only a chosen path's own part (depth 0) counts its root entry; a split's parts are counted by their parent's.
+        def sync(rel, names, recursive):
+            return restore_unit(run, rel, names, recursive, count_root=spec["depth"] == 0)
+        return runs.process_unit(store, run, run["snapshot_path"], uid, spec, worker_id, sync, split_first=False)
+
+    return runs.work_units(store, lock, run["run_id"], worker_id, process, progress)
+
+
+def new_plan():
+    plan = {category: {"files": 0, "dirs": 0, "bytes": 0} for category in CATEGORIES}
+    plan["samples"] = {category: [] for category in CATEGORIES}
+    return plan
+
+
+def _count(plan, category, shown, is_dir, size):
+    plan[category]["dirs" if is_dir else "files"] += 1
+    plan[category]["bytes"] += 0 if is_dir else size
+    if len(plan["samples"][category]) < SAMPLE_LIMIT:
+        plan["samples"][category].append(shown.decode("utf-8", "backslashreplace"))
+
+
+def _scope(run, entry):
+    """The chosen path (bytes, b"" for the whole snapshot) that holds entry (bytes, relative to the root)."""
+    best = b""
+    for path in run["paths"]:
+        path_b = os.fsencode(path)
+        if path_b and (entry == path_b or entry.startswith(path_b + b"/")) and len(path_b) > len(best):
+            best = path_b
+    return best
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _newer(target_st, snapshot_st):
+    return target_st.st_mtime_ns > snapshot_st.st_mtime_ns
+
+
+def restore_unit(run, rel, names, recursive, count_root=True):
+    """Restore one part: the directory rel (recursively, or only its own entries), or the named entries of rel.
+    count_root: whether the part's root entries (rel itself, or the names) are counted in its plan."""
+    started = time.time()
+    mirror, dry_run = run["mode"] == "mirror", run["dry_run"]
+    plan = new_plan()
+    result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
+              "files_transferred": 0, "bytes_transferred": 0, "rsync_exit": 0, "plan": plan}
+    snap_b, target_b = os.fsencode(run["snapshot_path"]), os.fsencode(run["target"])
+    rel_b = os.fsencode(rel)
+    name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
+
+    def done(status="ok", message=None):
+        if message:
+            result["messages"].append(message)
+        result["status"] = _worst(result["status"], status)
+        result["seconds"] = time.time() - started
+        return result
+
+    # 1. The part's directory on the target, component by component, never following a symlink. A batch's
+    #    names are entries of its directory: rsync lists them and step 2 sorts them like any other entry.
+    components = rel_b.split(b"/") if rel_b else []
+    first = os.path.join(rel_b, os.fsencode(names[0])) if names else rel_b
+    scope = _scope(run, first)
+    scope_len = len(scope.split(b"/")) if scope else 0
+    missing = root_counted = False
+    for index in range(len(components)):
+        here = b"/".join(components[:index + 1])
+        st = _lstat(os.path.join(target_b, here))
+        if st is None:
+            missing = True
+            break
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        shown = os.path.join(target_b, here).decode("utf-8", "backslashreplace")
+        if index + 1 < scope_len:
+            return done("failed", "%s on the target is not a directory (a %s): the restore never writes through or "
+                                  "replaces anything outside the chosen paths; move it away and restore again"
+                        % (shown, "symlink" if stat.S_ISLNK(st.st_mode) else "file"))
+        is_root = names is None and index == len(components) - 1
+        if not mirror and _newer(st, os.lstat(os.path.join(snap_b, here))):
+            if is_root and count_root:
+                _count(plan, "skip_newer", here, True, 0)
+            return done("ok", "%s is newer on the target than the snapshot's directory: kept, not restored" % shown)
+        if is_root and count_root:
+            _count(plan, "overwrite", here, True, 0)
+            root_counted = True
+        if not dry_run:
+            os.unlink(os.path.join(target_b, here))
+        missing = True
+        break
+    if not dry_run:
+        _make_dirs(snap_b, target_b, components if names is not None else components[:-1])
+        missing = names is None and _lstat(os.path.join(target_b, rel_b)) is None
+
+    src = os.path.join(snap_b, rel_b) if rel_b else snap_b
+    dst = os.path.join(target_b, rel_b) if rel_b else target_b
+    sources = [src + b"/"] if names is None else [os.path.join(src, os.fsencode(name)) for name in names]
+    recursion = ["-r"] if recursive else ["--no-r", "-d"]
+    own_temp = ["--exclude=/" + TEMP_NAME] if not rel and names is None else []
+    # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
+    code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
+                          + (["--delete"] if mirror else []) + own_temp + [os.fsdecode(path) for path in sources]
+                          + [(run["scratch"] if missing else os.fsdecode(dst)) + "/"])
+    status, messages = classify(code, err)
+    result["messages"] += messages
+    result["rsync_exit"] = code
+    if status == "failed":
+        return done("failed")
+    result["status"] = status
+    scan = parse_stats(out)
+    result.update(files_scanned=scan.get("files", 0), dirs=scan.get("dirs", 0),
+                  bytes_total=scan.get("total_size", 0), special=scan.get("special", 0))
+
+    # 2. Sort every entry that differs into the plan.
+    skipped, replaced, wanted, removals, recheck = set(), set(), set(), [], {}
+    for item in parse(out, os.fsdecode(src)):
+        path = item.path
+        shown = os.path.join(rel_b, path) if rel_b and path != b"." else (rel_b or path)
+        if path == b".":
+            if count_root and not root_counted:
+                _count(plan, "create" if missing else "metadata", shown, True, 0)
+            continue
+        ancestors = _ancestors(path)
+        if any(ancestor in skipped for ancestor in ancestors):
+            continue  # below an entry the restore keeps: nothing of it is restored
+        counted = path not in name_roots
+        fresh = missing or any(ancestor in replaced for ancestor in ancestors)
+        if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
+            if not mirror:
+                continue
+            gone = None if fresh else _lstat(os.path.join(dst, path))
+            if gone is not None:
+                _count(plan, "delete", shown, stat.S_ISDIR(gone.st_mode), gone.st_size)
+                removals.append(path)
+            continue
+        snap_st = os.lstat(os.path.join(src, path))
+        is_dir = stat.S_ISDIR(snap_st.st_mode)
+        size = snap_st.st_size if stat.S_ISREG(snap_st.st_mode) else 0
+        have = None if fresh else _lstat(os.path.join(dst, path))
+        if have is None:
+            category = "create"
+        elif stat.S_ISDIR(have.st_mode) and is_dir:
+            category = "metadata"
+        elif stat.S_ISDIR(have.st_mode):
+            category = "overwrite" if mirror else "skip_conflict"
+        elif not mirror and _newer(have, snap_st):
+            category = "skip_newer"
+        elif stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode):
+            category = "overwrite"
+        else:
+            category = "metadata" if item.code[0:1] == b"." else "overwrite"
+            if not mirror:
+                recheck[path] = (snap_st.st_mtime_ns, size, category, counted)
+        if counted:
+            _count(plan, category, shown, is_dir, size)
+        if category in ("skip_newer", "skip_conflict"):
+            skipped.add(path)
+            continue
+        if have is not None and (stat.S_ISDIR(have.st_mode) != is_dir
+                                 or stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode)):
+            removals.append(path)  # a different type: removed by the engine, never written through
+            if is_dir:
+                replaced.add(path)
+        wanted.add(path)
+        wanted.update(ancestors)
+        if item.leader is not None and item.leader not in skipped:
+            wanted.add(item.leader)
+            wanted.update(_ancestors(item.leader))
+    if dry_run:
+        return done()
+
+    # 3. Apply: the engine's own removals, a last look at files written meanwhile, then one rsync.
+    real = set()
+    for path in removals:
+        if _real_dirs(dst, _ancestors(path), real):
+            remove_tree(os.path.join(dst, path))
+    for path, (mtime_ns, size, category, counted) in sorted(recheck.items()):
+        have = _lstat(os.path.join(dst, path))
+        if have is not None and have.st_mtime_ns > mtime_ns:
+            wanted.discard(path)
+            shown = os.path.join(rel_b, path) if rel_b else path
+            if counted:
+                _uncount(plan, category, shown, size)
+                _count(plan, "skip_newer", shown, False, size)
+            result["messages"].append("%s was written on the target during the restore: kept"
+                                      % shown.decode("utf-8", "backslashreplace"))
+    if wanted:
+        code2, out2, err2 = _run(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + run["temp"]]
+                                 + [os.fsdecode(src) + "/", os.fsdecode(dst) + "/"],
+                                 files_from=b"\0".join(sorted(wanted)) + b"\0")
+        applied = parse_stats(out2)
+        result.update(files_transferred=applied.get("transferred", 0),
+                      bytes_transferred=applied.get("transferred_size", 0))
+        status2, messages2 = classify(code2, err2)
+        result["messages"] += messages2
+        if code2:
+            result["rsync_exit"] = code2
+        result["status"] = _worst(result["status"], status2)
+    if names is None and result["status"] != "failed":
+        # The part's own directory, last (its entries are written). Not through rsync: "." in --files-from
+        # would send the directory's entries too, skipped ones included.
+        _make_dirs(snap_b, target_b, components)
+        copy_attributes(src, dst)
+    return done()
+
+
+def _uncount(plan, category, shown, size):
+    plan[category]["files"] -= 1
+    plan[category]["bytes"] -= size
+    text = shown.decode("utf-8", "backslashreplace")
+    if text in plan["samples"][category]:
+        plan["samples"][category].remove(text)
+
+
+def _real_dirs(root, paths, known):
+    """Whether every path (relative to root) is a real directory, not a symlink: deletions never follow one."""
+    for path in paths:
+        if path in known:
+            continue
+        st = _lstat(os.path.join(root, path))
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            return False
+        known.add(path)
+    return True
+
+
+def copy_attributes(snapshot_path, target_path):
+    """Owner, mode and times of a snapshot directory onto the target's (never through a symlink)."""
+    like = os.lstat(snapshot_path)
+    os.lchown(target_path, like.st_uid, like.st_gid)
+    os.chmod(target_path, stat.S_IMODE(like.st_mode))
+    os.utime(target_path, ns=(like.st_atime_ns, like.st_mtime_ns))
+
+
+def _make_dirs(snap_b, target_b, components):
+    """Create the missing directories of a part's path on the target with the snapshot's mode and owner."""
+    for index in range(len(components)):
+        here = b"/".join(components[:index + 1])
+        path = os.path.join(target_b, here)
+        if os.path.lexists(path):
+            continue
+        like = os.lstat(os.path.join(snap_b, here))
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue  # another worker made it
+        os.lchown(path, like.st_uid, like.st_gid)
+        os.chmod(path, stat.S_IMODE(like.st_mode))
+
+
+# -- finalize / abort / summary ----------------------------------------------------------------------------
+def merge_plans(plans):
+    merged = new_plan()
+    samples = {category: [] for category in CATEGORIES}
+    for plan in plans:
+        for category in CATEGORIES:
+            for key in ("files", "dirs", "bytes"):
+                merged[category][key] += plan[category][key]
+            samples[category].extend(plan["samples"][category])
+    merged["samples"] = {category: sorted(names)[:SAMPLE_LIMIT] for category, names in samples.items()}
+    return merged
+
+
+def summarize(run, units, results, finished=None):
+    """The restore summary (the contract other code reads; see the README): generic part accounting comes from
+    summary.build, the plan from the parts' results."""
+    base = summaries.build(dict(run, interval=None, retain=None, source=run["snapshot_path"]), units, results,
+                           finished)
+    result = {"kind": "restore", "engine_version": base["engine_version"], "status": base["status"],
+              "run_id": run["run_id"], "backup_id": run["backup_id"], "snapshot": run["snapshot"],
+              "snapshot_id": run["snapshot_id"], "snapshot_finished_iso": run["snapshot_finished_iso"],
+              "selector": run["selector"], "target": run["target"], "paths": [path or "." for path in run["paths"]],
+              "mode": run["mode"], "dry_run": run["dry_run"],
+              "plan": merge_plans(result.get("plan") or new_plan() for result in results.values()),
+              "totals": {key: base["totals"][key] for key in TOTALS}}
+    for key in ("parts", "parts_finished", "failed_parts", "failed_count", "warnings", "warning_parts", "workers",
+                "started", "started_iso", "finished", "finished_iso", "duration_seconds", "host", "part_stats"):
+        if key in base:
+            result[key] = base[key]
+    return result
+
+
+def _finish_target(run):
+    """After the parts: the times of the parent directories the run created, then the run's temp dir goes
+    (the target's own times are kept as the parts left them)."""
+    target_b = os.fsencode(run["target"])
+    snap_b = os.fsencode(run["snapshot_path"])
+    for parent in sorted(run["parents"], key=lambda path: -path.count("/")):
+        path = os.path.join(target_b, os.fsencode(parent))
+        st = _lstat(path)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            copy_attributes(os.path.join(snap_b, os.fsencode(parent)), path)
+    temp_root = os.path.dirname(run["temp"])
+    before = _lstat(run["target"])
+    remove_tree(run["temp"])
+    try:
+        os.rmdir(temp_root)
+    except OSError:
+        pass  # gone already, or another backup-id's restore into this target is using it
+    if before is not None:
+        os.utime(run["target"], ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _record(layout, run, result):
+    write_json_atomic(os.path.join(layout.history, run["run_id"] + ".json"), result)
+    remove_tree(layout.restore_dir(run["run_id"]))
+
+
+def finalize(backup_root, backup_id, run_id, state_dir=None, worker_exits=None):
+    """Summarize, record the summary in history/<run-id>.json, release the lock. Returns the summary."""
+    layout = Layout(backup_root, backup_id, state_dir)
+    run = load_run(layout, run_id)
+    lock = RunLock(layout)
+    lock.check(run_id)
+    store = UnitStore(layout.restore_dir(run_id))
+    result = runs.note_crashed_workers(summarize(run, store.units(), store.results()), worker_exits)
+    if not run["dry_run"]:
+        _finish_target(run)
+    _record(layout, run, result)
+    lock.release(run_id)
+    return result
+
+
+def abort(backup_root, backup_id, run_id, reason=None, state_dir=None):
+    """Failure path for orchestrators: record the run as failed (reason, failed and unfinished parts), release
+    the lock. Returns the failure summary (None if run_id was never prepared here)."""
+    layout = Layout(backup_root, backup_id, state_dir)
+    lock = RunLock(layout)
+    run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
+    result = None
+    if run is not None:
+        store = UnitStore(layout.restore_dir(run_id))
+        result = runs.mark_aborted(summarize(run, store.units(), store.results()), reason)
+        owner = lock.owner()
+        if owner and owner.get("run_id") == run_id:
+            if not run["dry_run"]:
+                _finish_target(run)
+            _record(layout, run, result)
+    lock.release(run_id)
+    return result
+
+
+def _amount(entry):
+    text = "%d files" % entry["files"]
+    if entry["dirs"]:
+        text += ", %d dirs" % entry["dirs"]
+    return text + " (%s)" % summaries.human_bytes(entry["bytes"])
+
+
+def human(summary):
+    plan, totals = summary["plan"], summary["totals"]
+    lines = ["restore %s %s (snapshot id %s, finished %s) -> %s: %s%s (run %s)" % (
+        summary["backup_id"], summary["snapshot"], summary["snapshot_id"], summary["snapshot_finished_iso"],
+        summary["target"], summary["status"].upper(), ", DRY RUN: nothing was changed" if summary["dry_run"] else "",
+        summary["run_id"]),
+        "  mode:        %s; paths: %s" % (summary["mode"], ", ".join(summary["paths"]))]
+    verb = "would" if summary["dry_run"] else ""
+    labels = (("create", "create"), ("overwrite", "overwrite"), ("delete", "delete"),
+              ("skip_newer", "keep (newer on the target)"), ("skip_conflict", "keep (a directory on the target)"),
+              ("metadata", "restore attributes of"))
+    for category, label in labels:
+        if plan[category]["files"] or plan[category]["dirs"]:
+            lines.append("  %-36s %s" % (((verb + " ") if verb else "") + label + ":", _amount(plan[category])))
+            for name in plan["samples"][category][:5]:
+                lines.append("      %s" % name)
+    lines.append("  transferred: %d of %d files scanned (%s) in %d parts, %.1f s" % (
+        totals["files_transferred"], totals["files_scanned"], summaries.human_bytes(totals["bytes_transferred"]),
+        summary.get("parts", 0), summary.get("duration_seconds", 0.0)))
+    for worker in summary.get("workers", []):
+        lines.append("  worker %-6s %4d parts, %8d files scanned, %6d transferred, %s, %.1f s" % (
+            worker["worker"], worker["units"], worker["files_scanned"], worker["files_transferred"],
+            summaries.human_bytes(worker["bytes_transferred"]), worker["seconds"]))
+    for part in summary.get("warning_parts", []):
+        lines.append("  WARNING %s: %s" % (part["path"], " | ".join(part["messages"])))
+    for part in summary.get("failed_parts", []):
+        lines.append("  FAILED  %s: %s" % (part["path"], part["reason"]))
+    return "\n".join(lines)
