@@ -36,6 +36,16 @@ class Engine:
         lines = proc.stdout.decode().strip().splitlines()
         return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
 
+    def restore(self, target, *args, expect=0, backup_id="prod"):
+        """Run `restore` with --json; returns the summary (or, with no JSON line, e.g. on refusal, the process)."""
+        proc = self.cli("restore", "--backup-root", self.root, "--id", backup_id, "--target", target, "--json",
+                        "--quiet", *args, check=expect)
+        lines = proc.stdout.decode().strip().splitlines()
+        return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else proc
+
+    def state(self, *parts, backup_id="prod"):
+        return os.path.join(self.root, backup_id, ".efs-backup", *parts)
+
     def snapshot(self, name, backup_id="prod"):
         return os.path.join(self.root, backup_id, name)
 
