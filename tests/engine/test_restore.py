@@ -358,13 +358,16 @@ def test_backups_and_restores_exclude_each_other(engine, tmp_path):
     assert summary["failed_parts"][0] == {"path": "(run)", "reason": "operator stopped it"}
     assert {"path": ".", "reason": "not finished (worker stopped or lost)"} in summary["failed_parts"]
     assert history(engine, "r-1")["status"] == "failed" and lock_free(engine)
+    assert os.listdir(os.path.join(target, ".efs-backup-restore.tmp")) == ["r-1"]  # abort never touches the target
     engine.cli("prepare", "--source", engine.source, *common, "--interval", "daily", "--retain", "3",
                "--run-id", "b-1", check=0)
+    before = unchanged(target)
     busy = engine.restore(target, "--snapshot", "daily.0", expect=4)
     assert b"locked by run b-1 (interval daily" in busy.stderr
-    assert os.listdir(target) == [], "a refused restore writes nothing"
+    assert unchanged(target) == before, "a refused restore writes nothing"
     engine.cli("abort", *common, "--interval", "daily", "--run-id", "b-1", check=0)
     assert engine.restore(target, "--snapshot", "daily.0")["status"] == "success"
+    assert not os.path.exists(os.path.join(target, ".efs-backup-restore.tmp")), "the aborted run's temp dir is gone"
 
 
 def test_the_steps_on_separate_workers_share_one_run(engine, tmp_path):

@@ -25,7 +25,7 @@ import time
 from efs_backup_engine import preflight, restore as restores, run as runs, summary as summaries
 from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WARNINGS, EngineError
 from efs_backup_engine.layout import INTERVALS, Layout
-from efs_backup_engine.lock import Heartbeat, RunLock
+from efs_backup_engine.lock import Heartbeat, RunLock, describe_owner
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -379,8 +379,8 @@ def cmd_list(args):
                                                   row.get("run_id", "-")))
     lock = listing["lock"]
     if lock["held"]:
-        print("lock: held by run %s (%s)" % ((lock["owner"] or {}).get("run_id", "?"),
-                                             "alive" if lock["alive"] else "STALE: " + lock["detail"]))
+        print("lock: held by run %s, %s (%s)" % ((lock["owner"] or {}).get("run_id", "?"), describe_owner(lock["owner"]),
+                                                 "alive" if lock["alive"] else "STALE: " + lock["detail"]))
     for run in listing["unfinished_runs"]:
         print("unfinished %s run %s (attempt %d): the next %s run resumes it" % (
             run["interval"], run["run_id"], run["attempt"], run["interval"]))
@@ -427,7 +427,8 @@ def cmd_unlock(args):
                                                 "ALIVE" if alive else "stale", detail))
     if args.force:
         lock.force_unlock()
-        print("lock broken; the run's work tree is kept and the next run resumes it")
+        print("lock broken; " + ("run the restore again to complete it" if (owner or {}).get("kind") == "restore"
+                                 else "the run's work tree is kept and the next run resumes it"))
     return EXIT_OK
 
 

@@ -6,6 +6,8 @@
     restore-work      (N workers) claims parts exactly as a backup does (units.py) and restores each one
     restore-finalize  (once) records the summary ("kind": "restore") in history/<run-id>.json, releases the lock
     restore-abort     failure path: records a failed summary and releases the lock
+finalize and abort only read and write the state directory (they may run where the target is not mounted); the
+worker that sees the last part finished sets the created parents' times and removes the run's temp dir.
 
 Nothing is written under the backup root except through the state directory (Layout's state_dir): the EC2
 workers mount the backup file system read-only and only the backup-id's state directory read-write.
@@ -40,7 +42,7 @@ import time
 
 from efs_backup_engine import preflight, run as runs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
-from efs_backup_engine.fsutil import fs_now, makedirs, read_json, remove_tree, write_json_atomic
+from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_json, remove_tree, write_json_atomic
 from efs_backup_engine.itemize import parse, parse_stats
 from efs_backup_engine.layout import SNAPSHOT_RE, Layout
 from efs_backup_engine.lock import RunLock
@@ -345,7 +347,14 @@ def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require
             return restore_unit(run, rel, names, recursive, count_root=spec["depth"] == 0)
         return runs.process_unit(store, run, run["snapshot_path"], uid, spec, worker_id, sync, split_first=False)
 
-    return runs.work_units(store, lock, run["run_id"], worker_id, process, progress)
+    mine = runs.work_units(store, lock, run["run_id"], worker_id, process, progress)
+    # Every part has a result: one worker (the machines that mount the target) tidies the target up. finalize
+    # and abort may run where the target is not mounted, so they never touch it.
+    units, results = store.units(), store.results()
+    if not run["dry_run"] and all(uid in results for uid in units) and \
+            create_exclusive(os.path.join(layout.restore_dir(run["run_id"]), "target-finished"), {"worker": worker_id}):
+        _finish_target(run)
+    return mine
 
 
 def new_plan():
@@ -626,8 +635,8 @@ def summarize(run, units, results, finished=None):
 
 
 def _finish_target(run):
-    """After the parts: the times of the parent directories the run created, then the run's temp dir goes
-    (the target's own times are kept as the parts left them)."""
+    """After the last part: the attributes of the parent directories the run created (now that everything below
+    them is written), then the run's temp dir goes (the target's own times are kept as the parts left them)."""
     target_b = os.fsencode(run["target"])
     snap_b = os.fsencode(run["snapshot_path"])
     for parent in sorted(run["parents"], key=lambda path: -path.count("/")):
@@ -659,8 +668,6 @@ def finalize(backup_root, backup_id, run_id, state_dir=None, worker_exits=None):
     lock.check(run_id)
     store = UnitStore(layout.restore_dir(run_id))
     result = runs.note_crashed_workers(summarize(run, store.units(), store.results()), worker_exits)
-    if not run["dry_run"]:
-        _finish_target(run)
     _record(layout, run, result)
     lock.release(run_id)
     return result
@@ -678,8 +685,6 @@ def abort(backup_root, backup_id, run_id, reason=None, state_dir=None):
         result = runs.mark_aborted(summarize(run, store.units(), store.results()), reason)
         owner = lock.owner()
         if owner and owner.get("run_id") == run_id:
-            if not run["dry_run"]:
-                _finish_target(run)
             _record(layout, run, result)
     lock.release(run_id)
     return result
