@@ -545,3 +545,34 @@ def test_restore_from_a_read_only_backup_root_writes_only_through_the_state_dir(
     finally:
         for path in reversed(mounted):
             subprocess.run(["umount", path], check=True)
+
+
+def test_files_written_on_the_target_between_the_scan_and_the_copy_are_kept(engine, tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.dirname(ENGINE))
+    from efs_backup_engine import restore as restores
+
+    small_tree(engine)
+    engine.backup()
+    target = str(tmp_path / "prod")
+    shutil.copytree(engine.snapshot("daily.0"), target, symlinks=True)
+    write(os.path.join(target, "a", "c", "file2"), b"old", 10 ** 9)  # older: planned as an overwrite
+    os.unlink(os.path.join(target, "top"))  # missing: planned as a create
+    real_parse = restores.parse
+
+    def parse_then_write(out, src):
+        yield from real_parse(out, src)
+        # production writes both files after the engine sorted the scan, before it copies
+        write(os.path.join(target, "a", "c", "file2"), b"written meanwhile")
+        write(os.path.join(target, "top"), b"created meanwhile")
+
+    monkeypatch.setattr(restores, "parse", parse_then_write)
+    run = restores.prepare(engine.root, "prod", target, snapshot="daily.0", step=True)
+    [result] = restores.work(engine.root, "prod", "w0")
+    summary = restores.finalize(engine.root, "prod", run["run_id"])
+    assert read(os.path.join(target, "a", "c", "file2")) == b"written meanwhile"
+    assert read(os.path.join(target, "top")) == b"created meanwhile"
+    assert sorted(summary["plan"]["samples"]["skip_newer"]) == ["a/c/file2", "top"]
+    assert summary["plan"]["overwrite"]["files"] == summary["plan"]["create"]["files"] == 0
+    assert summary["plan"]["samples"]["overwrite"] == summary["plan"]["samples"]["create"] == []
+    assert any("written on the target during the restore" in message for message in result["messages"])
+    assert summary["status"] == "success" and lock_free(engine)

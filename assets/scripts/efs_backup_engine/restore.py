@@ -503,8 +503,9 @@ def restore_unit(run, rel, names, recursive, count_root=True):
             category = "overwrite"
         else:
             category = "metadata" if item.code[0:1] == b"." else "overwrite"
-            if not mirror:
-                recheck[path] = (snap_st.st_mtime_ns, size, category, counted)
+        if not mirror and not is_dir and not fresh and category != "skip_newer" and \
+                (have is None or stat.S_IFMT(have.st_mode) == stat.S_IFMT(snap_st.st_mode)):
+            recheck[path] = (snap_st.st_mtime_ns, size, category, counted)  # written meanwhile? see step 3
         if counted:
             _count(plan, category, shown, is_dir, size)
         if category in ("skip_newer", "skip_conflict"):
@@ -530,7 +531,7 @@ def restore_unit(run, rel, names, recursive, count_root=True):
             remove_tree(os.path.join(dst, path))
     for path, (mtime_ns, size, category, counted) in sorted(recheck.items()):
         have = _lstat(os.path.join(dst, path))
-        if have is not None and have.st_mtime_ns > mtime_ns:
+        if have is not None and (stat.S_ISDIR(have.st_mode) or have.st_mtime_ns > mtime_ns):
             wanted.discard(path)
             shown = os.path.join(rel_b, path) if rel_b else path
             if counted:
