@@ -10,16 +10,30 @@ from efs_backup_engine.units import describe
 MAX_LISTED = 50
 COUNTERS = ("files_scanned", "dirs", "bytes_total", "files_transferred", "bytes_transferred", "created",
             "deleted", "changed", "special", "linked")
+# Per-part figures summarised as {count, sum, min, max} over the finished parts (published as CloudWatch statistic
+# sets by the orchestration's run metrics).
+PART_STATS = ("seconds", "files_scanned", "bytes_transferred")
 
 
 def _iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
 
 
+def _statistics(values):
+    """{count, sum, min, max} of a list of numbers (all 0 for an empty list); seconds rounded to milliseconds."""
+    if not values:
+        return {"count": 0, "sum": 0, "min": 0, "max": 0}
+    rounded = [round(value, 3) if isinstance(value, float) else value for value in values]
+    total = sum(values)
+    return {"count": len(values), "sum": round(total, 3) if isinstance(total, float) else total,
+            "min": min(rounded), "max": max(rounded)}
+
+
 def build(run, units, results, finished=None):
     finished = finished or time.time()
     totals = {key: 0 for key in COUNTERS}
     workers = {}
+    part_values = {key: [] for key in PART_STATS}
     failed, warned, unfinished = [], [], []
     for uid, spec in sorted(units.items(), key=lambda item: item[1]["path"]):
         result = results.get(uid)
@@ -28,6 +42,8 @@ def build(run, units, results, finished=None):
             continue
         for key in COUNTERS:
             totals[key] += result.get(key, 0)
+        for key in PART_STATS:
+            part_values[key].append(result.get(key, 0.0 if key == "seconds" else 0))
         worker = workers.setdefault(result.get("worker", "?"), {
             "worker": result.get("worker", "?"), "units": 0, "files_scanned": 0, "files_transferred": 0,
             "bytes_transferred": 0, "seconds": 0.0})
@@ -59,11 +75,13 @@ def build(run, units, results, finished=None):
         "started": started,
         "started_iso": _iso(started),
         "finished": finished,
+        "finished_epoch": int(finished),
         "finished_iso": _iso(finished),
         "duration_seconds": round(finished - (run.get("attempt_started") or started), 3),
         "parts": len(units),
         "parts_finished": len(results),
         "totals": totals,
+        "part_stats": {key: _statistics(values) for key, values in part_values.items()},
         "warnings": len(warned),
         "warning_parts": warned[:MAX_LISTED],
         "failed_parts": (failed + unfinished)[:MAX_LISTED],
