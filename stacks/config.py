@@ -78,6 +78,7 @@ _SCHEDULE = re.compile(
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _TIMEZONE = re.compile(r"^(?:UTC|[A-Za-z_]+(?:/[A-Za-z0-9_+-]+)+)$")
 _INTEGER_STRING = re.compile(r"^-?[0-9]+$")
+_NUMBER_STRING = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 # Context keys in the shape of configuration keys; anything else (feature flags, lookup caches, CLI settings such
 # as "cli-telemetry") belongs to the CDK and is ignored here.
 _CONFIG_KEY_SHAPE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -192,6 +193,24 @@ class NotificationSettings:
     notify_on_success: bool
 
 
+# Nominal length of each interval: a scheduled interval's newest snapshot is stale after a multiple of it.
+INTERVAL_SECONDS: Dict[str, int] = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
+STALE_MULTIPLE_RANGE = (1.5, 10.0)
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """Alarms (always) and the dashboard (optional): see constructs/monitoring.py."""
+
+    dashboard: bool = False
+    stale_multiple: float = 2.0  # a scheduled interval alarms when its newest snapshot is older than this many lengths
+    burst_credit_minimum_gib: int = 256  # bursting backup file system: alarm below this burst credit balance
+    utilization_percent: int = 90  # PercentIOLimit / permitted-throughput utilization alarm threshold
+
+    def stale_after_seconds(self, interval: str) -> int:
+        return int(round(self.stale_multiple * INTERVAL_SECONDS[interval]))
+
+
 @dataclass(frozen=True)
 class EfsBackupConfig:
     environment: str
@@ -216,6 +235,7 @@ class EfsBackupConfig:
     notifications: NotificationSettings
     schedule_timezone: str
     schedules_enabled: bool
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @property
     def availability_zones(self) -> Tuple[str, ...]:
@@ -484,6 +504,25 @@ def _route_table_ids(value: Any) -> Tuple[str, ...]:
     return tuple(items)
 
 
+def _number_range(low: float, high: float) -> Callable[[Any], float]:
+    expectation = f"a number from {low:g} to {high:g}"
+
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise _Invalid(f"{_describe(value)} is a boolean; expected {expectation}")
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str) and _NUMBER_STRING.match(value):
+            number = float(value)
+        else:
+            raise _Invalid(f"{_describe(value)} is not a number; expected {expectation}")
+        if not low <= number <= high:
+            raise _Invalid(f"{_describe(value)} is out of range; expected {expectation}")
+        return number
+
+    return parse
+
+
 def _retain(value: Any) -> int:
     return _integer(value, 0, MAX_RETAIN)
 
@@ -619,10 +658,25 @@ KEYS: Dict[str, KeySpec] = {
         _spec("worker_root_volume_gib", "integer", 16, "16",
               "Size of the workers' encrypted gp3 root volume in GiB (8–1024).", _int_range(8, 1024)),
         _spec("notification_emails", "list of strings", (), "`[]`",
-              "E-mail addresses subscribed to the run notifications (each must confirm). With `-c`: comma-separated.",
+              "E-mail addresses subscribed to the run notifications and to the alarm topic (each subscription must be "
+              "confirmed). With `-c`: comma-separated.",
               _emails),
         _spec("notify_on_success", "boolean", False, "false",
               "Also notify successful runs; failures always notify.", _boolean),
+        _spec("dashboard", "boolean", False, "false",
+              "Create the CloudWatch dashboard `<stack_name>`: runs, durations, bytes and files, newest-snapshot age "
+              "per interval, both file systems' throughput and burst credits (see \"Monitoring\").", _boolean),
+        _spec("alarm_stale_multiple", "number", 2, "2",
+              "A scheduled interval alarms when its newest snapshot is older than this many interval lengths "
+              "(hourly 1 h, daily 24 h, weekly 7 d, monthly 31 d); "
+              f"{STALE_MULTIPLE_RANGE[0]:g}–{STALE_MULTIPLE_RANGE[1]:g}.", _number_range(*STALE_MULTIPLE_RANGE)),
+        _spec("alarm_burst_credit_minimum_gib", "integer", 256, "256",
+              "With `bursting` throughput: alarm when the backup file system's burst credit balance stays below "
+              "this many GiB for 15 minutes (1–1048576).", _int_range(1, 1048576)),
+        _spec("alarm_utilization_percent", "integer", 90, "90",
+              "Alarm when the backup file system stays above this percentage for 15 minutes: `PercentIOLimit` "
+              "(`generalPurpose`) and permitted-throughput utilization (`elastic`, `provisioned`) (50–99).",
+              _int_range(50, 99)),
     ]
 }
 
@@ -749,6 +803,12 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
         notifications=NotificationSettings(values["notification_emails"], values["notify_on_success"]),
         schedule_timezone=values["schedule_timezone"],
         schedules_enabled=values["schedules_enabled"],
+        monitoring=MonitoringSettings(
+            dashboard=values["dashboard"],
+            stale_multiple=values["alarm_stale_multiple"],
+            burst_credit_minimum_gib=values["alarm_burst_credit_minimum_gib"],
+            utilization_percent=values["alarm_utilization_percent"],
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from stacks.config import (
     EfsBackupConfig,
     IntervalPolicy,
     KmsKeyChoice,
+    MonitoringSettings,
     SubnetPlacement,
     load_config,
 )
@@ -385,3 +386,41 @@ def test_worker_keys():
     assert (config.workers.count, config.workers.architecture, config.workers.spot) == (4, "arm64", True)
     assert config.notifications.emails == ("ops@example.com", "backup@example.com")
     assert single_problem(context(worker_count="33")).startswith("worker_count: '33' is out of range")
+
+
+def test_monitoring_keys_default_and_parse():
+    assert load_config(context()).monitoring == MonitoringSettings(
+        dashboard=False, stale_multiple=2.0, burst_credit_minimum_gib=256, utilization_percent=90)
+    config = load_config(context(dashboard="true", alarm_stale_multiple="2.5", alarm_burst_credit_minimum_gib="64",
+                                 alarm_utilization_percent="80"))
+    assert config.monitoring == MonitoringSettings(True, 2.5, 64, 80)
+    assert config.monitoring.stale_after_seconds("daily") == 216000
+    assert config.monitoring.stale_after_seconds("monthly") == int(2.5 * 31 * 86400)
+    from_json = load_config(context(valid_environment(alarm_stale_multiple=3, dashboard=True))).monitoring
+    assert (from_json.stale_multiple, from_json.dashboard) == (3.0, True)
+    assert load_config(context_for("production-eu")).monitoring.dashboard is True
+    assert load_config(context_for("example")).monitoring.dashboard is False
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("dashboard", "yes", "dashboard: 'yes' is not a boolean; expected true or false"),
+        ("alarm_stale_multiple", "1", "alarm_stale_multiple: '1' is out of range; expected a number from 1.5 to 10"),
+        ("alarm_stale_multiple", "10.5", "alarm_stale_multiple: '10.5' is out of range"),
+        ("alarm_stale_multiple", "two", "alarm_stale_multiple: 'two' is not a number; expected a number from 1.5 "
+         "to 10"),
+        ("alarm_stale_multiple", " 2", "alarm_stale_multiple: ' 2' is not a number"),
+        ("alarm_stale_multiple", "nan", "alarm_stale_multiple: 'nan' is not a number"),
+        ("alarm_stale_multiple", True, "alarm_stale_multiple: True is a boolean; expected a number from 1.5 to 10"),
+        ("alarm_burst_credit_minimum_gib", "0", "alarm_burst_credit_minimum_gib: '0' is out of range; expected a "
+         "whole number from 1 to 1048576"),
+        ("alarm_burst_credit_minimum_gib", "1.5", "alarm_burst_credit_minimum_gib: '1.5' is not a whole number"),
+        ("alarm_utilization_percent", "100", "alarm_utilization_percent: '100' is out of range; expected a whole "
+         "number from 50 to 99"),
+        ("alarm_utilization_percent", 49, "alarm_utilization_percent: 49 is out of range"),
+    ],
+)
+def test_bad_monitoring_values_name_key_value_and_expectation(key, value, expected):
+    problem = single_problem(context(**{key: value}))
+    assert problem.startswith(expected), problem
