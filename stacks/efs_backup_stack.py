@@ -15,6 +15,7 @@ from constructs import Construct
 
 from constructs.backup_file_system import BackupFileSystem
 from constructs.backup_workflow import BackupWorkflow
+from constructs.monitoring import Monitoring
 from constructs.network_access import NetworkAccess
 from constructs.restore_workflow import RestoreWorkflow
 from constructs.notifications import Notifications
@@ -180,6 +181,29 @@ class EfsBackupStack(Stack):
             enabled=config.schedules_enabled,
             name_prefix=config.stack_name,
         )
+        # Monitoring (constructs/monitoring.py): the newest-snapshot publisher, alarms to their own topic (CloudWatch
+        # cannot publish to the aws/sns-encrypted notification topic), the optional dashboard.
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            name_prefix=config.stack_name,
+            backup_id=config.backup_id,
+            settings=config.monitoring,
+            policies=config.retention,
+            schedules_enabled=config.schedules_enabled,
+            timezone=config.schedule_timezone,
+            run_table=self.workflow.table,
+            state_machines={"backup": self.workflow.state_machine, "restore": self.restore_workflow.state_machine},
+            source_file_system_id=config.source_file_system_id,
+            backup_file_system_id=self.backup_file_system.file_system_id,
+            backup_file_system=config.backup_file_system,
+            emails=config.notifications.emails,
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn,
+                  description="Alarms: failed runs, stale snapshots, backup file system limits")
+        if self.monitoring.dashboard is not None:
+            CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name,
+                      description="CloudWatch dashboard of the backups")
 
         outputs = {
             "BackupId": (config.backup_id, "The <backup-id> directory on the backup file system"),

@@ -211,7 +211,10 @@ def test_only_restore_workers_may_write_production(env, synthesized):
 @pytest.mark.parametrize("env", ENVS)
 def test_schedules(env, synthesized):
     synth = synthesized(env)
-    schedules = {s["Properties"]["Name"]: s["Properties"] for s in resources(synth, "AWS::Scheduler::Schedule").values()}
+    backup = {"Ref": synth.stack.get_logical_id(synth.stack.workflow.state_machine.node.default_child)}
+    # The backup runs' schedules (the monitoring publisher's own schedule is tested in tests/cdk/test_monitoring.py).
+    schedules = {s["Properties"]["Name"]: s["Properties"] for s in resources(synth, "AWS::Scheduler::Schedule").values()
+                 if s["Properties"]["Target"]["Arn"] == backup}
     expected = {p.interval: p for p in synth.config.retention if p.enabled and p.schedule}
     assert len(schedules) == len(expected)
     for interval, policy in expected.items():
@@ -233,9 +236,12 @@ def test_schedules_can_be_disabled(synthesized):
 
 def test_topic_run_history_and_outputs(synthesized):
     synth = synthesized("example", notification_emails="ops@example.com")
-    (topic,) = resources(synth, "AWS::SNS::Topic").values()
+    # The run-notification topic (the alarm topic is tested in tests/cdk/test_monitoring.py).
+    topic_id = synth.stack.get_logical_id(synth.stack.notifications.topic.node.default_child)
+    topic = resources(synth, "AWS::SNS::Topic")[topic_id]
     assert topic["Properties"]["KmsMasterKeyId"]
-    (subscription,) = resources(synth, "AWS::SNS::Subscription").values()
+    (subscription,) = [s for s in resources(synth, "AWS::SNS::Subscription").values()
+                       if s["Properties"]["TopicArn"] == {"Ref": topic_id}]
     assert subscription["Properties"]["Protocol"] == "email"
     (table,) = resources(synth, "AWS::DynamoDB::Table").values()
     assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
