@@ -19,6 +19,9 @@ data and metadata. Mirror mode (--mirror) makes each chosen path exactly the sna
 paths are deleted and newer files overwritten; nothing outside the chosen paths is touched. A dry run changes
 nothing and reports the same plan a real run reports for what it did.
 
+Parts are planned and claimed as in a backup (run.process_unit), except that a split directory publishes its
+children only after its own level is restored: the plan then reports each subdirectory as the target had it.
+
 How one part is restored (restore_unit):
 1. the part's directory on the target is checked component by component without following symlinks: a
    component above the chosen path that is not a directory fails the part (the engine never writes through or
@@ -28,8 +31,9 @@ How one part is restored (restore_unit):
    into create / overwrite / metadata / delete / skip_newer / skip_conflict by comparing the two entries itself
    (rsync's --update compares whole seconds, so it cannot be the rule);
 3. unless this is a dry run: mirror-mode deletions and type replacements are done by the engine (unlink, never
-   following a symlink), files to overwrite are checked once more (a file written on the target since the dry
-   run is now newer: skipped), and one rsync transfers exactly the listed names (--files-from), writing its
+   following a symlink), in safe mode every file about to be written is checked once more (one written on the
+   target since the scan is newer now: kept), and one rsync transfers exactly the listed names (--files-from;
+   the part's own directory gets its attributes from the engine last), writing its
    temporary files to <target>/.efs-backup-restore.tmp/<run-id>/ and renaming them into place, so a killed run
    leaves no half-written file under a real name and the next restore clears what a killed one left there.
 """
@@ -202,8 +206,8 @@ def _root_unit(snapshot, rel):
 
 
 def _missing_parents(target, rels):
-    """Directories above the chosen paths that the target lacks (created by the parts from the snapshot's
-    metadata; finalize sets their times once everything below them is written)."""
+    """Directories above the chosen paths that the target lacks (created by the parts with the snapshot's owner
+    and mode; the worker that sees the last part done sets their times once everything below them is written)."""
     missing = set()
     for rel in rels:
         for ancestor in _ancestors(os.fsencode(rel)):
