@@ -633,7 +633,8 @@ def summarize(run, units, results, finished=None):
               "plan": merge_plans(result.get("plan") or new_plan() for result in results.values()),
               "totals": {key: base["totals"][key] for key in TOTALS}}
     for key in ("parts", "parts_finished", "failed_parts", "failed_count", "warnings", "warning_parts", "workers",
-                "started", "started_iso", "finished", "finished_iso", "duration_seconds", "host", "part_stats"):
+                "started", "started_iso", "finished", "finished_epoch", "finished_iso", "duration_seconds", "host",
+                "part_stats"):
         if key in base:
             result[key] = base[key]
     return result
