@@ -218,10 +218,13 @@ def test_dry_run_reports_the_exact_plan_and_changes_nothing(engine, tmp_path):
     real = engine.restore(target, "--snapshot", "daily.0")
     assert counts(real["plan"]) == counts(dry["plan"])
     assert real["totals"]["files_transferred"] == 3
-    # a dry run into a missing target creates nothing
-    missing = str(tmp_path / "not-yet")
-    summary = engine.restore(missing, "--snapshot", "daily.0", "--dry-run")
-    assert not os.path.exists(missing) and summary["plan"]["create"]["files"] == 6
+    # a dry run into a missing target creates nothing, even when its parents are missing too (the workflow's
+    # default target /efs-backup-restore/<execution> before the first restore); a real run refuses that
+    for missing in (str(tmp_path / "not-yet"), str(tmp_path / "no-parent" / "not-yet")):
+        summary = engine.restore(missing, "--snapshot", "daily.0", "--dry-run")
+        assert not os.path.exists(missing) and summary["plan"]["create"]["files"] == 6
+    assert not os.path.exists(tmp_path / "no-parent")
+    assert "parent directory" in refused(engine, str(tmp_path / "no-parent" / "not-yet"), "--snapshot", "daily.0")
 
 
 # -- refusals ----------------------------------------------------------------------------------------------

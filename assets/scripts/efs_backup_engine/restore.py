@@ -153,11 +153,23 @@ def _check_path(snapshot, rel, name):
     return st
 
 
-def check_target(layout, target, require_mountpoint):
+def _nearest_existing(path):
+    while not os.path.lexists(path) and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_target(layout, target, require_mountpoint, dry_run=False):
+    """A dry run may plan for a target whose parents do not exist yet (nothing is written; rsync's dry run plans
+    against nothing): the nearest existing ancestor must be a directory. A real run creates the target only."""
     parent = os.path.dirname(target.rstrip("/")) or "/"
     if os.path.lexists(target) and not os.path.isdir(target):
         raise Refused("target %s exists and is not a directory" % target)
-    if not os.path.isdir(parent):
+    if dry_run:
+        parent = _nearest_existing(parent)
+        if not os.path.isdir(parent) or os.path.islink(parent):
+            raise Refused("the target's nearest existing ancestor %s is not a directory" % parent)
+    elif not os.path.isdir(parent):
         raise Refused("the target's parent directory %s does not exist (restore creates the target, not its "
                       "parents: is the file system mounted?)" % parent)
     if preflight.overlaps(target, layout.root):
@@ -242,7 +254,7 @@ def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mi
     preflight.check_backup_root(layout)
     target = os.path.abspath(target)
     rels = normalize_paths(paths)
-    check_target(layout, target, require_mountpoint)
+    check_target(layout, target, require_mountpoint, dry_run)
     if not os.path.isdir(layout.state):
         resolve_snapshot(layout, snapshot, at)  # refuses with the precise reason (no snapshot, no manifest)
         raise Refused("%s has no engine state directory: nothing there can be restored by the engine" % layout.id_dir)
@@ -336,7 +348,7 @@ def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require
     preflight.check_backup_root(layout)
     run = load_run(layout, run_id)
     if require_mountpoint:
-        check_target(layout, run["target"], True)
+        check_target(layout, run["target"], True, run["dry_run"])
     lock = RunLock(layout)
     lock.check(run["run_id"])
     manifest = read_json(layout.manifest(run["snapshot"]), corrupt_ok=True) or {}
