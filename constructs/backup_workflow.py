@@ -3,17 +3,18 @@
 Input: ``{"interval": "daily", "retain": 7, "workers": 4}`` (``workers`` optional: the configured count); the
 schedules send exactly that. Worker roles: ``work`` (every worker: prepare/join, then work), ``finalize`` (promote
 and rotate, or record the failed parts), ``abort`` (record why the run stopped, release the lock). This construct
-also owns the run-history table both workflows record into.
+also owns the run-history table both workflows record into, and publishes each run's metrics (run_metrics.py).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Dict, Sequence
 
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs.fleet_workflow import FleetJob, FleetWorkflow, run_history_table, success_notification
+from constructs.fleet_workflow import FleetJob, FleetWorkflow, success_notification
+from constructs.run_metrics import RunMetrics
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from stacks.config import INTERVALS, MAX_WORKERS, WorkerSettings
@@ -107,3 +108,13 @@ class BackupWorkflow(FleetWorkflow):
             topic=topic,
             table=None,  # this workflow creates the run-history table; the restore workflow records into it
         )
+
+    def after_records(self, states: Dict[str, Any]) -> None:
+        """Every recorded run publishes its metrics (and a promotion its newest-snapshot record) before the outcome
+        is checked or notified; see run_metrics.py (those states never fail the run)."""
+        self.run_metrics = RunMetrics(self, "RunMetrics", backup_id=self.backup_id, table=self.table)
+        self.run_metrics.grant(self.role)
+        states.update(self.run_metrics.states("PublishRunMetrics", states["RecordRun"]["Next"], "success"))
+        states.update(self.run_metrics.states("PublishFailedRunMetrics", states["RecordFailure"]["Next"], "failure"))
+        states["RecordRun"]["Next"] = "PublishRunMetrics"
+        states["RecordFailure"]["Next"] = "PublishFailedRunMetrics"

@@ -402,11 +402,15 @@ class FleetWorkflow(Construct):
                           "Cause": "the run failed; see the notification and the run-history table"},
         })
         states.update(job.success_route)
+        self.after_records(states)
         return {
             "Comment": f"efs-backup {job.kind} of backup-id {backup_id}: one execution is one run",
             "StartAt": "ValidateInput",
             "States": states,
         }
+
+    def after_records(self, states: Dict[str, Any]) -> None:
+        """Hook for a job's construct: splice states after RecordRun/RecordFailure (the role and table exist)."""
 
     def _record(self, outcome: str, *, next_state: str) -> Dict[str, Any]:
         """PutItem of the run summary into the run-history table (readable without mounting EFS)."""

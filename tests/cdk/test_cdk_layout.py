@@ -31,8 +31,8 @@ def test_constructs_folder_has_no_init_and_one_module_per_construct():
     assert not (folder / "__init__.py").exists(), "an __init__.py here shadows the constructs library"
     modules = sorted(p.stem for p in folder.glob("*.py"))
     assert "_jsii" not in modules
-    assert modules == ["backup_file_system", "backup_workflow", "fleet_workflow", "network_access",
-                       "notifications", "restore_workflow", "schedules", "script_bucket",
+    assert modules == ["backup_file_system", "backup_workflow", "fleet_workflow", "monitoring", "network_access",
+                       "notifications", "restore_workflow", "run_metrics", "schedules", "script_bucket",
                        "vpc_endpoints", "worker_identity", "worker_launch_template"]
 
 
