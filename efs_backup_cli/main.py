@@ -283,6 +283,17 @@ def _confirm(prompt: str, expected: str) -> bool:
     return answer.strip() == expected
 
 
+def _failure(deployment, execution: str, described: Dict[str, Any]) -> str:
+    """Why an execution failed: the run-history record's error and the engine's reason, else the execution's."""
+    record = next((r for r in history.runs(deployment, limit=50) if r.execution == execution), None)
+    if record is None:
+        return f"{described.get('error')}: {described.get('cause')}"
+    reasons = [record.error or ""]
+    reasons += [record.summary[k] for k in ("aborted", "note") if record.summary.get(k)]
+    reasons += [f"{p.get('path')}: {p.get('reason')}" for p in (record.summary.get("failed_parts") or [])[:5]]
+    return "; ".join(r for r in reasons if r) + f" (worker logs: efs-backup logs --execution {execution})"
+
+
 def cmd_restore(args, out: Output) -> int:
     if args.in_place and args.target_path:
         raise CliError("--in-place restores to '/'; do not combine it with --target-path", EXIT_USAGE)
@@ -311,6 +322,7 @@ def cmd_restore(args, out: Output) -> int:
     stamp = executions.utc_stamp()
     name = f"restore-{stamp}"
     target = restore.target_path_for(name, args.target_path, args.in_place)
+    shown_target = target or restore.default_target(name)  # the real execution's default target
 
     def request(dry_run: bool, pinned_id: Optional[str]) -> Dict[str, Any]:
         """The dry run asks for what the operator chose; the real run for the snapshot the dry run resolved."""
@@ -335,7 +347,7 @@ def cmd_restore(args, out: Output) -> int:
     if plan_output.get("outcome") == "already-running":
         raise executions.busy_error(plan_output.get("message"))
     if described["status"] != "SUCCEEDED":
-        raise CliError(f"the dry run {name}-plan failed: {described.get('error')}: {described.get('cause')}",
+        raise CliError(f"the dry run {name}-plan failed: {_failure(deployment, f'{name}-plan', described)}",
                        EXIT_FAILED)
     summary = plan_output.get("summary") or {}
     plan_text = restore.human_plan(summary, planner.format_bytes)
@@ -356,7 +368,7 @@ def cmd_restore(args, out: Output) -> int:
             ok = _confirm(f"in place WITH DELETION on the production file system: type the backup id "
                           f"({deployment.backup_id}) to go on: ", deployment.backup_id)
         else:
-            ok = _confirm(f"restore into {target}? type yes: ", "yes")
+            ok = _confirm(f"restore into {shown_target}? type yes: ", "yes")
         if not ok:
             raise CliError("declined; nothing was restored", EXIT_REFUSED)
     pinned = summary.get("snapshot_id")
@@ -364,7 +376,8 @@ def cmd_restore(args, out: Output) -> int:
     document["request"] = real_request
     execution = executions.start(deployment, arn, name, real_request)
     document["execution"] = name
-    out.info(f"restoring: {name} -> {target}")
+    document["target"] = shown_target
+    out.info(f"restoring: {name} -> {shown_target}")
     if args.no_wait:
         out.result(document, execution)
         return EXIT_OK
@@ -376,12 +389,12 @@ def cmd_restore(args, out: Output) -> int:
     document["summary"] = result.get("summary")
     if described["status"] != "SUCCEEDED":
         document["outcome"] = "failed"
-        out.result(document, f"{name}: FAILED: {described.get('error')}: {described.get('cause')}")
+        out.result(document, f"{name}: FAILED: {_failure(deployment, name, described)}")
         return EXIT_FAILED
     document["outcome"] = result.get("outcome", "success")
     totals = (result.get("summary") or {}).get("totals", {})
     out.result(document, f"{name}: {document['outcome']}, {totals.get('files_transferred', 0):,} files "
-                         f"({planner.format_bytes(totals.get('bytes_transferred', 0))}) restored into {target}")
+                         f"({planner.format_bytes(totals.get('bytes_transferred', 0))}) restored into {shown_target}")
     return EXIT_WARNINGS if document["outcome"] == "warning" else EXIT_OK
 
 

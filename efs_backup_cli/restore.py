@@ -2,7 +2,8 @@
 
 Input contract: ``{"snapshot": "daily.3" | "latest" | "id:<snapshot_id>"`` or ``"at": "<ISO time>"``,
 ``"paths"`` (optional, relative to the snapshot root), ``"target_file_system_id"`` (optional, default production),
-``"target_path"`` (default ``/efs-backup-restore/<name>``; ``/`` = in place), ``"mirror"``, ``"dry_run"``,
+``"target_path"`` (default ``/efs-backup-restore/<execution name>``, which the CLI leaves to the state machine;
+``/`` = in place), ``"mirror"``, ``"dry_run"``,
 ``"workers"`` (optional)}. Output on success: ``{"outcome": "success"|"warning", "summary": {...}}`` with the plan
 (create / overwrite / delete / skip_newer, each ``{files, bytes}``, and samples). A failed restore ends FAILED.
 
@@ -45,13 +46,16 @@ def clean_path(path: str) -> str:
     return "/".join(parts)
 
 
-def target_path_for(name: str, target_path: Optional[str], in_place: bool) -> str:
+def target_path_for(name: str, target_path: Optional[str], in_place: bool) -> Optional[str]:
+    """The request's target_path: '/' in place, the given directory, or None for the default, which the restore
+    state machine makes ``/efs-backup-restore/<execution name>`` (creating /efs-backup-restore when missing; an
+    explicit target's parent must exist)."""
     if in_place:
         if target_path not in (None, "/"):
             raise CliError("--in-place restores to '/'; do not combine it with --target-path", EXIT_REFUSED)
         return "/"
     if target_path is None:
-        return f"{RESTORE_ROOT}/{name}"
+        return None
     if not target_path.startswith("/") or ".." in target_path.split("/"):
         raise CliError(f"--target-path {target_path!r}: expected an absolute path without '..'", EXIT_REFUSED)
     if target_path.rstrip("/") == "":
@@ -59,8 +63,12 @@ def target_path_for(name: str, target_path: Optional[str], in_place: bool) -> st
     return target_path.rstrip("/")
 
 
+def default_target(name: str) -> str:
+    return f"{RESTORE_ROOT}/{name}"
+
+
 def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] = None, at: Optional[str] = None,
-                  paths: Sequence[str] = (), target_path: str, target_file_system_id: Optional[str] = None,
+                  paths: Sequence[str] = (), target_path: Optional[str] = None, target_file_system_id: Optional[str] = None,
                   mirror: bool = False, dry_run: bool = False, workers: Optional[int] = None) -> Dict[str, Any]:
     chosen = [v is not None for v in (snapshot, snapshot_id, at)]
     if sum(chosen) != 1:
@@ -82,7 +90,8 @@ def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] 
         if not _FS_ID.match(target_file_system_id):
             raise CliError(f"--target-file-system {target_file_system_id!r}: expected fs-<hex id>", EXIT_REFUSED)
         request["target_file_system_id"] = target_file_system_id
-    request["target_path"] = target_path
+    if target_path is not None:
+        request["target_path"] = target_path
     request["mirror"] = bool(mirror)
     request["dry_run"] = bool(dry_run)
     if workers is not None:

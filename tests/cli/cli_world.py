@@ -1,7 +1,8 @@
-"""One deployed efs-backup environment in moto for the CLI tests, composed from tests/orchestration/moto_world.py:
-the synthesized ``example`` stack deployed into moto's CloudFormation, its state machine re-created in the executing
-backend, two tmpfs file systems and the simulated worker fleet. Plus ``run_cli``: the CLI in-process with the moto
-credentials and endpoint in its environment, returning (exit code, stdout, stderr).
+"""The CLI tests' world: tests/orchestration/moto_world.py's ``deployed_world`` (the synthesized ``example`` stack
+deployed into moto, both state machines executing, two tmpfs file systems, the simulated worker fleet) with a small
+production tree; ``run_cli``: the CLI in-process with the moto credentials and endpoint in its environment,
+returning (exit code, stdout, stderr); and a stand-in that answers like the restore state machine without launching
+workers, for the confirmation scenarios (so they cost no worker runs).
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import io
 import json
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, Optional
 
-from moto_world import (ACCOUNT, MotoServer, WorkerFleet, copy_scripts_into_bucket, create_network, deploy,
-                        recreate_state_machine, synth_for_moto, upload_assets)
+from moto_world import ACCOUNT, MotoServer, deployed_world
 
 RESTORE_DOUBLE = {
     "Comment": "stand-in for the restore state machine: answers with a contract-shaped summary, echoes the request",
@@ -26,7 +25,7 @@ RESTORE_DOUBLE = {
         "summary": {
             "kind": "restore", "status": "success", "mode": "safe", "paths": [],
             "snapshot_id.$": "States.ArrayGetItem(States.StringSplit($.snapshot, ':'), 1)",
-            "target.$": "$.target_path", "dry_run.$": "$.dry_run", "request.$": "$",
+            "dry_run.$": "$.dry_run", "request.$": "$",
             "plan": {"create": {"files": 2, "bytes": 2048}, "overwrite": {"files": 1, "bytes": 10},
                      "delete": {"files": 0, "bytes": 0}, "skip_newer": {"files": 1, "bytes": 5},
                      "samples": {"create": ["alpha/file0.txt", "gamma/new.txt"]}},
@@ -55,71 +54,18 @@ def can_bind_mount(tmp: Path) -> bool:
     return ok
 
 
-@dataclass
-class CliWorld:
-    moto: MotoServer
-    fleet: WorkerFleet
-    synth: object
-    arn: str
-    source: Path
-    backup: Path
-    table: str
-    log_group: str
-    filesystems: List[Path]
-    restore_arn: Optional[str] = None
-
-    def env(self) -> Dict[str, str]:
-        return dict(self.moto.env)
-
-    def stop(self) -> None:
-        self.fleet.stop()
-        for directory in reversed(self.filesystems):
-            subprocess.run(["umount", "-l", str(directory)], check=False)
-        self.moto.stop()
-
-
-def build(workdir: Path) -> CliWorld:
-    moto = MotoServer(workdir)
-    filesystems: List[Path] = []
-    try:
-        network = create_network(moto)
-        synth = synth_for_moto(workdir / "cdk", network, worker_heartbeat_timeout_seconds=str(HEARTBEAT_TIMEOUT))
-        stack = synth.stack
-        sources = upload_assets(moto, workdir / "cdk", stack.stack_name)
-        resources = deploy(moto, synth.template_json, stack.stack_name)
-
-        def physical(construct):
-            return resources[stack.get_logical_id(construct.node.default_child)]["PhysicalResourceId"]
-
-        copy_scripts_into_bucket(moto, physical(stack.scripts.bucket), stack.scripts.script_key_prefix,
-                                 sources[stack.scripts.asset_hash])
-        arn, _ = recreate_state_machine(moto, synth.template_json, resources, stack.workflow.state_machine_name,
-                                        f"arn:aws:iam::{ACCOUNT}:role/{physical(stack.workflow.role)}")
-        source, backup = workdir / "production", workdir / "backup"
-        for directory in (source, backup):
-            directory.mkdir()
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(directory)], check=True)
-            filesystems.append(directory)
+@contextlib.contextmanager
+def cli_world(workdir: Path) -> Iterator[object]:
+    """moto_world.deployed_world (the stack deployed, both state machines executing, tmpfs file systems, the fleet)
+    with a small production tree, ``env()`` for the CLI and ``state`` for the scenarios to share."""
+    with deployed_world(workdir, worker_heartbeat_timeout_seconds=str(HEARTBEAT_TIMEOUT)) as world:
         for top in ("alpha", "beta", "with space"):
+            (world.source / top).mkdir()
             for number in range(4):
-                (source / top).mkdir(exist_ok=True)
-                (source / top / f"file{number}.txt").write_text(f"{top} {number} v1\n" * 50)
-        # moto's CloudFormation keeps the state machines it creates in a backend that does not execute; the
-        # backup one is re-created from its definition above, the restore one (when the stack has it) is the
-        # stand-in that answers per the contract, under the deployed name (so discovery by output finds it).
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in moto.client("cloudformation").describe_stacks(
-            StackName=stack.stack_name)["Stacks"][0].get("Outputs", [])}
-        restore_arn = None
-        if outputs.get("RestoreStateMachineArn"):
-            restore_arn = create_restore_double(moto, outputs["RestoreStateMachineArn"].rsplit(":", 1)[1])
-        fleet = WorkerFleet(moto, workdir, source, backup)
-    except BaseException:
-        for directory in reversed(filesystems):
-            subprocess.run(["umount", "-l", str(directory)], check=False)
-        moto.stop()
-        raise
-    return CliWorld(moto, fleet, synth, arn, source, backup, physical(stack.workflow.table),
-                    physical(stack.launch_template.log_group), filesystems, restore_arn)
+                (world.source / top / f"file{number}.txt").write_text(f"{top} {number} v1\n" * 50)
+        world.env = lambda: dict(world.moto.env)
+        world.state = {}
+        yield world
 
 
 def run_cli(monkeypatch, env: Dict[str, str], *argv: str, stdin: Optional[io.StringIO] = None):

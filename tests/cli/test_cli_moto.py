@@ -4,7 +4,10 @@ its real state machine executing, the simulated worker fleet running the real us
 stacks.config.load_config) and the stack outputs, exactly as against AWS.
 
 Two real backup executions (one started without waiting, one followed with ``run --wait``) and one refused as
-``already-running``; the scenarios build on each other in file order. The error paths need no execution.
+``already-running``, then a restore's dry run and a confirmed restore on the real restore state machine; the
+scenarios build on each other in file order. The error paths need no execution; the confirmation scenarios
+(refused without a terminal, typing the backup id) run against a stand-in that answers like the restore state
+machine without launching workers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 
 import pytest
 
-from cli_world import build, can_bind_mount, create_restore_double, run_cli
+from cli_world import can_bind_mount, cli_world, create_restore_double, run_cli
 
 ENV = ("--env", "example")
 
@@ -24,21 +27,23 @@ ENV = ("--env", "example")
 def world(tmp_path_factory):
     if not can_bind_mount(tmp_path_factory.mktemp("probe")):
         pytest.skip("the mount seam binds local directories: needs root and mount(2)")
-    built = build(tmp_path_factory.mktemp("cli-moto"))
-    built.state = {}
-    try:
+    with cli_world(tmp_path_factory.mktemp("cli-moto")) as built:
         yield built
-    finally:
-        built.stop()
 
 
 def cli(world, monkeypatch, *argv, env=None, stdin=None):
     return run_cli(monkeypatch, env if env is not None else world.env(), *argv, stdin=stdin)
 
 
+def tree(path):
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
 def history(world):
+    """The run records of the backup-id (the table also holds the run metrics' '<backup-id>#latest' items)."""
     items = world.moto.client("dynamodb").scan(TableName=world.table)["Items"]
-    return [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
+    rows = [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
+    return [row for row in rows if row["backup_id"] == world.synth.config.backup_id]
 
 
 def wait_for(world, name, timeout=90):
@@ -191,28 +196,74 @@ def test_logs_of_an_execution_in_order(world, monkeypatch):
 def test_restore_request_errors(world, monkeypatch):
     code, _, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "daily.9")
     assert code == 3 and "no snapshot daily.9" in err
-    if world.restore_arn is None:  # a stack deployed before the restore workflow existed
-        code, _, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "latest", "--yes")
-        assert code == 5 and "has no output RestoreStateMachineArn" in err and "npx cdk deploy -c env=example" in err
+    # A stack deployed before the restore workflow existed has no RestoreStateMachineArn output.
+    import efs_backup_cli.main as cli_main
+
+    real_connect = cli_main.connect
+
+    def older_stack(*args, **kwargs):
+        deployment = real_connect(*args, **kwargs)
+        deployment.outputs.pop("RestoreStateMachineArn")
+        return deployment
+
+    monkeypatch.setattr(cli_main, "connect", older_stack)
+    code, _, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "latest", "--yes")
+    assert code == 5 and "has no output RestoreStateMachineArn" in err and "npx cdk deploy -c env=example" in err
+
+
+def test_restore_dry_run_shows_the_plan(world, monkeypatch):
+    """The real restore state machine: a dry run of one path of daily.1, passed by its snapshot id."""
+    first_id = json.loads(next(r for r in history(world) if r["execution"] == world.state["first"])["summary"])[
+        "snapshot_id"]
+    # A fresh production file system: no /efs-backup-restore yet (the dry run plans for it, the real run creates it).
+    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "daily.1", "--path", "alpha",
+                         "--dry-run")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["request"]["snapshot"] == f"id:{first_id}" and result["request"]["dry_run"] is True
+    expected = {k: v for k, v in tree(world.id_dir / "daily.1").items() if k.startswith("alpha/")}
+    plan = result["plan"]["plan"]
+    assert (plan["create"]["files"], plan["create"]["bytes"]) == (len(expected), sum(map(len, expected.values())))
+    assert plan["delete"]["files"] == 0 and result["plan"]["snapshot_id"] == first_id
+    assert not (world.source / "efs-backup-restore").exists(), "a dry run creates nothing"
+    world.state["first_id"] = first_id
+
+
+def test_restore_with_yes_restores_into_a_new_directory(world, monkeypatch):
+    time.sleep(1.05)  # execution names carry the second
+    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot-id", world.state["first_id"],
+                         "--path", "alpha", "--yes", "--timeout", "120")
+    assert code == 0, err
+    result = json.loads(out)
+    world.fleet.wait_idle()
+    name = result["execution"]
+    assert result["request"] == {"snapshot": f"id:{world.state['first_id']}", "paths": ["alpha"], "mirror": False,
+                                 "dry_run": False}, "the default target is the state machine's"
+    assert result["target"] == f"/efs-backup-restore/{name}"
+    assert result["outcome"] == "success" and result["summary"]["dry_run"] is False
+    restored = tree(world.source / "efs-backup-restore" / name)
+    assert restored == {k: v for k, v in tree(world.id_dir / "daily.1").items() if k.startswith("alpha/")}
+    assert "restore plan" in err and "workers reported" in err
+    (record,) = [r for r in history(world) if r["execution"] == name]
+    assert record["kind"] == "restore" and record["status"] == "success"
+    code, out, _ = cli(world, monkeypatch, *ENV, "--json", "list")
+    assert [r["execution"] for r in json.loads(out)["snapshots"]] == [world.state["second"], world.state["first"]], \
+        "restores are not snapshots"
     code, _, err = cli(world, monkeypatch, *ENV, "restore", "--in-place", "--target-path", "/x", "--snapshot", "daily.0")
     assert code == 64
 
 
-# ------------------------------------------------------------------------------------------ restore flow
+# ------------------------------------------------------------------------------------------ confirmations
 #
-# The restore state machine (output RestoreStateMachineArn) is being built in parallel and has not landed in git;
-# the flow below runs against a stand-in state machine in moto that answers per the contract (output
-# {"outcome", "summary": {"plan", "snapshot_id", "target", "dry_run", ...}}) and echoes the request it got, so
-# the CLI's side is executed for real: dry run, plan, refusal or confirmation, the pinned real request.
+# Against a stand-in that answers like the restore state machine (output {"outcome", "summary": {"plan",
+# "snapshot_id", "target", "dry_run", ...}}) and echoes the request it got, without launching workers: the CLI's
+# side runs for real (dry run, plan, refusal or confirmation, the pinned real request) at no worker cost.
 
 @pytest.fixture
 def restore_double(world, monkeypatch):
-    """The stand-in's ARN; where the deployed stack has no RestoreStateMachineArn output yet, the CLI's
-    discovery is given it as that output."""
+    """The stand-in's ARN, given to the CLI's discovery as the RestoreStateMachineArn output."""
     import efs_backup_cli.main as cli_main
 
-    if world.restore_arn:
-        return world.restore_arn
     if "double" not in world.state:
         world.state["double"] = create_restore_double(world.moto, "cli-restore-contract")
     real_connect = cli_main.connect
@@ -243,38 +294,12 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_restore_dry_run_shows_the_plan_of_the_pinned_snapshot(world, monkeypatch, restore_double):
-    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "daily.1", "--path",
-                         "/alpha/", "--dry-run")
-    assert code == 0, err
-    result = json.loads(out)
-    first_id = json.loads(next(r for r in history(world) if r["execution"] == world.state["first"])["summary"])[
-        "snapshot_id"]
-    assert result["request"]["snapshot"] == f"id:{first_id}", "daily.1 from the history, passed by id"
-    assert result["request"]["dry_run"] is True and result["request"]["paths"] == ["alpha"]
-    assert result["request"]["target_path"] == "/efs-backup-restore/" + result["plan_execution"][:-len("-plan")]
-    assert result["plan"]["plan"]["create"] == {"files": 2, "bytes": 2048}
-    time.sleep(1.05)
-    code, text, _ = cli(world, monkeypatch, *ENV, "restore", "--snapshot-id", first_id, "--dry-run")
-    assert code == 0 and "create" in text and "alpha/file0.txt" in text
-
-
 def test_restore_refuses_without_a_terminal_and_without_yes_after_the_plan(world, monkeypatch, restore_double):
     before = executions_of(world, restore_double)
     code, out, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "latest")
     assert code == 3 and "stdin is not a terminal" in err and "restore plan" in err
     started = sorted(set(executions_of(world, restore_double)) - set(before))
     assert len(started) == 1 and started[0].endswith("-plan"), "only the dry run ran"
-
-
-def test_restore_with_yes_runs_the_pinned_request(world, monkeypatch, restore_double):
-    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "latest", "--yes")
-    assert code == 0, err
-    result = json.loads(out)
-    request = result["summary"]["request"]
-    assert request == {"snapshot": f"id:{world.state['second_id']}", "target_path": f"/efs-backup-restore/"
-                       f"{result['execution']}", "mirror": False, "dry_run": False}
-    assert result["outcome"] == "success" and result["status"] == "SUCCEEDED"
 
 
 def test_in_place_mirror_asks_for_the_backup_id(world, monkeypatch, restore_double):

@@ -13,10 +13,11 @@ from efs_backup_cli.main import main
 
 
 def test_request_for_a_snapshot_id_into_the_default_directory():
-    target = restore.target_path_for("restore-20261127T120000Z", None, False)
-    assert target == "/efs-backup-restore/restore-20261127T120000Z"
-    assert restore.build_request(snapshot_id="abc123", target_path=target, dry_run=True) == {
-        "snapshot": "id:abc123", "target_path": target, "mirror": False, "dry_run": True}
+    """The default target is left to the state machine: /efs-backup-restore/<execution name>."""
+    assert restore.target_path_for("restore-20261127T120000Z", None, False) is None
+    assert restore.default_target("restore-20261127T120000Z") == "/efs-backup-restore/restore-20261127T120000Z"
+    assert restore.build_request(snapshot_id="abc123", dry_run=True) == {
+        "snapshot": "id:abc123", "mirror": False, "dry_run": True}
 
 
 def test_request_with_paths_time_target_file_system_and_workers():
