@@ -27,11 +27,11 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from efs_backup_cli import executions, history, logs, planner, restore
 from efs_backup_cli.discovery import connect, environment_default
-from efs_backup_cli.errors import (EXIT_BUSY, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
+from efs_backup_cli.errors import (EXIT_BUSY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                                    EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS, CliError)
 
 INTERVALS = ("hourly", "daily", "weekly", "monthly")
