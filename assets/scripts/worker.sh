@@ -233,7 +233,7 @@ run_work() {
   fi
   log "prepared: $ENGINE_OUTPUT"
   engine work --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" --interval "$TASK_INTERVAL" \
-    --worker-id "w$TASK_WORKER_INDEX" --require-mountpoint || status=$?
+    --source "$SOURCE_MOUNT" --worker-id "w$TASK_WORKER_INDEX" --require-mountpoint || status=$?
   case "$status" in
     0 | 2) report_success "$ENGINE_OUTPUT" ;;
     1) report_failure EngineWorkFailed "worker w$TASK_WORKER_INDEX: failed parts: $(failed_parts_of "$ENGINE_OUTPUT")" ;;
@@ -369,7 +369,8 @@ run_restore_work() {
     return
   fi
   log "prepared: $ENGINE_OUTPUT"
-  engine restore-work "${roots[@]}" --worker-id "w$TASK_WORKER_INDEX" --require-mountpoint || status=$?
+  engine restore-work "${roots[@]}" --target "$RESTORE_TARGET_DIR" --worker-id "w$TASK_WORKER_INDEX" \
+    --require-mountpoint || status=$?
   case "$status" in
     0 | 2) report_success "$ENGINE_OUTPUT" ;;
     1) report_failure EngineWorkFailed "worker w$TASK_WORKER_INDEX: failed parts: $(failed_parts_of "$ENGINE_OUTPUT")" ;;

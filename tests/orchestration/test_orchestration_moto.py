@@ -82,7 +82,8 @@ def notifications(world):
 
 def history(world, execution: str):
     items = world.ddb.scan(TableName=world.table)["Items"]
-    return [{k: list(v.values())[0] for k, v in item.items()} for item in items if item["execution"]["S"] == execution]
+    return [{k: list(v.values())[0] for k, v in item.items()} for item in items
+            if item["execution"]["S"] == execution and item["backup_id"]["S"] == world.synth.config.backup_id]
 
 
 def tree(path: Path):
@@ -137,6 +138,29 @@ def test_one_worker_run_promotes_records_and_notifies(world):
     prefix = world.synth.stack.scripts.script_key_prefix
     user_data = (world.fleet.of_execution("run-1-worker")[0].home / "user-data").read_text()
     assert f"/{prefix}\"" in user_data
+
+
+def metric_sum(world, name: str, interval: str = "daily") -> float:
+    cloudwatch = world.moto.client("cloudwatch")
+    now = time.time()
+    points = cloudwatch.get_metric_statistics(
+        Namespace="EfsBackup", MetricName=name, StartTime=now - 3600, EndTime=now + 60, Period=3600,
+        Statistics=["Sum"], Dimensions=[{"Name": "BackupId", "Value": world.synth.config.backup_id},
+                                        {"Name": "Interval", "Value": interval}])["Datapoints"]
+    return sum(point["Sum"] for point in points)
+
+
+def test_a_run_publishes_its_metrics_and_records_the_newest_snapshot(world):
+    """The 1-worker run's figures reached CloudWatch, equal to its recorded summary, and its promotion was recorded
+    for the newest-snapshot age (monitoring.py publishes that record hourly)."""
+    summary = json.loads(history(world, "run-1-worker")[0]["summary"])
+    assert metric_sum(world, "RunsSucceeded") == 1 and metric_sum(world, "RunsFailed") == 0
+    assert metric_sum(world, "BytesTransferred") == summary["totals"]["bytes_transferred"] > 0
+    assert metric_sum(world, "FilesScanned") == summary["totals"]["files_scanned"]
+    latest = world.ddb.get_item(TableName=world.table, Key={
+        "backup_id": {"S": world.synth.config.backup_id + "#latest"}, "run": {"S": "daily"}})["Item"]
+    assert latest["snapshot_id"]["S"] == summary["snapshot_id"] and latest["execution"]["S"] == "run-1-worker"
+    assert int(latest["finished"]["N"]) == summary["finished_epoch"]
 
 
 def test_worker_logs_stream_while_the_worker_runs(world):
@@ -205,6 +229,7 @@ def test_a_failed_part_promotes_nothing_terminates_every_instance_and_names_the_
     (note,) = notifications(world)
     assert note["subject"].endswith("daily: FAILED")
     assert "/tree/beta/" in note["message"] and "Nothing was promoted" in note["message"]
+    assert metric_sum(world, "RunsFailed") == 1, "the failed run is counted"
     assert not (world.id_dir / ".efs-backup" / "lock").exists(), "the lock was released"
 
 

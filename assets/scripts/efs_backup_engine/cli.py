@@ -171,6 +171,9 @@ def build_parser():
     _restore_common(p)
     p.add_argument("--worker-id", required=True)
     p.add_argument("--run-id", default=None, help="default: the restore run holding the lock")
+    p.add_argument("--target", default=None,
+                   help="this worker's view of the target (default: the one given to restore-prepare); the "
+                        "snapshot is always read under this worker's own --backup-root")
 
     p = sub.add_parser("restore-finalize", help="restore step 3: record the summary, release the lock")
     _restore_common(p)
@@ -351,7 +354,8 @@ def cmd_restore_prepare(args):
 
 def cmd_restore_work(args):
     results = restores.work(args.backup_root, args.backup_id, args.worker_id, run_id=args.run_id,
-                            state_dir=args.state_dir, require_mountpoint=args.require_mountpoint)
+                            state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
+                            target=args.target)
     return _worker_report(args.worker_id, results)
 
 

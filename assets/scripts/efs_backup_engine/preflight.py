@@ -67,6 +67,18 @@ def is_mountpoint(path):
     return False
 
 
+def mount_relative(path):
+    """The path inside its file system: relative to the nearest enclosing mount point ("." for the mount point),
+    so that two hosts mounting one file system at different places name the same directory alike."""
+    real = os.path.realpath(path)
+    probe = real
+    while not os.path.isdir(probe):  # a target not created yet: its nearest existing ancestor
+        probe = os.path.dirname(probe)
+    while probe != "/" and not is_mountpoint(probe):
+        probe = os.path.dirname(probe)
+    return os.path.relpath(real, probe)
+
+
 def inside(path, directory):
     """Whether path is directory or lies below it, both resolved through every symlink (realpath)."""
     real_path, real_dir = os.path.realpath(path), os.path.realpath(directory)

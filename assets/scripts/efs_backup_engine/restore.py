@@ -59,7 +59,9 @@ SAMPLE_LIMIT = 20
 # skip_conflict (safe mode: a directory on the target where the snapshot has a non-directory) complete it.
 CATEGORIES = ("create", "overwrite", "delete", "skip_newer", "skip_conflict", "metadata")
 TOTALS = ("files_scanned", "files_transferred", "bytes_transferred")
-OPTIONS = ("target", "paths", "mode", "dry_run")  # what a joining worker must have asked for too
+# What a joining worker must have asked for too. The target is compared by its path inside its file system: each
+# EC2 worker mounts the target at its own mount point.
+OPTIONS = ("target_in_mount", "paths", "mode", "dry_run")
 
 
 def parse_time(text):
@@ -273,7 +275,8 @@ def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mi
     run_dir = layout.restore_dir(run_id)
     run_file = os.path.join(run_dir, "run.json")
     lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    wanted = {"target": target, "paths": rels, "mode": "mirror" if mirror else "safe", "dry_run": bool(dry_run)}
+    wanted = {"target": target, "paths": rels, "mode": "mirror" if mirror else "safe", "dry_run": bool(dry_run),
+              "target_in_mount": preflight.mount_relative(target)}
     if not lock.acquire(run_id, None, join=explicit_run_id, kind="restore"):
         run = runs.join_run(run_file, run_id, lock)
         differs = [key for key in OPTIONS if run.get(key) != wanted[key]]
@@ -342,11 +345,16 @@ def load_run(layout, run_id=None):
 
 
 # -- work --------------------------------------------------------------------------------------------------
-def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require_mountpoint=False, progress=None):
-    """Claim and restore parts until none is left. Returns this worker's own results."""
+def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require_mountpoint=False, progress=None,
+         target=None):
+    """Claim and restore parts until none is left. Returns this worker's own results. Paths are this worker's own:
+    the snapshot under its --backup-root, the target given here (each EC2 worker mounts the file systems itself)
+    or else the one given to prepare."""
     layout = Layout(backup_root, backup_id, state_dir)
     preflight.check_backup_root(layout)
     run = load_run(layout, run_id)
+    run = dict(run, snapshot_path=layout.snapshot(run["snapshot"]),
+               target=os.path.abspath(target) if target else run["target"])
     if require_mountpoint:
         check_target(layout, run["target"], True, run["dry_run"])
     lock = RunLock(layout)
@@ -640,7 +648,8 @@ def summarize(run, units, results, finished=None):
     result = {"kind": "restore", "engine_version": base["engine_version"], "status": base["status"],
               "run_id": run["run_id"], "backup_id": run["backup_id"], "snapshot": run["snapshot"],
               "snapshot_id": run["snapshot_id"], "snapshot_finished_iso": run["snapshot_finished_iso"],
-              "selector": run["selector"], "target": run["target"], "paths": [path or "." for path in run["paths"]],
+              "selector": run["selector"], "target": run["target"], "target_in_mount": run.get("target_in_mount"),
+              "paths": [path or "." for path in run["paths"]],
               "mode": run["mode"], "dry_run": run["dry_run"],
               "plan": merge_plans(result.get("plan") or new_plan() for result in results.values()),
               "totals": {key: base["totals"][key] for key in TOTALS}}
