@@ -1,44 +1,19 @@
 """The CLI tests' world: tests/orchestration/moto_world.py's ``deployed_world`` (the synthesized ``example`` stack
 deployed into moto, both state machines executing, two tmpfs file systems, the simulated worker fleet) with a small
 production tree; ``run_cli``: the CLI in-process with the moto credentials and endpoint in its environment,
-returning (exit code, stdout, stderr); and a stand-in that answers like the restore state machine without launching
-workers, for the confirmation scenarios (so they cost no worker runs).
+returning (exit code, stdout, stderr).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from moto_world import ACCOUNT, MotoServer, deployed_world
-
-RESTORE_DOUBLE = {
-    "Comment": "stand-in for the restore state machine: answers with a contract-shaped summary, echoes the request",
-    "StartAt": "Answer",
-    "States": {"Answer": {"Type": "Pass", "End": True, "Parameters": {
-        "outcome": "success",
-        "summary": {
-            "kind": "restore", "status": "success", "mode": "safe", "paths": [],
-            "snapshot_id.$": "States.ArrayGetItem(States.StringSplit($.snapshot, ':'), 1)",
-            "dry_run.$": "$.dry_run", "request.$": "$",
-            "plan": {"create": {"files": 2, "bytes": 2048}, "overwrite": {"files": 1, "bytes": 10},
-                     "delete": {"files": 0, "bytes": 0}, "skip_newer": {"files": 1, "bytes": 5},
-                     "samples": {"create": ["alpha/file0.txt", "gamma/new.txt"]}},
-            "totals": {"files_scanned": 17, "files_transferred": 3, "bytes_transferred": 2058},
-            "failed_parts": [], "failed_count": 0}}}},
-}
-
-
-def create_restore_double(moto: MotoServer, name: str) -> str:
-    sfn = moto.client("stepfunctions")
-    return sfn.create_state_machine(name=name, definition=json.dumps(RESTORE_DOUBLE), type="STANDARD",
-                                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}")["stateMachineArn"]
-
+from moto_world import deployed_world
 
 HEARTBEAT_TIMEOUT = 20  # as tests/orchestration: a simulated worker's first beat on a busy 2-core machine
 

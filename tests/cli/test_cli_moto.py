@@ -6,8 +6,8 @@ stacks.config.load_config) and the stack outputs, exactly as against AWS.
 Two real backup executions (one started without waiting, one followed with ``run --wait``) and one refused as
 ``already-running``, then a restore's dry run and a confirmed restore on the real restore state machine; the
 scenarios build on each other in file order. The error paths need no execution; the confirmation scenarios
-(refused without a terminal, typing the backup id) run against a stand-in that answers like the restore state
-machine without launching workers.
+(refused without a terminal after the plan, typing the backup id before an in-place mirror restore) run on the real
+restore state machine too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from cli_world import can_bind_mount, cli_world, create_restore_double, run_cli
+from cli_world import can_bind_mount, cli_world, run_cli
 
 ENV = ("--env", "example")
 
@@ -254,39 +254,12 @@ def test_restore_with_yes_restores_into_a_new_directory(world, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ confirmations
-#
-# Against a stand-in that answers like the restore state machine (output {"outcome", "summary": {"plan",
-# "snapshot_id", "target", "dry_run", ...}}) and echoes the request it got, without launching workers: the CLI's
-# side runs for real (dry run, plan, refusal or confirmation, the pinned real request) at no worker cost.
-
-@pytest.fixture
-def restore_double(world, monkeypatch):
-    """The stand-in's ARN, given to the CLI's discovery as the RestoreStateMachineArn output."""
-    import efs_backup_cli.main as cli_main
-
-    if "double" not in world.state:
-        world.state["double"] = create_restore_double(world.moto, "cli-restore-contract")
-    real_connect = cli_main.connect
-
-    def connect(*args, **kwargs):
-        deployment = real_connect(*args, **kwargs)
-        deployment.outputs["RestoreStateMachineArn"] = world.state["double"]
-        return deployment
-
-    monkeypatch.setattr(cli_main, "connect", connect)
-    return world.state["double"]
+# On the real restore state machine too: the dry run launches workers, and only a confirmed restore follows it.
 
 
-@pytest.fixture(autouse=True)
-def one_restore_per_second(request):
-    """Execution names carry the second they were started in (as the README's manual runs do)."""
-    yield
-    if "restore_double" in request.fixturenames:
-        time.sleep(1.05)
-
-
-def executions_of(world, arn):
-    return sorted(e["name"] for e in world.moto.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"])
+def restore_executions(world):
+    sfn = world.moto.client("stepfunctions")
+    return sorted(e["name"] for e in sfn.list_executions(stateMachineArn=world.restore_arn)["executions"])
 
 
 class Terminal(io.StringIO):
@@ -294,23 +267,39 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_restore_refuses_without_a_terminal_and_without_yes_after_the_plan(world, monkeypatch, restore_double):
-    before = executions_of(world, restore_double)
-    code, out, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "latest")
+def test_restore_refuses_without_a_terminal_and_without_yes_after_the_plan(world, monkeypatch):
+    time.sleep(1.05)  # execution names carry the second
+    before = restore_executions(world)
+    code, out, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "latest", "--path", "beta")
+    world.fleet.wait_idle()
     assert code == 3 and "stdin is not a terminal" in err and "restore plan" in err
-    started = sorted(set(executions_of(world, restore_double)) - set(before))
+    started = sorted(set(restore_executions(world)) - set(before))
     assert len(started) == 1 and started[0].endswith("-plan"), "only the dry run ran"
 
 
-def test_in_place_mirror_asks_for_the_backup_id(world, monkeypatch, restore_double):
-    before = executions_of(world, restore_double)
-    code, _, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "daily.0", "--in-place", "--mirror",
-                       stdin=Terminal("yes\n"))
-    assert code == 3 and "type the backup id (fs-12345678)" in err and "declined" in err
-    assert all(n.endswith("-plan") for n in set(executions_of(world, restore_double)) - set(before))
+def test_in_place_mirror_asks_for_the_backup_id_then_makes_the_path_exact(world, monkeypatch):
+    beta = world.source / "beta"
+    (beta / "file0.txt").write_text("edited after the backups: newer than every snapshot\n")
+    (beta / "extra.txt").write_text("created after the backups\n")
+    outside = world.source / "outside-the-path.txt"
+    outside.write_text("never touched by a restore of beta\n")
     time.sleep(1.05)
-    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "daily.0", "--in-place",
-                         "--mirror", stdin=Terminal("fs-12345678\n"))
+    before = restore_executions(world)
+    code, _, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "daily.0", "--path", "beta", "--in-place",
+                       "--mirror", stdin=Terminal("yes\n"))
+    world.fleet.wait_idle()
+    assert code == 3 and "type the backup id (fs-12345678)" in err and "declined" in err
+    assert all(n.endswith("-plan") for n in set(restore_executions(world)) - set(before)), "declined: plan only"
+    assert (beta / "extra.txt").exists()
+    time.sleep(1.05)
+    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "daily.0", "--path", "beta",
+                         "--in-place", "--mirror", "--timeout", "120", stdin=Terminal("fs-12345678\n"))
+    world.fleet.wait_idle()
     assert code == 0, err
-    request = json.loads(out)["summary"]["request"]
-    assert request["target_path"] == "/" and request["mirror"] is True
+    result = json.loads(out)
+    assert result["request"]["target_path"] == "/" and result["request"]["mirror"] is True
+    plan = result["summary"]["plan"]
+    assert plan["delete"]["files"] == 1 and plan["overwrite"]["files"] == 1, plan
+    snapshot = {k: v for k, v in tree(world.id_dir / "daily.0").items() if k.startswith("beta/")}
+    assert {k: v for k, v in tree(world.source).items() if k.startswith("beta/")} == snapshot, "beta is exact"
+    assert outside.exists(), "nothing outside the chosen path is touched"
