@@ -44,5 +44,9 @@ def test_exit_classification():
     assert classify(23, sender)[0] == "warning"
     assert classify(24, vanished)[0] == "warning"
     assert classify(23, receiver)[0] == "failed"
+    # an untagged destination-side message (no "rsync:" prefix) is a failure too, never a warning
+    untagged = b'could not make way for new regular file: a/b\n' + sender
+    assert classify(23, untagged)[0] == "failed"
+    assert classify(23, b"")[0] == "failed", "exit 23 without any message to explain it"
     assert classify(11, b"rsync: [receiver] write failed: No space left on device (28)\n")[0] == "failed"
     assert classify(12, b"")[0] == "failed"

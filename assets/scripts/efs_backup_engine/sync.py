@@ -26,7 +26,6 @@ from efs_backup_engine.fsutil import makedirs, remove_tree
 # --modify-window=-1: compare mtimes to the nanosecond. rsync's default (whole seconds) misses a same-size edit
 # made within the second of the previous copy, and leaves directory times off by up to a second.
 RSYNC_BASE = ["-a", "-H", "-S", "-x", "--numeric-ids", "--modify-window=-1", "--stats"]
-WARNING_EXITS = (23, 24)
 
 
 def _rsync_env():
@@ -35,20 +34,27 @@ def _rsync_env():
     return env
 
 
+# stderr lines of rsync that a source-side problem explains (rsync >= 3.2 tags its messages with the role).
+_SENDER_SIDE = ("[sender]", "file has vanished", "IO error encountered -- skipping file deletion")
+_SUMMARIES = ("rsync error: some files", "rsync warning: some files")
+
+
 def classify(exit_code, stderr):
     """(status, messages) for an rsync exit: ok, warning (source-side trouble on a live FS) or failed.
 
-    Exit 24 (files vanished) and 23 caused only by the sending side (unreadable or vanished source files) are
-    warnings; 23 with any receiver/generator error (writing the backup) and every other code are failures.
+    Exit 24 (files vanished) is a warning. Exit 23 is a warning only when every message is the sending side's
+    (unreadable or vanished source files) or rsync's closing summary: any other line — a receiver or generator
+    error, or an untagged message such as "could not make way for new regular file" — means writing the
+    destination went wrong, and the part fails. Every other exit code fails too.
     """
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     if exit_code == 0:
         return "ok", lines
-    if exit_code in WARNING_EXITS:
-        dest_side = [line for line in lines if line.startswith("rsync:") and "[sender]" not in line
-                     and "file has vanished" not in line and "some files" not in line]
-        if exit_code == 24 or not dest_side:
-            return "warning", lines
+    if exit_code == 24:
+        return "warning", lines
+    if exit_code == 23 and lines and all(any(mark in line for mark in _SENDER_SIDE) or line.startswith(_SUMMARIES)
+                                         for line in lines):
+        return "warning", lines
     return "failed", lines or ["rsync exited with code %d" % exit_code]
 
 
