@@ -9,7 +9,9 @@ As in the old walkthrough, each file system has a mount-target group and a clien
 
 Workers carry ``worker_security_groups`` (the backup-client group and the production client group). All their
 egress lives on the backup-client group: NFS to both mount-target groups and HTTPS to the configured destinations,
-nothing else. Nothing is looked up at synth: VPC, subnets and groups are imported by id.
+nothing else. Other file systems that restores may write to (``restore_target_file_systems``) get one NFS ingress
+rule from the backup-client group on their mount-target group, and the backup-client group NFS egress to it.
+Nothing is looked up at synth: VPC, subnets and groups are imported by id.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import List, Optional, Sequence
 from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
+
+from stacks.config import RestoreTarget
 
 NFS_PORT = 2049
 HTTPS_PORT = 443
@@ -38,6 +42,7 @@ class NetworkAccess(Construct):
         source_mount_target_security_group_id: str,
         source_client_security_group_id: Optional[str],
         https_egress: Sequence[str],
+        restore_targets: Sequence[RestoreTarget] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         if len(subnet_ids) != len(availability_zones) or not subnet_ids:
@@ -126,6 +131,19 @@ class NetworkAccess(Construct):
                 mutable=False,
             )
         self.creates_source_client_security_group = creates_client_group
+        # Other file systems restores may write to: NFS from the backup-client group to their mount targets (the
+        # one rule added to each of their groups). Only the restore worker role has EFS rights on them.
+        self.restore_target_security_groups: List[ec2.ISecurityGroup] = []
+        for target in restore_targets:
+            group = ec2.SecurityGroup.from_security_group_id(
+                self, f"RestoreTarget{target.file_system_id}", target.mount_target_security_group_id,
+                allow_all_outbound=False, mutable=True,
+            )
+            group.add_ingress_rule(self.backup_client_security_group, ec2.Port.tcp(NFS_PORT),
+                                   f"NFS from efs-backup restore workers (backup-client group) to {target.file_system_id}")
+            self.backup_client_security_group.add_egress_rule(
+                group, ec2.Port.tcp(NFS_PORT), f"NFS to the mount targets of restore target {target.file_system_id}")
+            self.restore_target_security_groups.append(group)
 
         for destination in https_egress:
             peer = ec2.Peer.prefix_list(destination) if destination.startswith("pl-") else ec2.Peer.ipv4(destination)

@@ -4,7 +4,8 @@ On demand only (no schedule). Input, checked before anything is launched:
 
     {"snapshot": "daily.3" | "latest" | "id:<snapshot_id>"   or   "at": "2026-11-20T00:00:00Z"   (exactly one),
      "paths": ["projects/a", "etc/app.conf"],     optional: relative to the snapshot root; default the whole snapshot
-     "target_file_system_id": "fs-...",           optional: only the production file system (the default) is allowed
+     "target_file_system_id": "fs-...",           optional: the production file system (default) or one of
+                                                  restore_target_file_systems
      "target_path": "/efs-backup-restore/x",      optional: default /efs-backup-restore/<execution name>; "/" = in place
      "mirror": false,                             optional: true deletes extras and overwrites newer files (in paths)
      "dry_run": false,                            optional: true only reports the plan
@@ -14,7 +15,7 @@ The request travels unchanged to every worker (``request`` in its task, as JSON 
 the engine's ``restore-*`` arguments, so the engine — not the state machine — resolves the snapshot under the
 backup-id's lock and refuses what it must (no complete manifest, a path not in the snapshot, ...). Worker roles:
 ``restore-work``, ``restore-finalize``, ``restore-abort``. Restore workers have their own role and launch template:
-they may write to the production file system, which backup workers may not. Runs are recorded in the run-history
+they may write to the production file system (and the configured restore targets), which backup workers may not. Runs are recorded in the run-history
 table with kind ``restore``; failures always notify, real (not dry-run) successes notify too.
 """
 
@@ -34,7 +35,7 @@ from stacks.config import MAX_WORKERS, WorkerSettings
 INVALID_INPUT_CAUSE = (
     "expected input {\"snapshot\": \"<interval>.<n>|latest|id:<snapshot_id>\" or \"at\": \"<RFC 3339 time>\" "
     "(exactly one), \"paths\": [\"relative/path\", ...] (optional), \"target_file_system_id\": the production file "
-    "system (optional), \"target_path\": \"/absolute/path\" (optional), \"mirror\": true|false (optional), "
+    "system or a configured restore target (optional), \"target_path\": \"/absolute/path\" (optional), \"mirror\": true|false (optional), "
     "\"dry_run\": true|false (optional), \"workers\": 1..%d (optional)}" % MAX_WORKERS
 )
 
@@ -139,11 +140,12 @@ class RestoreWorkflow(FleetWorkflow):
         worker: WorkerIdentity,
         topic: sns.ITopic,
         table: dynamodb.ITable,
+        target_file_system_ids: Sequence[str],
     ) -> None:
         super().__init__(
             scope,
             construct_id,
-            job=restore_job(topic_arn=topic.topic_arn, target_file_system_ids=[source_file_system_id]),
+            job=restore_job(topic_arn=topic.topic_arn, target_file_system_ids=target_file_system_ids),
             state_machine_name=state_machine_name,
             backup_id=backup_id,
             task_constants={

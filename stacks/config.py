@@ -212,6 +212,14 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class RestoreTarget:
+    """A file system restores may write to besides the production one, and its mount targets' security group."""
+
+    file_system_id: str
+    mount_target_security_group_id: str
+
+
+@dataclass(frozen=True)
 class EfsBackupConfig:
     environment: str
     account: str
@@ -236,6 +244,7 @@ class EfsBackupConfig:
     schedule_timezone: str
     schedules_enabled: bool
     monitoring: MonitoringSettings = MonitoringSettings()
+    restore_targets: Tuple[RestoreTarget, ...] = ()
 
     @property
     def availability_zones(self) -> Tuple[str, ...]:
@@ -383,6 +392,36 @@ def _cidr(value: Any) -> str:
     if "/" not in text:
         raise _Invalid(f"{_describe(value)} has no prefix length ({expectation})")
     return str(network)
+
+
+def _restore_targets(value: Any) -> Tuple[RestoreTarget, ...]:
+    expectation = (
+        'a mapping of EFS id to its mount targets\' security group id, e.g. {"fs-0123abcd": "sg-0123abcd"} in '
+        "cdk.json or fs-0123abcd:sg-0123abcd,fs-4567cdef:sg-4567cdef with -c, or none"
+    )
+    if _is_none(value) or value == {}:
+        return ()
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pairs = []
+        for item in value.split(","):
+            fs_id, sep, group = item.strip().partition(":")
+            if not sep:
+                raise _Invalid(f"{_describe(value)} is not a file-system mapping; expected {expectation}")
+            pairs.append((fs_id.strip(), group.strip()))
+    else:
+        raise _Invalid(f"{_describe(value)} is not a file-system mapping; expected {expectation}")
+    problems = []
+    for fs_id, group in pairs:
+        if not isinstance(fs_id, str) or not _EFS_ID.match(fs_id):
+            problems.append(f"{_describe(fs_id)} is not an EFS id (fs- followed by 8 or 17 hex digits)")
+        if not isinstance(group, str) or not _SG_ID.match(group):
+            problems.append(f"file system {fs_id!r} has security group {_describe(group)}; expected sg- followed by "
+                            "8 or 17 hex digits")
+    if problems:
+        raise _Invalid("; ".join(problems))
+    return tuple(RestoreTarget(fs_id, group) for fs_id, group in pairs)
 
 
 def _subnets(value: Any) -> Tuple[SubnetPlacement, ...]:
@@ -586,6 +625,10 @@ KEYS: Dict[str, KeySpec] = {
               "An existing client security group that the production mount targets already admit (attached to "
               "the workers, never modified), or `create`: a new client group plus an NFS ingress rule on the "
               "production mount-target group.", _source_client_sg),
+        _spec("restore_target_file_systems", "map EFS id → security group id", None, "none",
+              "File systems that restores may write to besides the production one (a restore's "
+              "`target_file_system_id`), each with its mount targets' security group, which gains one NFS ingress "
+              "rule from the backup-client group. With `-c`: `fs-…:sg-…,fs-…:sg-…`.", _restore_targets),
         _spec("backup_performance_mode", "string", "generalPurpose", "`generalPurpose`",
               "Backup file system performance mode: `generalPurpose` or `maxIO`.", _choice(PERFORMANCE_MODES)),
         _spec("backup_throughput_mode", "string", "elastic", "`elastic`",
@@ -775,6 +818,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
         source_file_system_id=values["source_file_system_id"],
         source_mount_target_security_group_id=values["source_mount_target_security_group_id"],
         source_client_security_group_id=values["source_client_security_group"],
+        restore_targets=values["restore_target_file_systems"] or (),
         backup_file_system=BackupFileSystemSettings(
             performance_mode=values["backup_performance_mode"],
             throughput_mode=values["backup_throughput_mode"],
@@ -886,6 +930,12 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                     f"backup_kms_key: {kms.key_arn!r} is in {key_region}; expected a key in {values['region']} "
                     "(EFS needs a key in its own region)"
                 )
+    if ok("restore_target_file_systems", "source_file_system_id"):
+        if values["source_file_system_id"] in [t.file_system_id for t in values["restore_target_file_systems"] or ()]:
+            problems.append(
+                f"restore_target_file_systems: names the production file system {values['source_file_system_id']!r}"
+                "; expected only other file systems (restores may always write to production)"
+            )
     if ok("source_client_security_group", "source_mount_target_security_group_id"):
         if values["source_client_security_group"] == values["source_mount_target_security_group_id"]:
             problems.append(

@@ -66,6 +66,7 @@ class EfsBackupStack(Stack):
             source_mount_target_security_group_id=config.source_mount_target_security_group_id,
             source_client_security_group_id=config.source_client_security_group_id,
             https_egress=config.worker_https_egress,
+            restore_targets=config.restore_targets,
         )
         self.backup_file_system = BackupFileSystem(
             self,
@@ -136,6 +137,11 @@ class EfsBackupStack(Stack):
                 # worker.sh mounts the snapshots read-only (and only the state directory read-write).
                 FileSystemAccess("MountBackupForRestoreAsRoot", backup_file_system_arn, write=True),
                 FileSystemAccess("RestoreIntoProductionAsRoot", self.source_file_system_arn, write=True),
+            ] + [
+                FileSystemAccess(f"RestoreInto{target.file_system_id.replace('-', '')}AsRoot", self.format_arn(
+                    service="elasticfilesystem", resource="file-system", resource_name=target.file_system_id,
+                ), write=True)
+                for target in config.restore_targets
             ],
             log_group=self.launch_template.log_group,
         )
@@ -152,6 +158,8 @@ class EfsBackupStack(Stack):
             worker=self.restore_worker,
             topic=self.notifications.topic,
             table=self.workflow.table,
+            target_file_system_ids=[config.source_file_system_id]
+            + [target.file_system_id for target in config.restore_targets],
         )
         # Created only when configured (vpc_endpoints): otherwise a NAT or existing endpoints serve the workers.
         self.endpoints = None

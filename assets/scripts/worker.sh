@@ -34,7 +34,8 @@
 #
 # Environment:
 #   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
-#   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR". mount_filesystems then
+#   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR[:OTHER_DIR]" (OTHER_DIR stands for
+#                            any restore target other than the production file system). mount_filesystems then
 #                            bind-mounts these local directories (--rbind; read-only where EFS is mounted read-only;
 #                            the production directory also serves as the restore target, the backup's state
 #                            subdirectory as the state mount) at the same mount points
@@ -147,8 +148,8 @@ stop_heartbeat() {
 # Arguments, in mount order: "source" (production, read-only), "backup" (read-write), "backup-ro" (read-only),
 # "backup-state" (the backup-id's .efs-backup directory, read-write), "target" (RESTORE_TARGET_FS, read-write).
 mount_filesystems() {
-  local which mount_point fs_id fs_path local_dir options
-  local local_source="${EFS_BACKUP_LOCAL_MOUNTS%%:*}" local_backup="${EFS_BACKUP_LOCAL_MOUNTS##*:}"
+  local which mount_point fs_id fs_path local_dir options local_source local_backup local_other
+  IFS=: read -r local_source local_backup local_other <<<"${EFS_BACKUP_LOCAL_MOUNTS:-}"
   local state_path="/$TASK_BACKUP_ID/.efs-backup"
   for which in "$@"; do
     fs_path="/"
@@ -160,7 +161,10 @@ mount_filesystems() {
         mount_point="$STATE_MOUNT" fs_id="$TASK_BACKUP_FILE_SYSTEM_ID" local_dir="$local_backup$state_path"
         fs_path="$state_path" options="tls,iam"
         ;;
-      target) mount_point="$TARGET_MOUNT" fs_id="$RESTORE_TARGET_FS" local_dir="$local_source" options="tls,iam" ;;
+      target)
+        mount_point="$TARGET_MOUNT" fs_id="$RESTORE_TARGET_FS" options="tls,iam" local_dir="$local_source"
+        [[ "$fs_id" == "$TASK_SOURCE_FILE_SYSTEM_ID" ]] || local_dir="$local_other"
+        ;;
       *) echo "mount_filesystems: unknown file system $which" >&2; return 1 ;;
     esac
     mkdir -p "$mount_point"

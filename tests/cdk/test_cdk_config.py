@@ -424,3 +424,20 @@ def test_monitoring_keys_default_and_parse():
 def test_bad_monitoring_values_name_key_value_and_expectation(key, value, expected):
     problem = single_problem(context(**{key: value}))
     assert problem.startswith(expected), problem
+
+
+def test_restore_target_file_systems_from_cdk_json_and_the_command_line():
+    assert load_config(context()).restore_targets == ()
+    from_json = load_config(context(valid_environment(
+        restore_target_file_systems={"fs-0123456789abcdef9": "sg-0123456789abcdef9"})))
+    from_cli = load_config(context(restore_target_file_systems="fs-0123456789abcdef9:sg-0123456789abcdef9, "
+                                                              "fs-89abcdef:sg-89abcdef"))
+    assert [(t.file_system_id, t.mount_target_security_group_id) for t in from_json.restore_targets] == [
+        ("fs-0123456789abcdef9", "sg-0123456789abcdef9")]
+    assert [t.file_system_id for t in from_cli.restore_targets] == ["fs-0123456789abcdef9", "fs-89abcdef"]
+    problems, _ = problems_of(context(restore_target_file_systems="fs-xyz:sg-0123456789abcdef9,fs-89abcdef"))
+    assert any(p.startswith("restore_target_file_systems:") and "is not a file-system mapping" in p for p in problems)
+    problems, _ = problems_of(context(restore_target_file_systems="fs-xyz:sg-nope"))
+    assert any("'fs-xyz' is not an EFS id" in p and "security group 'sg-nope'" in p for p in problems)
+    problems, _ = problems_of(context(restore_target_file_systems="fs-0123456789abcdef0:sg-0123456789abcdef9"))
+    assert any("names the production file system" in p for p in problems)

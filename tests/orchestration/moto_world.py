@@ -96,8 +96,12 @@ def create_network(moto: MotoServer) -> Dict[str, str]:
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
     mount_target_sg = ec2.create_security_group(GroupName="prod-mt", Description="prod mt", VpcId=vpc)["GroupId"]
     client_sg = ec2.create_security_group(GroupName="prod-client", Description="prod client", VpcId=vpc)["GroupId"]
+    # A second file system restores may write to (restore_target_file_systems), with its mount-target group.
+    other_sg = ec2.create_security_group(GroupName="other-mt", Description="other mt", VpcId=vpc)["GroupId"]
+    other_fs = moto.client("efs").create_file_system(CreationToken="restore-target")["FileSystemId"]
     return {"vpc_id": vpc, "vpc_cidr": "10.9.0.0/16", "subnets": f"{subnet}:{REGION}a",
-            "source_mount_target_security_group_id": mount_target_sg, "source_client_security_group": client_sg}
+            "source_mount_target_security_group_id": mount_target_sg, "source_client_security_group": client_sg,
+            "restore_target_file_systems": f"{other_fs}:{other_sg}"}
 
 
 def upload_assets(moto: MotoServer, outdir: Path, stack_name: str) -> Dict[str, Path]:
@@ -223,6 +227,7 @@ class WorkerFleet:
     workdir: Path
     source: Path
     backup: Path
+    other: Path  # stands for every restore target other than the production file system
     # (instance) -> False to leave an instance without a worker process (it never reports).
     should_run: Callable[[SimulatedInstance], bool] = lambda instance: True
     instances: Dict[str, SimulatedInstance] = field(default_factory=dict)
@@ -282,7 +287,7 @@ class WorkerFleet:
             instance.ignored = True
             return
         env = dict(os.environ, **self.moto.env, EFS_BACKUP_HOME=str(home),
-                   EFS_BACKUP_LOCAL_MOUNTS=f"{self.source}:{self.backup}",
+                   EFS_BACKUP_LOCAL_MOUNTS=f"{self.source}:{self.backup}:{self.other}",
                    AWS_SHIM_CALL_LOG=str(home / "aws-calls.jsonl"),
                    PATH=f"{self.bin}:{os.environ['PATH']}")
         with open(home / "console.log", "w") as console:
@@ -386,8 +391,8 @@ class World:
 def deployed_world(workdir: Path, **synth_overrides: str) -> Iterator[World]:
     """Everything the end-to-end tests share: synth (with ``synth_overrides``), deploy into a fresh moto server,
     the scripts in the bucket, the backup and restore state machines re-created in moto's executing backend, an SQS
-    queue subscribed to the notification topic, ``production`` and ``backup`` tmpfs file systems (empty) and the
-    fleet. Needs root (tmpfs and bind mounts)."""
+    queue subscribed to the notification topic, ``production``, ``backup`` and ``other`` (a restore target) tmpfs
+    file systems (empty) and the fleet. Needs root (tmpfs and bind mounts)."""
     moto = MotoServer(workdir)
     fleet = None
     filesystems: List[Path] = []
@@ -414,12 +419,13 @@ def deployed_world(workdir: Path, **synth_overrides: str) -> Iterator[World]:
         sns.subscribe(TopicArn=w.physical(stack.notifications.topic), Protocol="sqs", Endpoint=queue_arn)
         # Two file systems of their own, like the two EFS they stand for: the engine's --require-mountpoint check
         # stays on (a bind mount of a directory of the same file system is not a mount point to it).
-        w.source, w.backup = workdir / "production", workdir / "backup"
-        for directory in (w.source, w.backup):
+        w.source, w.backup, w.other = workdir / "production", workdir / "backup", workdir / "other"
+        w.other_file_system_id = synth.config.restore_targets[0].file_system_id
+        for directory in (w.source, w.backup, w.other):
             directory.mkdir()
             subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(directory)], check=True)
             filesystems.append(directory)
-        fleet = w.fleet = WorkerFleet(moto, workdir, w.source, w.backup)
+        fleet = w.fleet = WorkerFleet(moto, workdir, w.source, w.backup, w.other)
         w.id_dir = w.backup / synth.config.backup_id
         w.table = w.physical(stack.workflow.table)
         w.log_group = w.physical(stack.launch_template.log_group)

@@ -5,7 +5,8 @@ directories through the mount seam (see moto_world.py for what stands in for wha
 The scenarios build on each other in file order (one deployment, one backup file system, like a real schedule):
 1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile;
 then restores from what they backed up: bad requests, a dry run and a restore of chosen paths into a new directory, an
-in-place restore that keeps newer files, a restore of a path the snapshot does not have.
+in-place restore that keeps newer files, a restore onto another configured file system, a restore of a path the
+snapshot does not have.
 """
 
 from __future__ import annotations
@@ -344,6 +345,16 @@ def test_restore_in_place_keeps_newer_files_and_deletes_nothing(world):
     assert (alpha / "dir2" / "extra.txt").exists(), "safe mode deletes nothing"
     plan = json.loads(described["output"])["summary"]["plan"]
     assert plan["create"]["files"] == 1 and plan["skip_newer"]["files"] == 1 and plan["delete"]["files"] == 0
+    notifications(world)
+
+
+def test_restore_into_another_configured_file_system(world):
+    described = wait(world, start_restore(world, "restore-other-fs", snapshot="latest", paths=["gamma"],
+                                          target_file_system_id=world.other_file_system_id, target_path="/restored"))
+    assert described["status"] == "SUCCEEDED", worker_log(world, "restore-other-fs", world.restore_arn)
+    expected = {k: v for k, v in tree(world.id_dir / "daily.0").items() if k.startswith("gamma/")}
+    assert expected and tree(world.other / "restored") == expected
+    assert not (world.source / "restored").exists(), "production untouched"
     notifications(world)
 
 

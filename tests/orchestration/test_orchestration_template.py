@@ -251,3 +251,17 @@ def test_topic_run_history_and_outputs(synthesized):
     assert table["DeletionPolicy"] == "Retain"
     outputs = synth.template_json["Outputs"]
     assert {"StateMachineArn", "NotificationTopicArn", "RunHistoryTableName", "WorkerLogGroupName"} <= set(outputs)
+
+
+def test_restore_targets_beyond_production_from_config(synthesized):
+    synth = synthesized("example", restore_target_file_systems="fs-89abcdef:sg-89abcdef")
+    other = "file-system/fs-89abcdef"
+    restore = statements_by_sid(synth, synth.stack.restore_worker.role)["RestoreIntofs89abcdefAsRoot"]
+    assert "elasticfilesystem:ClientWrite" in restore["Action"] and other in json.dumps(restore["Resource"])
+    assert other not in json.dumps(statements_by_sid(synth, synth.stack.worker.role)), "backup workers: no rights"
+    client = synth.stack.resolve(synth.stack.network.backup_client_security_group.security_group_id)
+    ingress = [r["Properties"] for r in resources(synth, "AWS::EC2::SecurityGroupIngress").values()
+               if r["Properties"]["GroupId"] == "sg-89abcdef"]
+    assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in ingress] == [(2049, client)]
+    options = json.dumps(definition_of(synth.template_json, kind="restore")["States"]["CheckRestoreOptions"])
+    assert '"StringEquals": "fs-89abcdef"' in options and '"StringEquals": "fs-12345678"' in options
