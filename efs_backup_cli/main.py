@@ -14,7 +14,8 @@ Exit codes:
         fits the window)
     3   refused: invalid request, declined confirmation, no terminal to confirm on, nothing to restore,
         an unused interval
-    4   busy: another run of this backup-id is in progress (outcome ``already-running``)
+    4   busy: another run of this backup-id is in progress (outcome ``already-running``, or the run failed because
+        another run holds the backup-id's lock: EngineBusy)
     5   environment problem: no or expired credentials, unknown environment, stack not deployed, output missing
     64  usage error (bad arguments)
     130 interrupted (Ctrl-C); an execution already started keeps running
@@ -195,7 +196,7 @@ def cmd_run(args, out: Output) -> int:
         lines = [f"{name}: FAILED ({described['status']}); {error}"]
         lines += [f"  failed part {p.get('path')}: {p.get('reason')}" for p in failed[:10]]
         out.result(document, "\n".join(lines))
-        return EXIT_FAILED
+        return _failed_exit(deployment, name)
     totals = summary.get("totals", {})
     text = (f"{name}: {outcome['outcome']} -> {summary.get('snapshot')} (id {summary.get('snapshot_id')}), "
             f"{totals.get('files_scanned', 0):,} files scanned, {totals.get('files_transferred', 0):,} transferred "
@@ -283,6 +284,13 @@ def _confirm(prompt: str, expected: str) -> bool:
     return answer.strip() == expected
 
 
+def _failed_exit(deployment, execution: str) -> int:
+    """A run that failed because another run holds the backup-id's lock (a worker reported EngineBusy) is busy,
+    not broken: exit 4, like an execution that ended as already-running."""
+    record = next((r for r in history.runs(deployment, limit=50) if r.execution == execution), None)
+    return EXIT_BUSY if record is not None and "EngineBusy" in (record.error or "") else EXIT_FAILED
+
+
 def _failure(deployment, execution: str, described: Dict[str, Any]) -> str:
     """Why an execution failed: the run-history record's error and the engine's reason, else the execution's."""
     record = next((r for r in history.runs(deployment, limit=50) if r.execution == execution), None)
@@ -348,7 +356,7 @@ def cmd_restore(args, out: Output) -> int:
         raise executions.busy_error(plan_output.get("message"))
     if described["status"] != "SUCCEEDED":
         raise CliError(f"the dry run {name}-plan failed: {_failure(deployment, f'{name}-plan', described)}",
-                       EXIT_FAILED)
+                       _failed_exit(deployment, f"{name}-plan"))
     summary = plan_output.get("summary") or {}
     plan_text = restore.human_plan(summary, planner.format_bytes)
     document: Dict[str, Any] = {"plan_execution": f"{name}-plan", "plan": summary, "request": plan_request}
@@ -390,7 +398,7 @@ def cmd_restore(args, out: Output) -> int:
     if described["status"] != "SUCCEEDED":
         document["outcome"] = "failed"
         out.result(document, f"{name}: FAILED: {_failure(deployment, name, described)}")
-        return EXIT_FAILED
+        return _failed_exit(deployment, name)
     document["outcome"] = result.get("outcome", "success")
     totals = (result.get("summary") or {}).get("totals", {})
     out.result(document, f"{name}: {document['outcome']}, {totals.get('files_transferred', 0):,} files "

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -251,6 +254,38 @@ def test_restore_with_yes_restores_into_a_new_directory(world, monkeypatch):
         "restores are not snapshots"
     code, _, err = cli(world, monkeypatch, *ENV, "restore", "--in-place", "--target-path", "/x", "--snapshot", "daily.0")
     assert code == 64
+
+
+# A backup run of another execution (here: this test process's child) holding the backup-id's lock, alive on this
+# host; it releases the lock when terminated.
+HOLD_LOCK = """
+import signal, sys, time
+sys.path.insert(0, sys.argv[3])
+from efs_backup_engine.layout import Layout
+from efs_backup_engine.lock import RunLock
+lock = RunLock(Layout(sys.argv[1], sys.argv[2]))
+lock.acquire("held-by-the-test", "daily")
+signal.signal(signal.SIGTERM, lambda *_: (lock.release("held-by-the-test"), sys.exit(0)))
+print("locked", flush=True)
+time.sleep(600)
+"""
+SCRIPTS = Path(__file__).resolve().parents[2] / "assets" / "scripts"
+
+
+def test_a_restore_while_another_run_holds_the_lock_exits_busy(world, monkeypatch):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(world.backup), world.synth.config.backup_id,
+                               str(SCRIPTS)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        time.sleep(1.05)  # execution names carry the second
+        code, _, err = cli(world, monkeypatch, *ENV, "restore", "--snapshot", "latest", "--path", "alpha",
+                           "--dry-run")
+        world.fleet.wait_idle()
+    finally:
+        holder.terminate()
+        holder.wait(10)
+    assert code == 4 and "EngineBusy" in err, err
+    assert not (world.id_dir / ".efs-backup" / "lock").exists(), "the holder released its lock"
 
 
 # ------------------------------------------------------------------------------------------ confirmations
