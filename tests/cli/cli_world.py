@@ -1,5 +1,5 @@
 """The CLI tests' world: tests/orchestration/moto_world.py's ``deployed_world`` (the synthesized ``example`` stack
-deployed into moto, both state machines executing, two tmpfs file systems, the simulated worker fleet) with a small
+deployed into moto, both state machines executing, tmpfs file systems, the simulated worker fleet) with a small
 production tree; ``run_cli``: the CLI in-process with the moto credentials and endpoint in its environment,
 returning (exit code, stdout, stderr).
 """
@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 from moto_world import deployed_world
 
 HEARTBEAT_TIMEOUT = 20  # as tests/orchestration: a simulated worker's first beat on a busy 2-core machine
-
-
-def can_bind_mount(tmp: Path) -> bool:
-    (tmp / "a").mkdir()
-    (tmp / "b").mkdir()
-    if os.geteuid() != 0:
-        return False
-    ok = subprocess.run(["mount", "--bind", str(tmp / "a"), str(tmp / "b")], capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["umount", str(tmp / "b")], check=False)
-    return ok
 
 
 @contextlib.contextmanager

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_world import can_bind_mount, cli_world, run_cli
+from cli_world import cli_world, run_cli
+from moto_world import can_bind_mount
 
 ENV = ("--env", "example")
 

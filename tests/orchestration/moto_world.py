@@ -379,6 +379,18 @@ def recreate_state_machine(moto: MotoServer, template: Dict[str, Any], resources
                                     type="STANDARD")["stateMachineArn"], definition
 
 
+def can_bind_mount(tmp: Path) -> bool:
+    """Whether this process may bind-mount (root and mount(2)): the mount seam needs it."""
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    if os.geteuid() != 0:
+        return False
+    ok = subprocess.run(["mount", "--bind", str(tmp / "a"), str(tmp / "b")], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", str(tmp / "b")], check=False)
+    return ok
+
+
 class World:
     """A deployed stack in moto with both state machines executable, a notification queue, two tmpfs file systems
     standing for the production and the backup EFS, and the worker fleet playing EC2 (see ``deployed_world``)."""

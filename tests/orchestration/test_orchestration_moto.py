@@ -12,28 +12,16 @@ snapshot does not have.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from moto_world import deployed_world
+from moto_world import can_bind_mount, deployed_world
 
 # Long enough for a simulated worker to boot and send its first heartbeat on a busy 2-core CI machine.
 HEARTBEAT_TIMEOUT = 20
-
-
-def can_bind_mount(tmp: Path) -> bool:
-    (tmp / "a").mkdir()
-    (tmp / "b").mkdir()
-    if os.geteuid() != 0:
-        return False
-    ok = subprocess.run(["mount", "--bind", str(tmp / "a"), str(tmp / "b")], capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["umount", str(tmp / "b")], check=False)
-    return ok
 
 
 @pytest.fixture(scope="module")
