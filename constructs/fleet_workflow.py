@@ -49,6 +49,7 @@ from stacks.config import MAX_WORKERS, WorkerSettings
 TAG_BACKUP_ID = "efs-backup:backup-id"
 TAG_EXECUTION = "efs-backup:execution"
 TAG_ROLE = "efs-backup:role"
+TAG_WORKFLOW = "efs-backup:workflow"  # backup | restore: execution names are unique per state machine only
 ENGINE_WORK_FAILED = "EngineWorkFailed"  # the error worker.sh reports when parts failed (see worker.sh)
 
 
@@ -86,6 +87,8 @@ def success_notification(topic_arn: str, subject: str, message: str) -> Dict[str
         "ResultSelector": {"message_id.$": "$.MessageId"},
         "ResultPath": "$.notified",
         "Next": "Done",
+        # The run succeeded: a notification that cannot be sent must not turn it into a failed execution.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "Done"}],
     }
 
 
@@ -203,6 +206,7 @@ class FleetWorkflow(Construct):
                             {"Key": TAG_BACKUP_ID, "Value": backup_id},
                             {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
                             {"Key": TAG_ROLE, "Value": role},
+                            {"Key": TAG_WORKFLOW, "Value": job.kind},
                             {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
                         ]}
                         for kind in ("instance", "volume")
@@ -223,6 +227,42 @@ class FleetWorkflow(Construct):
                 "ResultPath": "$.summary",
                 "Next": next_state,
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": catch_next}],
+            }
+
+        def cleanup(find: str, any_left: str, terminate: str, next_state: str) -> Dict[str, Any]:
+            """Terminate every instance of this execution that is not terminated yet, then go on to next_state
+            (also when looking or terminating fails: the failure path must always reach the record)."""
+            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": next_state}]
+            return {
+                find: {
+                    "Type": "Task",
+                    "Comment": "every instance this execution launched that is not terminated yet",
+                    "Resource": "arn:aws:states:::aws-sdk:ec2:describeInstances",
+                    "Parameters": {"Filters": [
+                        {"Name": f"tag:{TAG_EXECUTION}", "Values.$": "States.Array($.run_id)"},
+                        {"Name": f"tag:{TAG_BACKUP_ID}", "Values": [backup_id]},
+                        {"Name": f"tag:{TAG_WORKFLOW}", "Values": [job.kind]},
+                        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+                    ]},
+                    "ResultSelector": {"ids.$": "$.Reservations[*].Instances[*].InstanceId"},
+                    "ResultPath": "$.instances",
+                    "Next": any_left,
+                    "Catch": catch,
+                },
+                any_left: {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.instances.ids[0]", "IsPresent": True, "Next": terminate}],
+                    "Default": next_state,
+                },
+                terminate: {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:ec2:terminateInstances",
+                    "Parameters": {"InstanceIds.$": "$.instances.ids"},
+                    "ResultSelector": {"count.$": "States.ArrayLength($.TerminatingInstances)"},
+                    "ResultPath": "$.terminated",
+                    "Next": next_state,
+                    "Catch": catch,
+                },
             }
 
         def task_pass(role: str, next_state: str) -> Dict[str, Any]:
@@ -346,34 +386,7 @@ class FleetWorkflow(Construct):
                 "End": True,
             },
             # ---- failure path
-            "FindWorkerInstances": {
-                "Type": "Task",
-                "Comment": "every instance this execution launched that is not terminated yet",
-                "Resource": "arn:aws:states:::aws-sdk:ec2:describeInstances",
-                "Parameters": {"Filters": [
-                    {"Name": f"tag:{TAG_EXECUTION}", "Values.$": "States.Array($.run_id)"},
-                    {"Name": f"tag:{TAG_BACKUP_ID}", "Values": [backup_id]},
-                    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-                ]},
-                "ResultSelector": {"ids.$": "$.Reservations[*].Instances[*].InstanceId"},
-                "ResultPath": "$.instances",
-                "Next": "AnyWorkerInstances",
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": "ChooseRelease"}],
-            },
-            "AnyWorkerInstances": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.instances.ids[0]", "IsPresent": True, "Next": "TerminateWorkers"}],
-                "Default": "ChooseRelease",
-            },
-            "TerminateWorkers": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::aws-sdk:ec2:terminateInstances",
-                "Parameters": {"InstanceIds.$": "$.instances.ids"},
-                "ResultSelector": {"count.$": "States.ArrayLength($.TerminatingInstances)"},
-                "ResultPath": "$.terminated",
-                "Next": "ChooseRelease",
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": "ChooseRelease"}],
-            },
+            **cleanup("FindWorkerInstances", "AnyWorkerInstances", "TerminateWorkers", "ChooseRelease"),
             "ChooseRelease": {
                 "Type": "Choice",
                 "Comment": "part failures: finalize records them (nothing can be promoted) and releases the lock; "
@@ -383,11 +396,13 @@ class FleetWorkflow(Construct):
                 "Default": "ReleaseLockTask",
             },
             "RecordFailedRunTask": task_pass(job.finalize_role, "RecordFailedRun"),
-            "RecordFailedRun": single(job.finalize_role, next_state="RecordFailure", catch_next="RecordFailure",
-                                      error_path="$.release_error"),
+            "RecordFailedRun": single(job.finalize_role, next_state="RecordFailure",
+                                      catch_next="FindLeftoverInstances", error_path="$.release_error"),
             "ReleaseLockTask": task_pass(job.abort_role, "ReleaseLock"),
-            "ReleaseLock": single(job.abort_role, next_state="RecordFailure", catch_next="RecordFailure",
+            "ReleaseLock": single(job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
                                   error_path="$.release_error"),
+            # The finalize or abort instance itself failed (timed out, lost): it must not be left running.
+            **cleanup("FindLeftoverInstances", "AnyLeftoverInstances", "TerminateLeftoverInstances", "RecordFailure"),
             "RecordFailure": self._record("failed", next_state="NotifyFailure"),
             "NotifyFailure": {
                 "Type": "Task",

@@ -112,9 +112,13 @@ sfn() {
 report_success() {
   local output="$1"
   [[ -n "$REPORTED" ]] && return 0
-  REPORTED=success
   log "reporting success"
-  sfn send-task-success --task-token "$TASK_TASK_TOKEN" --task-output "$output" >/dev/null
+  if sfn send-task-success --task-token "$TASK_TASK_TOKEN" --task-output "$output" >/dev/null; then
+    REPORTED=success
+    return 0
+  fi
+  # Never leave the task waiting for its heartbeat timeout: say that the result could not be delivered.
+  report_failure WorkerFailed "the $TASK_ROLE step finished but send-task-success failed (result of ${#output} bytes)"
 }
 
 report_failure() {
@@ -144,7 +148,8 @@ stop_heartbeat() {
 
 # ------------------------------------------------------------------------------------------------- mounts
 
-# The one place that attaches file systems; see EFS_BACKUP_LOCAL_MOUNTS in the header.
+# The one place that attaches file systems; see EFS_BACKUP_LOCAL_MOUNTS in the header. Returns 1 at the first
+# mount that fails (explicitly: callers may run it where set -e does not apply).
 # Arguments, in mount order: "source" (production, read-only), "backup" (read-write), "backup-ro" (read-only),
 # "backup-state" (the backup-id's .efs-backup directory, read-write), "target" (RESTORE_TARGET_FS, read-write).
 mount_filesystems() {
@@ -170,14 +175,14 @@ mount_filesystems() {
     mkdir -p "$mount_point"
     if [[ -n "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]]; then
       log "mount seam: binding $local_dir at $mount_point ($which)"
-      mount --rbind "$local_dir" "$mount_point"
+      mount --rbind "$local_dir" "$mount_point" || { log "binding $local_dir failed ($which)"; return 1; }
       MOUNTED+=("$mount_point")
       if [[ "$options" == *,ro ]]; then
-        mount -o remount,bind,ro "$mount_point"
+        mount -o remount,bind,ro "$mount_point" || { log "making $mount_point read-only failed"; return 1; }
       fi
     else
       log "mounting $fs_id:$fs_path at $mount_point (-o $options)"
-      mount -t efs -o "$options" "$fs_id:$fs_path" "$mount_point"
+      mount -t efs -o "$options" "$fs_id:$fs_path" "$mount_point" || { log "mounting $fs_id:$fs_path failed"; return 1; }
       MOUNTED+=("$mount_point")
     fi
   done
@@ -301,6 +306,10 @@ request, production, run_id, parent = json.loads(sys.argv[1]), sys.argv[2], sys.
 def fail(message):
     sys.stderr.write("invalid restore request: %s\n" % message)
     sys.exit(3)
+unknown = sorted(set(request) - {"snapshot", "at", "paths", "target_file_system_id", "target_path", "mirror",
+                                  "dry_run", "workers"})
+if unknown:  # a misspelt "dry_run" must never turn into a real restore
+    fail("unknown field(s) %s" % ", ".join(unknown))
 fs = request.get("target_file_system_id", production)
 if not isinstance(fs, str) or not re.match(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$", fs):
     fail("target_file_system_id %r is not a file system id" % (fs,))
@@ -310,15 +319,15 @@ if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("
     fail("target_path %r must be an absolute path without '..'" % (path,))
 path = posixpath.normpath(path).lstrip("/")
 args = []
-if "snapshot" in request:
-    args += ["--snapshot", str(request["snapshot"])]
+if "snapshot" in request:  # --option=VALUE: a value starting with "-" stays a value
+    args.append("--snapshot=%s" % request["snapshot"])
 if "at" in request:
-    args += ["--at", str(request["at"])]
+    args.append("--at=%s" % request["at"])
 paths = request.get("paths", [])
 if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
     fail("paths must be a list of non-empty relative paths")
 for p in paths:
-    args += ["--path", p]
+    args.append("--path=%s" % p)
 for flag in ("mirror", "dry_run"):
     if not isinstance(request.get(flag, False), bool):
         fail("%s must be true or false" % flag)
@@ -344,12 +353,19 @@ restore_roots() {
 }
 
 mount_backup_for_restore() {
-  mount_filesystems backup-ro
+  if ! mount_filesystems backup-ro; then
+    report_failure WorkerFailed "the backup file system could not be mounted read-only; see $TASK_LOG_GROUP"
+    return 1
+  fi
   if [[ ! -d "$BACKUP_MOUNT/$TASK_BACKUP_ID/.efs-backup" ]]; then
     report_failure EngineRefused "nothing to restore: the backup file system holds no backup of $TASK_BACKUP_ID"
     return 1
   fi
-  mount_filesystems backup-state
+  # The lock lives there: without this mount a restore must not start (the engine checks it is the same directory).
+  if ! mount_filesystems backup-state || ! mountpoint -q "$STATE_MOUNT"; then
+    report_failure WorkerFailed "the backup-id's state directory could not be mounted read-write; see $TASK_LOG_GROUP"
+    return 1
+  fi
 }
 
 run_restore_work() {
@@ -359,7 +375,10 @@ run_restore_work() {
     return
   fi
   mount_backup_for_restore || return
-  mount_filesystems target
+  if ! mount_filesystems target; then
+    report_failure WorkerFailed "the target file system $RESTORE_TARGET_FS could not be mounted; see $TASK_LOG_GROUP"
+    return
+  fi
   # The default target is a new directory under /efs-backup-restore (root only until an operator moves it);
   # a dry run creates nothing.
   if [[ -n "$RESTORE_DEFAULT_TARGET" && -z "$RESTORE_DRY_RUN" ]]; then

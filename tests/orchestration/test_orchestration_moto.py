@@ -3,7 +3,8 @@ executing in moto, and a simulated worker fleet running the real user data, work
 directories through the mount seam (see moto_world.py for what stands in for what).
 
 The scenarios build on each other in file order (one deployment, one backup file system, like a real schedule):
-1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile;
+1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile, a
+lost abort instance;
 then restores from what they backed up: bad requests, a dry run and a restore of chosen paths into a new directory, an
 in-place restore that keeps newer files, a restore onto another configured file system, a restore of a path the
 snapshot does not have.
@@ -262,6 +263,23 @@ def test_a_lost_worker_times_out_and_a_second_execution_meanwhile_is_refused(wor
     assert "stopped before finalize" in note["message"]
 
 
+def test_an_abort_instance_that_never_reports_is_terminated_too(world):
+    """The failure path's own instance can be lost as well: it is terminated, and the failure still recorded."""
+    world.fleet.should_run = lambda instance: instance.execution != "run-abort-lost"
+    try:
+        described = wait(world, start(world, "run-abort-lost", interval="daily", retain=1, workers=1),
+                         timeout=HEARTBEAT_TIMEOUT * 8)
+    finally:
+        world.fleet.should_run = lambda instance: True
+    assert described["status"] == "FAILED"
+    assert roles(world, "run-abort-lost") == ["abort", "work"]
+    assert_all_terminated(world, "run-abort-lost")
+    (record,) = history(world, "run-abort-lost")
+    assert record["status"] == "failed" and "Timeout" in record["error"]
+    (note,) = notifications(world)
+    assert note["subject"].endswith("daily: FAILED")
+
+
 # ------------------------------------------------------------------------------------------ restore scenarios
 # They run after the backups above: daily.0 holds the source as of "run-resumes" (retain 1).
 
@@ -343,6 +361,17 @@ def test_restore_into_another_configured_file_system(world):
     expected = {k: v for k, v in tree(world.id_dir / "daily.0").items() if k.startswith("gamma/")}
     assert expected and tree(world.other / "restored") == expected
     assert not (world.source / "restored").exists(), "production untouched"
+    notifications(world)
+
+
+def test_a_misspelt_restore_option_is_refused_not_ignored(world):
+    """"dryRun" is not "dry_run": the workers refuse the request instead of restoring for real."""
+    described = wait(world, start_restore(world, "restore-misspelt", snapshot="latest", paths=["alpha"],
+                                          dryRun=True))
+    assert described["status"] == "FAILED"
+    (record,) = history(world, "restore-misspelt")
+    assert "EngineRefused" in record["error"]
+    assert not (world.source / "efs-backup-restore" / "restore-misspelt").exists()
     notifications(world)
 
 

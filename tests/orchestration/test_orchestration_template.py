@@ -126,6 +126,23 @@ def test_definition_structure(synthesized):
     assert "chmod +x" in head and "http" not in head.replace("s3://", "")
 
 
+def test_every_instance_of_a_failed_run_is_terminated_and_a_success_stays_one(synthesized):
+    for kind in ("backup", "restore"):
+        states = definition_of(synthesized("example", notify_on_success="true").template_json, kind=kind)["States"]
+        # the failure path's own instance (finalize or abort) timing out is cleaned up too
+        for name in ("RecordFailedRun", "ReleaseLock"):
+            assert states[name]["Catch"][0]["Next"] == "FindLeftoverInstances"
+        assert states["AnyLeftoverInstances"]["Choices"][0]["Next"] == "TerminateLeftoverInstances"
+        assert states["TerminateLeftoverInstances"]["Next"] == "RecordFailure"
+        # instances are found by backup-id, execution and workflow (execution names are unique per state machine)
+        filters = {f["Name"] for f in states["FindLeftoverInstances"]["Parameters"]["Filters"]}
+        assert {"tag:efs-backup:execution", "tag:efs-backup:backup-id", "tag:efs-backup:workflow"} <= filters
+        tags = states["Workers"]["ItemProcessor"]["States"]["LaunchWorker"]["Parameters"]["TagSpecifications"][0]
+        assert {"Key": "efs-backup:workflow", "Value": kind} in tags["Tags"]
+        # a notification that cannot be sent does not fail a run that succeeded
+        assert states["NotifySuccess"]["Catch"][0]["Next"] == "Done"
+
+
 def test_restore_definition_structure(synthesized):
     synth = synthesized("example")
     backup, restore = (definition_of(synth.template_json, kind=kind)["States"] for kind in ("backup", "restore"))
