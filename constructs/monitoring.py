@@ -9,8 +9,8 @@
   by an EventBridge Scheduler schedule, reads each scheduled interval's "latest" item from the run-history table
   (written by the backup workflow's run metrics, see run_metrics.py) and publishes ``NewestSnapshotTimestamp``
   (epoch seconds of the newest promoted snapshot's end; 0 when the interval has none yet). The age is metric math:
-  ``EPOCH(m1) - m1`` (``EPOCH`` gives each datapoint's timestamp in seconds; a period without a datapoint counts as
-  0 in the arithmetic, so a stopped publisher reads as an enormous age).
+  ``EPOCH(m1) - m1`` (``EPOCH`` gives each datapoint's timestamp in seconds). A period without a datapoint has no
+  value at all; the stale alarms treat missing data as breaching, so a stopped publisher alarms.
 * **Alarms** (all to the alarm topic): per state machine, any execution that failed, timed out or was aborted; per
   scheduled interval (when schedules are enabled), newest snapshot older than ``alarm_stale_multiple`` interval
   lengths, missing data breaching; for the backup file system, depending on its modes: burst credits low
@@ -332,7 +332,9 @@ class Monitoring(Construct):
                 "history; the next run of that interval resumes the work."
             ),
             ok_action=False,
-            metric=cw.MathExpression(expression=" + ".join(metrics), using_metrics=metrics,
+            # FILL: these counts are sparse (no datapoint in a period without such executions); a period where only
+            # one of them has data must still add up.
+            metric=cw.MathExpression(expression=" + ".join(f"FILL({m}, 0)" for m in metrics), using_metrics=metrics,
                                      period=RUN_FAILED_PERIOD, label=f"{label} executions failed/timed out/aborted"),
             threshold=1,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -176,7 +176,7 @@ def test_each_state_machine_alarms_on_failed_timed_out_and_aborted_executions(na
             (dimension,) = stat["Metric"]["Dimensions"]
             assert dimension["Name"] == "StateMachineArn"
             watched.add(dimension["Value"]["Ref"])
-        assert expression(props) == "m1 + m2 + m3"
+        assert expression(props) == "FILL(m1, 0) + FILL(m2, 0) + FILL(m3, 0)"
         assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert props["EvaluationPeriods"] == 1 and props["TreatMissingData"] == "notBreaching"
     assert watched == set(state_machine_ids(s))
