@@ -144,7 +144,11 @@ def connect(env_name: Optional[str], *, region: Optional[str], profile: Optional
         session = boto3.Session(profile_name=profile or None, region_name=region)
     except ProfileNotFound as error:
         raise CliError(str(error), EXIT_ENVIRONMENT) from None
-    if session.get_credentials() is None:
+    try:
+        credentials = session.get_credentials()
+    except BotoCoreError as error:  # a failing credential_process, SSO token, ...
+        raise translate_aws_error(error, "loading credentials") from None
+    if credentials is None:
         raise translate_aws_error(NoCredentialsError(), "connecting")
     deployment = Deployment(config=config, region=region, session=session)
     try:

@@ -13,6 +13,7 @@ names can be off; the ``snapshot_id`` of each run is exact, which is why restore
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from dataclasses import dataclass
@@ -91,6 +92,11 @@ def runs(deployment, limit: Optional[int] = None) -> List[Run]:
     return found[:limit] if limit else found
 
 
+def record(deployment, execution: str) -> Optional[Run]:
+    """The run-history record of one execution (among the newest 50 runs), or None."""
+    return next((run for run in runs(deployment, limit=50) if run.execution == execution), None)
+
+
 def backups(all_runs: List[Run]) -> List[Run]:
     return [r for r in all_runs if r.kind == "backup"]
 
@@ -130,5 +136,5 @@ def snapshot_at(deployment, all_runs: List[Run], iso_time: str) -> Optional[Dict
 def age_seconds(run: Run, now: Optional[float] = None) -> Optional[float]:
     finished = run.finished_epoch
     if finished is None and run.finished:
-        finished = time.mktime(time.strptime(run.finished, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        finished = calendar.timegm(time.strptime(run.finished, "%Y-%m-%dT%H:%M:%SZ"))  # UTC, whatever TZ says
     return None if finished is None else (now or time.time()) - finished

@@ -61,7 +61,7 @@ def events(deployment, stream: str) -> Iterator[Dict[str, Any]]:
             page = logs.get_log_events(**kwargs)
             yield from page.get("events", [])
             token = page.get("nextForwardToken")
-            if not token or token == kwargs.get("nextToken") or not page.get("events"):
+            if not token or token == kwargs.get("nextToken"):  # an empty page is not the end: quiet stretches
                 return
             kwargs["nextToken"] = token
     except Exception as error:

@@ -9,10 +9,12 @@ With ``--json`` the result is one JSON document on stdout and everything else go
 
 Exit codes:
     0   ok
-    1   the run (backup or restore) failed, or was still running when --timeout ended the wait
+    1   the run (backup or restore) failed, or was still running when --timeout ended the wait; ``status``: the
+        last run of an interval failed
     2   succeeded with warnings (``status``: a stale snapshot or a last run with warnings; ``plan``: no fleet
         fits the window)
-    3   refused: invalid request, declined confirmation, no terminal to confirm on, nothing to restore,
+    3   refused: invalid request, declined confirmation, no terminal to confirm on, nothing to restore, a request
+        the engine refused (EngineRefused: a path not in the snapshot, an adopted snapshot, ...),
         an unused interval
     4   busy: another run of this backup-id is in progress (outcome ``already-running``, or the run failed because
         another run holds the backup-id's lock: EngineBusy)
@@ -182,7 +184,7 @@ def cmd_run(args, out: Output) -> int:
 
     described = executions.wait(deployment, execution, timeout=args.timeout, on_progress=report)
     outcome = executions.backup_outcome(described)
-    record = next((r for r in history.runs(deployment, limit=50) if r.execution == name), None)
+    record = history.record(deployment, name)
     document = {"execution": name, "execution_arn": execution, "status": described["status"],
                 "outcome": outcome["outcome"], "summary": outcome.get("summary") or (record.summary if record else None),
                 "record": record.to_json() if record else None}
@@ -196,7 +198,7 @@ def cmd_run(args, out: Output) -> int:
         lines = [f"{name}: FAILED ({described['status']}); {error}"]
         lines += [f"  failed part {p.get('path')}: {p.get('reason')}" for p in failed[:10]]
         out.result(document, "\n".join(lines))
-        return _failed_exit(deployment, name)
+        return _failed_exit(record)
     totals = summary.get("totals", {})
     text = (f"{name}: {outcome['outcome']} -> {summary.get('snapshot')} (id {summary.get('snapshot_id')}), "
             f"{totals.get('files_scanned', 0):,} files scanned, {totals.get('files_transferred', 0):,} transferred "
@@ -284,16 +286,18 @@ def _confirm(prompt: str, expected: str) -> bool:
     return answer.strip() == expected
 
 
-def _failed_exit(deployment, execution: str) -> int:
-    """A run that failed because another run holds the backup-id's lock (a worker reported EngineBusy) is busy,
-    not broken: exit 4, like an execution that ended as already-running."""
-    record = next((r for r in history.runs(deployment, limit=50) if r.execution == execution), None)
-    return EXIT_BUSY if record is not None and "EngineBusy" in (record.error or "") else EXIT_FAILED
+def _failed_exit(record: Optional[history.Run]) -> int:
+    """The exit code of a failed run, from the error its workers reported: another run holds the backup-id's lock
+    (EngineBusy) is busy (4, like already-running); a precondition the engine refused (EngineRefused: a path not
+    in the snapshot, an adopted snapshot, ...) is refused (3); anything else failed (1)."""
+    error = (record.error if record is not None else None) or ""
+    if "EngineBusy" in error:
+        return EXIT_BUSY
+    return EXIT_REFUSED if "EngineRefused" in error else EXIT_FAILED
 
 
-def _failure(deployment, execution: str, described: Dict[str, Any]) -> str:
+def _failure(record: Optional[history.Run], execution: str, described: Dict[str, Any]) -> str:
     """Why an execution failed: the run-history record's error and the engine's reason, else the execution's."""
-    record = next((r for r in history.runs(deployment, limit=50) if r.execution == execution), None)
     if record is None:
         return f"{described.get('error')}: {described.get('cause')}"
     reasons = [record.error or ""]
@@ -355,8 +359,9 @@ def cmd_restore(args, out: Output) -> int:
     if plan_output.get("outcome") == "already-running":
         raise executions.busy_error(plan_output.get("message"))
     if described["status"] != "SUCCEEDED":
-        raise CliError(f"the dry run {name}-plan failed: {_failure(deployment, f'{name}-plan', described)}",
-                       _failed_exit(deployment, f"{name}-plan"))
+        record = history.record(deployment, f"{name}-plan")
+        raise CliError(f"the dry run {name}-plan failed: {_failure(record, f'{name}-plan', described)}",
+                       _failed_exit(record))
     summary = plan_output.get("summary") or {}
     plan_text = restore.human_plan(summary, planner.format_bytes)
     document: Dict[str, Any] = {"plan_execution": f"{name}-plan", "plan": summary, "request": plan_request}
@@ -372,14 +377,18 @@ def cmd_restore(args, out: Output) -> int:
         if not sys.stdin.isatty():
             raise CliError("refusing to restore without confirmation: stdin is not a terminal (pass --yes)",
                            EXIT_REFUSED)
-        if args.in_place and args.mirror:
-            ok = _confirm(f"in place WITH DELETION on the production file system: type the backup id "
-                          f"({deployment.backup_id}) to go on: ", deployment.backup_id)
+        deletions = restore.plan_deletes(summary)
+        if args.mirror and (args.in_place or deletions):
+            ok = _confirm(f"{'in place ' if args.in_place else ''}WITH DELETION of {deletions:,} files and "
+                          f"directories on {shown_target}: type the backup id ({deployment.backup_id}) to go on: ",
+                          deployment.backup_id)
         else:
             ok = _confirm(f"restore into {shown_target}? type yes: ", "yes")
         if not ok:
             raise CliError("declined; nothing was restored", EXIT_REFUSED)
     pinned = summary.get("snapshot_id")
+    if not pinned:  # never let the real run resolve the selector again: it could pick another snapshot
+        raise CliError(f"the dry run {name}-plan reported no snapshot id; nothing was restored", EXIT_FAILED)
     real_request = request(False, pinned)
     document["request"] = real_request
     execution = executions.start(deployment, arn, name, real_request)
@@ -397,8 +406,9 @@ def cmd_restore(args, out: Output) -> int:
     document["summary"] = result.get("summary")
     if described["status"] != "SUCCEEDED":
         document["outcome"] = "failed"
-        out.result(document, f"{name}: FAILED: {_failure(deployment, name, described)}")
-        return _failed_exit(deployment, name)
+        record = history.record(deployment, name)
+        out.result(document, f"{name}: FAILED: {_failure(record, name, described)}")
+        return _failed_exit(record)
     document["outcome"] = result.get("outcome", "success")
     totals = (result.get("summary") or {}).get("totals", {})
     out.result(document, f"{name}: {document['outcome']}, {totals.get('files_transferred', 0):,} files "

@@ -13,7 +13,7 @@ A run of the engine does, per worker and one part after another (the engine sync
   instance: the lower of its baseline network bandwidth and EFS's per-client limit.
 
 A worker does these one after another, so its time is their sum; workers run in parallel on even shares (the
-engine balances parts to within ~1.1, see bench/README.md). The file systems bound the whole fleet: bytes per
+engine balances parts to within 1.15, see bench/README.md). The file systems bound the whole fleet: bytes per
 second (per-file-system read and write limits; in bursting mode the credit model; in provisioned mode the provisioned
 rate, reads metered at one third) and operations per second (the per-file-system IOPS limits). The run takes the
 longest of (worker time, file-system data time, file-system IOPS time) plus the fixed cost of starting instances;
@@ -176,6 +176,8 @@ def workload(*, size: Optional[int], files: Optional[int], average_file_size: Op
     given = [v is not None for v in (size, files, average_file_size)]
     if sum(given) < 2:
         raise PlanError("give two of --size, --files, --average-file-size")
+    if any(v is not None and v <= 0 for v in (size, files, average_file_size)):
+        raise PlanError("the file system must have a size and files (more than 0)")
     if size is None:
         size = files * average_file_size
     elif files is None:

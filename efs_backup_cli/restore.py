@@ -105,11 +105,21 @@ def plan_kinds(plan: Dict[str, Any]) -> List[str]:
     return list(PLAN_KINDS) + extra
 
 
+def _count(entry: Dict[str, Any], key: str) -> int:
+    return int((entry or {}).get(key) or 0)
+
+
 def plan_is_empty(summary: Dict[str, Any]) -> bool:
-    """Nothing would change: every category that writes (all but the skip_* ones) is empty."""
+    """Nothing would change: every category that writes (all but the skip_* ones) has no file and no directory."""
     plan = summary.get("plan") or {}
-    return all(int((plan.get(kind) or {}).get("files") or 0) == 0
+    return all(_count(plan.get(kind), "files") + _count(plan.get(kind), "dirs") == 0
                for kind in plan_kinds(plan) if not kind.startswith("skip"))
+
+
+def plan_deletes(summary: Dict[str, Any]) -> int:
+    """How many files and directories the plan deletes on the target (mirror mode only)."""
+    deleted = (summary.get("plan") or {}).get("delete")
+    return _count(deleted, "files") + _count(deleted, "dirs")
 
 
 def human_plan(summary: Dict[str, Any], format_bytes) -> str:
@@ -119,8 +129,9 @@ def human_plan(summary: Dict[str, Any], format_bytes) -> str:
         ", ".join(summary.get("paths") or []) or "(all)")]
     for kind in plan_kinds(plan):
         entry = plan.get(kind) or {}
-        lines.append("  %-11s %10s files  %12s" % (kind.replace("_", "-"), f"{int(entry.get('files') or 0):,}",
-                                                   format_bytes(int(entry.get("bytes") or 0))))
+        lines.append("  %-13s %12s files %9s dirs  %12s" % (
+            kind.replace("_", "-"), f"{_count(entry, 'files'):,}", f"{_count(entry, 'dirs'):,}",
+            format_bytes(_count(entry, "bytes"))))
     samples = plan.get("samples") or {}
     for kind in plan_kinds(plan):
         names: List[str] = list(samples.get(kind) or [])[:5]

@@ -135,6 +135,8 @@ def test_workload_edge_cases():
     assert zero.files_copied == 0 and zero.bytes_copied == 0 and zero.bottleneck == "metadata"
     assert p.workload(size=None, files=10, average_file_size=100, daily_change=0, throughput_mode="elastic"
                       ).size_bytes == 1000
+    with pytest.raises(p.PlanError, match="more than 0"):  # all three given, one of them 0: no division by it
+        p.workload(size=p.TIB, files=0, average_file_size=1024, daily_change=0.01, throughput_mode="elastic")
 
 
 def test_old_table_through_the_model():

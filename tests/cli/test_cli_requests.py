@@ -64,6 +64,57 @@ def test_plan_reading():
     assert "skip-newer" in text and "e.g. skip-newer: a, b" in text
     summary["plan"]["metadata"] = {"files": 1, "bytes": 0}  # a category beyond the contract's four
     assert not restore.plan_is_empty(summary) and "metadata" in restore.human_plan(summary, str)
+    # directories count: a plan that only recreates an empty tree or restores a directory's mode is not empty
+    only_dirs = {"plan": {"create": {"files": 0, "dirs": 3, "bytes": 0}, "delete": {"files": 0, "dirs": 2}}}
+    assert not restore.plan_is_empty(only_dirs) and restore.plan_deletes(only_dirs) == 2
+    assert "3 dirs" in restore.human_plan(only_dirs, str).replace("  ", " ").replace("  ", " ")
+
+
+def test_exit_code_of_a_failed_run_follows_the_error_its_workers_reported():
+    from efs_backup_cli.errors import EXIT_BUSY, EXIT_FAILED
+    from efs_backup_cli.main import _failed_exit
+
+    def failed(error):
+        return history.Run("b", "r", "failed", "daily", "x", "s", "backup", {}, error)
+
+    assert _failed_exit(failed('{"Error": "EngineBusy", "Cause": "lock held"}')) == EXIT_BUSY
+    assert _failed_exit(failed('{"Error": "EngineRefused", "Cause": "not in daily.0"}')) == EXIT_REFUSED
+    assert _failed_exit(failed('{"Error": "EngineWorkFailed"}')) == EXIT_FAILED
+    assert _failed_exit(None) == EXIT_FAILED
+
+
+def test_a_log_stream_is_read_past_empty_pages():
+    """GetLogEvents may answer an empty page before more events: only a repeated token ends the stream."""
+    from efs_backup_cli import logs
+
+    pages = {None: ([{"message": "a"}], "t1"), "t1": ([], "t2"), "t2": ([{"message": "b"}], "t3"), "t3": ([], "t3")}
+
+    class Client:
+        def get_log_events(self, **kwargs):
+            events, token = pages[kwargs.get("nextToken")]
+            return {"events": events, "nextForwardToken": token}
+
+    class Deployment:
+        def output(self, name):
+            return "group"
+
+        def client(self, name):
+            return Client()
+
+    assert [e["message"] for e in logs.events(Deployment(), "stream")] == ["a", "b"]
+
+
+def test_age_of_a_run_without_an_epoch_is_read_as_utc(monkeypatch):
+    import time
+
+    run = item("2026-07-01T12:00:00Z", "e", "daily", "success")
+    run.summary.pop("finished_epoch", None)
+    for zone in ("UTC", "Europe/Berlin", "America/New_York"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        assert history.age_seconds(run, now=1782907200.0 + 60) == 60  # 2026-07-01T12:00:00Z + 1 min
+    monkeypatch.delenv("TZ")
+    time.tzset()
 
 
 class FakeDeployment:
