@@ -419,6 +419,8 @@ def _restore_targets(value: Any) -> Tuple[RestoreTarget, ...]:
         if not isinstance(group, str) or not _SG_ID.match(group):
             problems.append(f"file system {fs_id!r} has security group {_describe(group)}; expected sg- followed by "
                             "8 or 17 hex digits")
+    ids = [fs_id for fs_id, _group in pairs]
+    problems += [f"{fs_id!r} is listed more than once" for fs_id in sorted({i for i in ids if ids.count(i) > 1})]
     if problems:
         raise _Invalid("; ".join(problems))
     return tuple(RestoreTarget(fs_id, group) for fs_id, group in pairs)

@@ -441,3 +441,5 @@ def test_restore_target_file_systems_from_cdk_json_and_the_command_line():
     assert any("'fs-xyz' is not an EFS id" in p and "security group 'sg-nope'" in p for p in problems)
     problems, _ = problems_of(context(restore_target_file_systems="fs-0123456789abcdef0:sg-0123456789abcdef9"))
     assert any("names the production file system" in p for p in problems)
+    problems, _ = problems_of(context(restore_target_file_systems="fs-89abcdef:sg-89abcdef,fs-89abcdef:sg-01234567"))
+    assert any("'fs-89abcdef' is listed more than once" in p for p in problems)
