@@ -99,7 +99,8 @@ class EfsBackupStack(Stack):
             scripts=self.scripts,
             purpose="backup",
             file_systems=[
-                # No ClientWrite: production is mounted read-only and EFS enforces it.
+                # No ClientWrite: production is mounted read-only, and with a production file-system policy EFS
+                # refuses writes from this role too (without a policy EFS admits every client; see README).
                 FileSystemAccess("MountProductionReadOnlyAsRoot", self.source_file_system_arn, write=False),
                 FileSystemAccess("MountBackupReadWriteAsRoot", backup_file_system_arn, write=True),
             ],
