@@ -97,10 +97,8 @@ class BackupWorkflow(FleetWorkflow):
             job=backup_job(topic_arn=topic.topic_arn, notify_on_success=notify_on_success),
             state_machine_name=state_machine_name,
             backup_id=backup_id,
-            task_constants={
-                "source_file_system_id": source_file_system_id,
-                "backup_file_system_id": backup_file_system_id,
-            },
+            source_file_system_id=source_file_system_id,
+            backup_file_system_id=backup_file_system_id,
             subnet_ids=subnet_ids,
             workers=workers,
             launch_template=launch_template,

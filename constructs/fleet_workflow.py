@@ -104,7 +104,8 @@ class FleetWorkflow(Construct):
         job: FleetJob,
         state_machine_name: str,
         backup_id: str,
-        task_constants: Dict[str, Any],
+        source_file_system_id: str,
+        backup_file_system_id: str,
         subnet_ids: Sequence[str],
         workers: WorkerSettings,
         launch_template: WorkerLaunchTemplate,
@@ -139,7 +140,9 @@ class FleetWorkflow(Construct):
         self._grant(stack, launch_template, worker, subnet_ids, topic)
 
         definition = self.definition(
-            task_constants=task_constants,
+            # Every worker of every job mounts (some of) both file systems; worker.sh requires both ids.
+            task_constants={"source_file_system_id": source_file_system_id,
+                            "backup_file_system_id": backup_file_system_id},
             subnet_ids=subnet_ids,
             workers=workers,
             launch_template=launch_template,

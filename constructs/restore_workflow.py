@@ -148,10 +148,8 @@ class RestoreWorkflow(FleetWorkflow):
             job=restore_job(topic_arn=topic.topic_arn, target_file_system_ids=target_file_system_ids),
             state_machine_name=state_machine_name,
             backup_id=backup_id,
-            task_constants={
-                "source_file_system_id": source_file_system_id,
-                "backup_file_system_id": backup_file_system_id,
-            },
+            source_file_system_id=source_file_system_id,
+            backup_file_system_id=backup_file_system_id,
             subnet_ids=subnet_ids,
             workers=workers,
             launch_template=launch_template,
