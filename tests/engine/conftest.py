@@ -1,6 +1,21 @@
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from enginekit import Engine
+
+# Hypothesis profiles for the model-based suite (test_model.py). "ci" is the default: bounded so the suite takes
+# well under 90 s on a loaded 2-core machine. "soak": `pytest tests/engine/test_model.py --hypothesis-profile soak`.
+# Each step runs the real engine (a process per worker), so per-example deadlines are meaningless: none.
+# "ci" does not shrink (shrinking a sequence of engine runs can take minutes): it prints the failing steps as
+# found and saves them in .hypothesis/; "shrink" replays saved failures and shrinks them to the shortest
+# reproduction; "soak" explores long and shrinks what it finds.
+_COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
+settings.register_profile("ci", max_examples=10, stateful_step_count=20,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate], **_COMMON)
+settings.register_profile("shrink", max_examples=10, stateful_step_count=20, **_COMMON)
+settings.register_profile("soak", max_examples=2000, stateful_step_count=30, **_COMMON)
+if settings.get_current_profile_name() == "default":
+    settings.load_profile("ci")
 
 
 @pytest.fixture
