@@ -50,7 +50,7 @@ from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_js
 from efs_backup_engine.itemize import parse, parse_stats
 from efs_backup_engine.layout import SNAPSHOT_RE, Layout
 from efs_backup_engine.lock import RunLock
-from efs_backup_engine.sync import RSYNC_BASE, _ancestors, _run, _worst, classify
+from efs_backup_engine.sync import RSYNC_BASE, ancestors as _ancestors, classify, run_rsync as _run, worst as _worst
 from efs_backup_engine.units import UnitStore, count_entries
 
 TEMP_NAME = ".efs-backup-restore.tmp"

@@ -1,0 +1,452 @@
+"""Compare one part of the source with the work tree and repair the work tree so that only copies are left.
+
+The walk goes through directory fds on both sides (safefs), never following a symlink, and reads each directory
+of the source and of the work tree once. For every entry it decides:
+
+- same on both sides (type, permission bits, numeric owner, size, ns mtime, symlink target, device number):
+  kept, untouched;
+- only in the work tree, or another type there: removed (recursively, without following symlinks);
+- a differing non-directory: unlinked from the work tree, never modified in place (its inode may be shared with
+  newer snapshots); then a regular file identical in the newest snapshot is hard-linked from there (rsync's
+  --link-dest rule), anything else is listed for rsync to copy;
+- a new directory: created; a directory whose attributes differ, or whose entries change: its attributes are set
+  from the source at the end (directories are never shared between trees).
+
+Hard-link groups are exact within a part: source names of one inode must be one inode in the work tree, and
+names that share an inode in the work tree must share one in the source. A group that is not exactly right is
+unlinked and listed whole, so rsync -H recreates it; a file is never linked from the newest snapshot to an inode
+that another name of the part already uses.
+
+A source directory that cannot be read (a permission error: root squashing on NFS) is never taken for an empty
+one: its copy becomes the newest snapshot's copy (hard links), and the part reports the path.
+"""
+
+import os
+import stat
+
+from efs_backup_engine import safefs
+
+OWNER_MATTERS = os.geteuid() == 0  # an unprivileged engine cannot give files their owner (rsync neither)
+
+
+class Vanished(Exception):
+    """The part's source directory is gone or no longer a directory."""
+
+
+def join(path, name):
+    return path + b"/" + name if path else name
+
+
+def parent_of(path):
+    return path.rpartition(b"/")[0]
+
+
+class Trees:
+    """The open roots: the source, the work tree and the link destinations (newest snapshots first)."""
+
+    def __init__(self, source, work_tree, link_dests):
+        self.paths = (source, work_tree, list(link_dests))
+        self.src = self.dst = None
+        self.links = []
+
+    def __enter__(self):
+        source, work_tree, link_dests = self.paths
+        self.src = safefs.open_root(source)
+        try:
+            self.dst = safefs.open_root(work_tree)
+            for path in link_dests:
+                try:
+                    self.links.append(safefs.open_root(path))
+                except OSError:
+                    continue  # expired or renamed meanwhile: one link destination fewer
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for fd in [self.src, self.dst] + self.links:
+            if fd is not None:
+                os.close(fd)
+        self.src = self.dst = None
+        self.links = []
+
+
+def _listing(dir_fd, only=None):
+    """{name bytes: lstat} of a directory's entries (only: just these names). An entry that disappears between
+    the listing and its lstat (another part's rsync renaming its temporary file) is not listed."""
+    found = {}
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            name = os.fsencode(entry.name)
+            if only is not None and name not in only:
+                continue
+            try:
+                found[name] = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def _owner_differs(a, b):
+    return OWNER_MATTERS and (a.st_uid != b.st_uid or a.st_gid != b.st_gid)
+
+
+def dir_differs(src, dst):
+    return (stat.S_IMODE(src.st_mode) != stat.S_IMODE(dst.st_mode) or _owner_differs(src, dst)
+            or src.st_mtime_ns != dst.st_mtime_ns)
+
+
+def same_file(src, dst):
+    """A regular file that rsync -a would leave alone, and whose inode can be shared: same size, ns mtime,
+    permission bits and (as root) owner."""
+    return (stat.S_ISREG(dst.st_mode) and src.st_mode == dst.st_mode and src.st_size == dst.st_size
+            and src.st_mtime_ns == dst.st_mtime_ns and not _owner_differs(src, dst))
+
+
+def same_entry(src, dst, src_fd, dst_fd, name):
+    """Whether a non-directory entry is the same on both sides (see same_file; symlinks: same target and times,
+    devices: same number)."""
+    if src.st_mode != dst.st_mode or src.st_mtime_ns != dst.st_mtime_ns or _owner_differs(src, dst):
+        return False
+    if stat.S_ISREG(src.st_mode):
+        return src.st_size == dst.st_size
+    if stat.S_ISLNK(src.st_mode):
+        try:
+            return os.readlink(name, dir_fd=src_fd) == os.readlink(name, dir_fd=dst_fd)
+        except OSError:
+            return False
+    if stat.S_ISCHR(src.st_mode) or stat.S_ISBLK(src.st_mode):
+        return src.st_rdev == dst.st_rdev
+    return True
+
+
+def compare_part(trees, rel, names, recursive):
+    """Walk the part (rel: its directory below the roots; names: a batch of rel's entries, or None for rel itself;
+    recursive: whole subtrees, or only rel's own entries) and repair the work tree. Returns the PartDiff, whose
+    transfer list rsync copies and whose finish() sets the directories' attributes."""
+    part = PartDiff(trees, rel)
+    try:
+        part.open(names is None)
+        if names is None:
+            part.compare_root(recursive)
+        else:
+            part.walk(b"", set(names), True)
+        part.settle()
+    except BaseException:
+        part.close()
+        raise
+    return part
+
+
+class PartDiff:
+    def __init__(self, trees, rel):
+        self.trees = trees
+        self.rel = rel
+        self.dev = os.fstat(trees.src).st_dev
+        self.src_fd = self.dst_fd = None
+        self.dst_cache = None
+        self.link_caches = []
+        self.dest_existed = False
+        self.transfer = []
+        self.unreadable = []
+        self.messages = []
+        self.vanished = False
+        self.scanned = self.dirs = self.bytes_total = self.special = 0
+        self.deleted = self.changed = self.linked = self.made = 0
+        self.dir_st = {}        # path -> source lstat of every directory walked (paths relative to the part's dir)
+        self.dir_attrs = {}     # path -> source lstat: directories whose attributes are set at the end
+        self.groups = {}        # source (dev, ino) -> [(path, src st, dst st or None)], files with links > 1
+        self.candidates = []    # (path, src st): regular files to link from the newest snapshot, else copy
+        self.kept = {}          # work-tree (dev, ino) -> [(path, src st)]: regular files left as they are
+
+    # -- opening the part ------------------------------------------------------------------------------------
+    def open(self, whole_dir):
+        trees, rel = self.trees, self.rel
+        try:
+            self.src_fd = safefs.open_dir(trees.src, rel)
+        except (FileNotFoundError, safefs.NotADirectory):
+            if not whole_dir or not safefs.components(rel):
+                raise
+            self._drop_vanished_dir()
+            raise Vanished("source directory %s vanished before it was copied; removed from the snapshot"
+                           % os.fsdecode(rel)) from None
+        before = safefs.lstat_rel(trees.dst, rel)
+        self.dst_fd = safefs.open_dir(trees.dst, rel, create=True, replace=True)
+        if before is not None and stat.S_ISDIR(before.st_mode):
+            with os.scandir(self.dst_fd) as entries:
+                self.dest_existed = next(entries, None) is not None
+        self.dst_cache = safefs.DirCache(self.dst_fd)
+        for link_root in trees.links:
+            try:
+                fd = safefs.open_dir(link_root, rel)
+            except (FileNotFoundError, safefs.NotADirectory):
+                continue
+            self.link_caches.append(safefs.DirCache(fd, limit=32, owns_root=True))
+
+    def _drop_vanished_dir(self):
+        """The part's source directory is gone: so is its copy, when it is a directory (the entry itself, and a
+        non-directory that replaced it, belong to the parent's part)."""
+        parent, name = safefs.split(self.rel)
+        try:
+            fd = safefs.open_dir(self.trees.dst, parent)
+        except (FileNotFoundError, safefs.NotADirectory):
+            return
+        try:
+            st = safefs.lstat_at(fd, name)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                safefs.remove_at(fd, name)
+        finally:
+            os.close(fd)
+
+    def compare_root(self, recursive):
+        src_st, dst_st = os.fstat(self.src_fd), os.fstat(self.dst_fd)
+        self.scanned += 1
+        self.dirs += 1
+        self.dir_st[b""] = src_st
+        if dir_differs(src_st, dst_st):
+            self.dir_attrs[b""] = src_st
+        self.walk(b"", None, recursive)
+
+    # -- the walk ----------------------------------------------------------------------------------------------
+    def walk(self, top, only, recursive):
+        """Depth first, two fds per level open at a time."""
+        subdirs = self._compare_dir(self.src_fd, self.dst_fd, top, only, recursive)
+        stack = [(self.src_fd, self.dst_fd, top, iter(subdirs), False)]
+        while stack:
+            src_fd, dst_fd, path, pending, owned = stack[-1]
+            name = next(pending, None)
+            if name is None:
+                stack.pop()
+                if owned:
+                    os.close(src_fd)
+                    os.close(dst_fd)
+                continue
+            child = join(path, name)
+            try:
+                child_src = safefs.open_child(src_fd, name)
+            except PermissionError:
+                self._unreadable_dir(dst_fd, child, name)
+                continue
+            except (FileNotFoundError, safefs.NotADirectory):
+                self.messages.append("%s vanished from the source during the walk" % self._shown(child))
+                self.vanished = True
+                continue
+            try:
+                child_dst = safefs.open_child(dst_fd, name)
+            except BaseException:
+                os.close(child_src)
+                raise
+            try:
+                subdirs = self._compare_dir(child_src, child_dst, child, None, True)
+            except PermissionError:
+                os.close(child_src)
+                os.close(child_dst)
+                self._unreadable_dir(dst_fd, child, name)
+                continue
+            except BaseException:
+                os.close(child_src)
+                os.close(child_dst)
+                raise
+            stack.append((child_src, child_dst, child, iter(subdirs), True))
+
+    def _compare_dir(self, src_fd, dst_fd, path, only, recursive):
+        """Compare one directory's entries (only: the names in scope, None for all); returns the subdirectories
+        to descend into."""
+        src = _listing(src_fd, only)
+        dst = _listing(dst_fd, only)
+        for name in sorted((only or set()) - set(src)):
+            self.messages.append("%s vanished from the source before it was copied; removed from the snapshot"
+                                 % self._shown(join(path, name)))
+            self.vanished = True
+        touched = False
+        subdirs = []
+        for name in dst.keys() - src.keys():
+            self.deleted += safefs.remove_at(dst_fd, name)
+            touched = True
+        for name, src_st in src.items():
+            entry = join(path, name)
+            dst_st = dst.get(name)
+            kind = stat.S_IFMT(src_st.st_mode)
+            self.scanned += 1
+            if dst_st is not None and stat.S_IFMT(dst_st.st_mode) != kind:
+                self.deleted += safefs.remove_at(dst_fd, name)  # another type: never written through
+                dst_st = None
+                touched = True
+            if kind == stat.S_IFDIR:
+                self.dirs += 1
+                self.dir_st[entry] = src_st
+                if dst_st is None:
+                    safefs.make_dir(dst_fd, name)
+                    self.made += 1
+                    self.changed += 1
+                    touched = True
+                    self.dir_attrs[entry] = src_st
+                elif dir_differs(src_st, dst_st):
+                    self.changed += 1
+                    self.dir_attrs[entry] = src_st
+                if recursive:
+                    if src_st.st_dev != self.dev:
+                        self.messages.append("%s is another file system: not descended into (as rsync -x)"
+                                             % self._shown(entry))
+                    else:
+                        subdirs.append(name)
+                continue
+            if kind in (stat.S_IFREG, stat.S_IFLNK):
+                self.bytes_total += src_st.st_size
+            else:
+                self.special += 1
+            if kind == stat.S_IFREG and src_st.st_nlink > 1:
+                self.groups.setdefault((src_st.st_dev, src_st.st_ino), []).append((entry, src_st, dst_st))
+                continue
+            if dst_st is not None and same_entry(src_st, dst_st, src_fd, dst_fd, name):
+                if kind == stat.S_IFREG:
+                    self.kept.setdefault((dst_st.st_dev, dst_st.st_ino), []).append((entry, src_st))
+                continue
+            self.changed += 1
+            touched = True
+            if dst_st is not None:
+                safefs.unlink_at(dst_fd, name)
+            if kind == stat.S_IFREG:
+                self.candidates.append((entry, src_st))
+            else:
+                self.transfer.append(entry)
+        if touched:
+            self._touch(path)
+        return subdirs
+
+    def _touch(self, path):
+        """The directory path's entries change: its attributes are set again at the end (if it is in the part)."""
+        if path in self.dir_st:
+            self.dir_attrs[path] = self.dir_st[path]
+
+    def _shown(self, path):
+        return os.fsdecode(join(self.rel, path) if self.rel else path)
+
+    def _unreadable_dir(self, dst_parent_fd, path, name):
+        """A source directory that cannot be opened or read: never an empty directory (that would delete its
+        backup), but the newest snapshot's copy of it, and a warning naming it."""
+        self.unreadable.append(join(self.rel, path) if self.rel else path)
+        safefs.remove_at(dst_parent_fd, name)
+        safefs.make_dir(dst_parent_fd, name)
+        newest = self.link_caches[0].get(path) if self.link_caches else None
+        if newest is not None:
+            fd = safefs.open_child(dst_parent_fd, name)
+            try:
+                safefs.clone_tree(newest, fd)
+            finally:
+                os.close(fd)
+        self._touch(parent_of(path))
+        if path in self.dir_st:
+            self.dir_attrs[path] = self.dir_st[path]
+
+    # -- hard links and links from the newest snapshot ----------------------------------------------------------
+    def settle(self):
+        """Decide hard-link groups, break work-tree groups the source no longer has, link from the newest
+        snapshot. Runs after the whole part was walked: it needs every name of every inode."""
+        broken = []
+        for key, members in self.groups.items():
+            if len(members) == 1:
+                path, src_st, dst_st = members[0]
+                if dst_st is not None and same_file(src_st, dst_st):
+                    self.kept.setdefault((dst_st.st_dev, dst_st.st_ino), []).append((path, src_st))
+                else:
+                    self._drop(path, present=dst_st is not None)
+                    self.candidates.append((path, src_st))
+                continue
+            inodes = {(dst.st_dev, dst.st_ino) for _p, _s, dst in members if dst is not None}
+            if len(inodes) == 1 and all(dst is not None and same_file(src, dst) for _p, src, dst in members):
+                dst_key = inodes.pop()
+                self.kept.setdefault(dst_key, []).extend((path, src) for path, src, _d in members)
+            else:
+                broken.append(key)
+        for dst_key, names in list(self.kept.items()):
+            sources = {(src.st_dev, src.st_ino) for _path, src in names}
+            if len(names) > 1 and len(sources) > 1:  # names the source split apart
+                del self.kept[dst_key]
+                for path, src_st in names:
+                    src_key = (src_st.st_dev, src_st.st_ino)
+                    if len(self.groups.get(src_key, ())) > 1:
+                        if src_key not in broken:
+                            broken.append(src_key)
+                        continue
+                    self._drop(path, present=True)
+                    self.candidates.append((path, src_st))
+        for key in broken:
+            for path, _src, dst_st in self.groups[key]:
+                self._drop(path, present=dst_st is not None)
+                self.transfer.append(path)
+        used = set(self.kept)
+        for path, src_st in sorted(self.candidates, key=lambda item: item[0]):
+            if not self._link_from_newest(path, src_st, used):
+                self.transfer.append(path)
+        self.transfer.sort()
+
+    def _drop(self, path, present):
+        """Unlink a work-tree file that is about to be replaced (present: it is there)."""
+        self.changed += 1
+        parent, name = path.rpartition(b"/")[0], path.rpartition(b"/")[2]
+        self._touch(parent)
+        if present:
+            fd = self.dst_cache.get(parent)
+            if fd is not None:
+                safefs.unlink_at(fd, name)
+
+    def _link_from_newest(self, path, src_st, used):
+        """Hard-link path from the first link destination holding an identical file (rsync's --link-dest rule:
+        regular file, same size, ns mtime, mode and owner), unless its inode is already used by another name of
+        this part (that would merge files the source keeps apart). Any error (EMLINK...) leaves it to rsync."""
+        parent, name = path.rpartition(b"/")[0], path.rpartition(b"/")[2]
+        for cache in self.link_caches:
+            fd = cache.get(parent)
+            if fd is None:
+                continue
+            candidate = safefs.lstat_at(fd, name)
+            if candidate is None or not same_file(src_st, candidate):
+                continue
+            key = (candidate.st_dev, candidate.st_ino)
+            if key in used:
+                return False
+            dst_fd = self.dst_cache.get(parent)
+            if dst_fd is None:
+                return False
+            try:
+                safefs.link_at(fd, name, dst_fd, name)
+            except OSError:
+                return False
+            used.add(key)
+            self.linked += 1
+            return True
+        return False
+
+    # -- the end ------------------------------------------------------------------------------------------------
+    def counts(self):
+        return {"files_scanned": self.scanned, "dirs": self.dirs, "bytes_total": self.bytes_total,
+                "special": self.special, "deleted": self.deleted, "changed": self.changed, "linked": self.linked,
+                "created": self.made + self.linked}
+
+    def finish(self):
+        """Set the attributes of every directory created or changed, deepest first (their entries are final)."""
+        try:
+            for path in sorted(self.dir_attrs, key=lambda p: (-p.count(b"/"), p)):
+                try:
+                    fd = safefs.open_dir(self.dst_fd, path)
+                except (FileNotFoundError, safefs.NotADirectory):
+                    continue  # removed meanwhile by the part that owns it
+                try:
+                    safefs.set_dir_attributes(fd, self.dir_attrs[path])
+                finally:
+                    os.close(fd)
+        finally:
+            self.close()
+
+    def close(self):
+        for cache in [self.dst_cache] + self.link_caches:
+            if cache is not None:
+                cache.close()
+        self.link_caches = []
+        self.dst_cache = None
+        for fd in (self.src_fd, self.dst_fd):
+            if fd is not None:
+                os.close(fd)
+        self.src_fd = self.dst_fd = None
