@@ -2,10 +2,10 @@
 
 import json
 import os
-import shutil
 import socket
-import stat
 import uuid
+
+from efs_backup_engine import safefs
 
 
 def write_json_atomic(path, data, durable=True):
@@ -75,29 +75,18 @@ def fs_now(directory):
 
 
 def remove_tree(path):
-    """Remove a file, symlink or directory tree; missing is fine. Makes read-only dirs writable first."""
+    """Remove a file, symlink or directory tree; missing is fine. Nothing below path is followed: the removal goes
+    through directory fds (safefs.remove_at), so a symlink inside the tree is removed, never its target. Only
+    path's parent is resolved as a path (the engine's own layout)."""
+    parent, name = os.path.split(os.path.abspath(path).rstrip("/"))
     try:
-        st = os.lstat(path)
+        fd = safefs.open_root(parent)
     except FileNotFoundError:
         return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(path)
-        return
-
-    def onerror(func, failed, exc_info):
-        if isinstance(exc_info[1], FileNotFoundError):
-            return
-        if isinstance(exc_info[1], PermissionError):
-            parent = os.path.dirname(failed)
-            os.chmod(parent, 0o700)
-            if func in (os.rmdir, os.unlink) or func is os.remove:
-                func(failed)
-                return
-            shutil.rmtree(failed, onerror=onerror)
-            return
-        raise exc_info[1]
-
-    shutil.rmtree(path, onerror=onerror)
+    try:
+        safefs.remove_at(fd, os.fsencode(name))
+    finally:
+        os.close(fd)
 
 
 def makedirs(path, mode=0o755):

@@ -3,8 +3,10 @@
 rsync escapes every control character (newline included) and, under LC_ALL=C, every high-bit byte as
 backslash-hash-three-octal-digits, and escapes a literal backslash-hash-digits in a name the same way, so the
 escape is unambiguous and each output line is exactly one item. `%L` appends " -> TARGET" to symlinks and
-" => LEADER" to hard links; a name may itself contain those separators, so the split is chosen by checking the
-source: the symlink whose target matches, or the two names that are the same inode.
+" => LEADER" to hard-link followers (not always: a follower whose leader was not itemized has none); a name may
+itself contain those separators, so the cut is chosen by checking the source: the symlink whose target matches,
+or a leader already reported that is the same inode, for a name not reported yet; else the whole text when it is
+a name. The backup path no longer parses this output (treediff compares the trees itself); restores do.
 """
 
 import os
@@ -27,35 +29,58 @@ def _strip_dir(name):
     return name, False
 
 
-def _split(rest, separator, accept):
-    """Return (name, other) for the split of rest at separator that accept() approves, else (rest, None)."""
+def _splits(rest, separator):
+    """Every way to cut rest at one occurrence of separator, leftmost first."""
+    found = []
     start = 0
-    candidates = []
     while True:
         pos = rest.find(separator, start)
         if pos < 0:
-            break
-        candidates.append((rest[:pos], rest[pos + len(separator):]))
+            return found
+        found.append((rest[:pos], rest[pos + len(separator):]))
         start = pos + 1
-    for name, other in candidates:
-        if accept(unescape(name), unescape(other)):
-            return name, other
-    if candidates:
-        return candidates[0]
-    return rest, None
+
+
+def _choose(rest, separator, valid, exists, emitted):
+    """(name, other) for a line whose rest may carry " -> TARGET" or " => LEADER" (other None: no suffix).
+
+    A name may contain the separator itself, so the text alone can be ambiguous; the source decides: the cut
+    whose name and suffix are what the source holds (valid), for a name not reported yet in this listing;
+    else the whole rest when it is a name in the source; else the first valid cut; else the whole rest.
+    """
+    cuts = [(unescape(name), unescape(other)) for name, other in _splits(rest, separator)]
+    whole = unescape(rest)
+    valid_cuts = [cut for cut in cuts if valid(*cut)]
+    for cut in valid_cuts:
+        if cut[0] not in emitted:
+            return cut
+    if exists(whole) and whole not in emitted:
+        return whole, None
+    if valid_cuts:
+        return valid_cuts[0]
+    return whole, None
 
 
 def parse(stdout, source_dir):
     """Yield Items from rsync stdout (bytes). Lines that are not itemized changes (stats) are skipped."""
     src = os.fsencode(source_dir)
+    emitted = set()
+
+    def lstat(name):
+        try:
+            return os.lstat(os.path.join(src, name))
+        except OSError:
+            return None
+
+    def exists(name):
+        return lstat(name) is not None
 
     def same_inode(name, leader):
-        try:
-            a = os.lstat(os.path.join(src, name))
-            b = os.lstat(os.path.join(src, leader))
-        except OSError:
+        # rsync names the group's leader after the leader's own line: it must have been reported already
+        if leader not in emitted:
             return False
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        a, b = lstat(name), lstat(leader)
+        return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
     def symlink_to(name, target):
         try:
@@ -74,11 +99,13 @@ def parse(stdout, source_dir):
         code, rest = line[:11], line[12:]
         leader = None
         if code[1:2] == b"L" and b" -> " in rest:
-            rest, _target = _split(rest, b" -> ", symlink_to)
+            name, _target = _choose(rest, b" -> ", symlink_to, exists, emitted)
         elif code[0:1] == b"h" and b" => " in rest:
-            rest, leader = _split(rest, b" => ", same_inode)
-            leader = unescape(leader) if leader is not None else None
-        name, is_dir = _strip_dir(unescape(rest))
+            name, leader = _choose(rest, b" => ", same_inode, exists, emitted)
+        else:
+            name = unescape(rest)
+        name, is_dir = _strip_dir(name)
+        emitted.add(name)
         yield Item(code, name, is_dir, False, leader)
 
 

@@ -44,13 +44,13 @@ import os
 import stat
 import time
 
-from efs_backup_engine import preflight, run as runs, summary as summaries
+from efs_backup_engine import preflight, run as runs, safefs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_json, remove_tree, write_json_atomic
 from efs_backup_engine.itemize import parse, parse_stats
 from efs_backup_engine.layout import SNAPSHOT_RE, Layout
 from efs_backup_engine.lock import RunLock
-from efs_backup_engine.sync import RSYNC_BASE, ancestors as _ancestors, classify, run_rsync as _run, worst as _worst
+from efs_backup_engine.sync import RSYNC_BASE, ancestors as _ancestors, classify, fd_path, run_rsync as _run, worst as _worst
 from efs_backup_engine.units import UnitStore, count_entries
 
 TEMP_NAME = ".efs-backup-restore.tmp"
@@ -233,15 +233,23 @@ def _missing_parents(target, rels):
 def _clear_dead_temp(layout, target, run_id):
     """Remove what killed restores of this backup-id left in the target's temp dir (we hold the lock: they are
     dead). Other backup-ids' restores into the same target keep theirs."""
-    temp_root = os.path.join(target, TEMP_NAME)
+    troot = safefs.open_root(target)
     try:
-        names = os.listdir(temp_root)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in names:
-        if name != run_id and (os.path.isdir(layout.restore_dir(name))
-                               or os.path.exists(os.path.join(layout.history, name + ".json"))):
-            remove_tree(os.path.join(temp_root, name))
+        try:
+            temp_fd = safefs.open_dir(troot, os.fsencode(TEMP_NAME))
+        except (FileNotFoundError, safefs.NotADirectory):
+            return
+        try:
+            with os.scandir(temp_fd) as entries:
+                names = [entry.name for entry in entries]
+            for name in names:
+                if name != run_id and (os.path.isdir(layout.restore_dir(name))
+                                       or os.path.exists(os.path.join(layout.history, name + ".json"))):
+                    safefs.remove_at(temp_fd, os.fsencode(name))
+        finally:
+            os.close(temp_fd)
+    finally:
+        os.close(troot)
 
 
 def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mirror=False, dry_run=False,
@@ -319,8 +327,13 @@ def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mi
                 os.mkdir(target)
             before = os.stat(target)
             _clear_dead_temp(layout, target, run_id)
-            makedirs(run["temp"], mode=0o700)
-            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # the temp dir is no change to the target
+            troot = safefs.open_root(target)
+            try:
+                os.close(safefs.open_dir(troot, os.path.join(os.fsencode(TEMP_NAME), os.fsencode(run_id)),
+                                         create=True))  # mode 0700; a symlink there is refused, not followed
+                os.utime(troot, ns=(before.st_atime_ns, before.st_mtime_ns))  # the temp dir is no change to it
+            finally:
+                os.close(troot)
         write_json_atomic(run_file, run)
         if step:
             lock.end_beat()
@@ -417,8 +430,26 @@ def _newer(target_st, snapshot_st):
 
 def restore_unit(run, rel, names, recursive, count_root=True):
     """Restore one part: the directory rel (recursively, or only its own entries), or the named entries of rel.
-    count_root: whether the part's root entries (rel itself, or the names) are counted in its plan."""
+    count_root: whether the part's root entries (rel itself, or the names) are counted in its plan.
+
+    Everything on the target goes through the target root's fd (safefs): paths below it are resolved without
+    following symlinks, and rsync is handed the part's directories as /proc/self/fd paths."""
+    try:
+        troot = safefs.open_root(run["target"])
+    except FileNotFoundError:
+        if not run["dry_run"]:
+            raise
+        troot = None  # a dry run plans for a target that does not exist yet: everything is to be created
+    try:
+        return _restore_unit(run, rel, names, recursive, count_root, troot)
+    finally:
+        if troot is not None:
+            os.close(troot)
+
+
+def _restore_unit(run, rel, names, recursive, count_root, troot):
     started = time.time()
+    held = []  # directory fds handed to rsync, closed when the part is done
     mirror, dry_run = run["mode"] == "mirror", run["dry_run"]
     plan = new_plan()
     result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
@@ -428,11 +459,20 @@ def restore_unit(run, rel, names, recursive, count_root=True):
     name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
 
     def done(status="ok", message=None):
+        for fd in held:
+            os.close(fd)
+        del held[:]
         if message:
             result["messages"].append(message)
         result["status"] = _worst(result["status"], status)
         result["seconds"] = time.time() - started
         return result
+
+    def target_lstat(path):
+        return safefs.lstat_rel(troot, path) if troot is not None else None
+
+    def in_part(path):
+        return os.path.join(rel_b, path) if rel_b else path
 
     # 1. The part's directory on the target, component by component, never following a symlink. A batch's
     #    names are entries of its directory: rsync lists them and step 2 sorts them like any other entry.
@@ -443,7 +483,7 @@ def restore_unit(run, rel, names, recursive, count_root=True):
     missing = root_counted = False
     for index in range(len(components)):
         here = b"/".join(components[:index + 1])
-        st = _lstat(os.path.join(target_b, here))
+        st = target_lstat(here)
         if st is None:
             missing = True
             break
@@ -463,22 +503,28 @@ def restore_unit(run, rel, names, recursive, count_root=True):
             _count(plan, "overwrite", here, True, 0)
             root_counted = True
         if not dry_run:
-            os.unlink(os.path.join(target_b, here))
+            safefs.remove_rel(troot, here)  # a non-directory (lstat said so): unlinked, never followed
         missing = True
         break
     if not dry_run:
-        _make_dirs(snap_b, target_b, components if names is not None else components[:-1])
-        missing = names is None and _lstat(os.path.join(target_b, rel_b)) is None
+        _make_dirs(snap_b, troot, components if names is not None else components[:-1])
+        missing = names is None and target_lstat(rel_b) is None
 
     src = os.path.join(snap_b, rel_b) if rel_b else snap_b
-    dst = os.path.join(target_b, rel_b) if rel_b else target_b
-    sources = [src + b"/"] if names is None else [os.path.join(src, os.fsencode(name)) for name in names]
+    src_fd = safefs.open_root(src)  # the snapshot's part directory (a tree the engine wrote)
+    held.append(src_fd)
+    missing = missing or troot is None
+    dst_fd = None if missing else safefs.open_dir(troot, rel_b)  # every component checked above
+    if dst_fd is not None:
+        held.append(dst_fd)
+    src_path = fd_path(src_fd)
+    sources = [src_path] if names is None else [os.path.join(src_path, name) for name in names]
     recursion = ["-r"] if recursive else ["--no-r", "-d"]
     own_temp = ["--exclude=/" + TEMP_NAME] if not rel and names is None else []
     # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
     code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
-                          + (["--delete"] if mirror else []) + own_temp + [os.fsdecode(path) for path in sources]
-                          + [(run["scratch"] if missing else os.fsdecode(dst)) + "/"])
+                          + (["--delete"] if mirror else []) + own_temp + sources
+                          + [run["scratch"] + "/" if missing else fd_path(dst_fd)], pass_fds=tuple(held))
     status, messages = classify(code, err)
     result["messages"] += messages
     result["rsync_exit"] = code
@@ -506,7 +552,7 @@ def restore_unit(run, rel, names, recursive, count_root=True):
         if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
             if not mirror:
                 continue
-            gone = None if fresh else _lstat(os.path.join(dst, path))
+            gone = None if fresh else target_lstat(in_part(path))
             if gone is not None:
                 _count(plan, "delete", shown, stat.S_ISDIR(gone.st_mode), gone.st_size)
                 removals.append(path)
@@ -514,7 +560,7 @@ def restore_unit(run, rel, names, recursive, count_root=True):
         snap_st = os.lstat(os.path.join(src, path))
         is_dir = stat.S_ISDIR(snap_st.st_mode)
         size = snap_st.st_size if stat.S_ISREG(snap_st.st_mode) else 0
-        have = None if fresh else _lstat(os.path.join(dst, path))
+        have = None if fresh else target_lstat(in_part(path))
         if have is None:
             category = "create"
         elif stat.S_ISDIR(have.st_mode) and is_dir:
@@ -549,12 +595,10 @@ def restore_unit(run, rel, names, recursive, count_root=True):
         return done()
 
     # 3. Apply: the engine's own removals, a last look at files written meanwhile, then one rsync.
-    real = set()
     for path in removals:
-        if _real_dirs(dst, _ancestors(path), real):
-            remove_tree(os.path.join(dst, path))
+        safefs.remove_rel(troot, in_part(path))  # parents resolved without following symlinks
     for path, (mtime_ns, size, category, counted) in sorted(recheck.items()):
-        have = _lstat(os.path.join(dst, path))
+        have = target_lstat(in_part(path))
         if have is not None and (stat.S_ISDIR(have.st_mode) or have.st_mtime_ns > mtime_ns):
             wanted.discard(path)
             shown = os.path.join(rel_b, path) if rel_b else path
@@ -564,9 +608,15 @@ def restore_unit(run, rel, names, recursive, count_root=True):
             result["messages"].append("%s was written on the target during the restore: kept"
                                       % shown.decode("utf-8", "backslashreplace"))
     if wanted:
-        code2, out2, err2 = _run(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + run["temp"]]
-                                 + [os.fsdecode(src) + "/", os.fsdecode(dst) + "/"],
-                                 files_from=b"\0".join(sorted(wanted)) + b"\0")
+        if dst_fd is None:
+            _make_dirs(snap_b, troot, components)  # the part's own directory is new: made like its parents
+            dst_fd = safefs.open_dir(troot, rel_b)
+            held.append(dst_fd)
+        temp_fd = safefs.open_dir(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
+        held.append(temp_fd)
+        code2, out2, err2 = _run(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
+                                 + [src_path, fd_path(dst_fd)],
+                                 files_from=b"\0".join(sorted(wanted)) + b"\0", pass_fds=tuple(held))
         applied = parse_stats(out2)
         result.update(files_transferred=applied.get("transferred", 0),
                       bytes_transferred=applied.get("transferred_size", 0))
@@ -578,8 +628,12 @@ def restore_unit(run, rel, names, recursive, count_root=True):
     if names is None and result["status"] != "failed":
         # The part's own directory, last (its entries are written). Not through rsync: "." in --files-from
         # would send the directory's entries too, skipped ones included.
-        _make_dirs(snap_b, target_b, components)
-        copy_attributes(src, dst)
+        _make_dirs(snap_b, troot, components)
+        part_fd = safefs.open_dir(troot, rel_b) if rel_b else os.dup(troot)
+        try:
+            safefs.set_dir_attributes(part_fd, os.lstat(src))
+        finally:
+            os.close(part_fd)
     return done()
 
 
@@ -591,40 +645,29 @@ def _uncount(plan, category, shown, size):
         plan["samples"][category].remove(text)
 
 
-def _real_dirs(root, paths, known):
-    """Whether every path (relative to root) is a real directory, not a symlink: deletions never follow one."""
-    for path in paths:
-        if path in known:
-            continue
-        st = _lstat(os.path.join(root, path))
-        if st is None or not stat.S_ISDIR(st.st_mode):
-            return False
-        known.add(path)
-    return True
-
-
-def copy_attributes(snapshot_path, target_path):
-    """Owner, mode and times of a snapshot directory onto the target's (never through a symlink)."""
-    like = os.lstat(snapshot_path)
-    os.lchown(target_path, like.st_uid, like.st_gid)
-    os.chmod(target_path, stat.S_IMODE(like.st_mode))
-    os.utime(target_path, ns=(like.st_atime_ns, like.st_mtime_ns))
-
-
-def _make_dirs(snap_b, target_b, components):
-    """Create the missing directories of a part's path on the target with the snapshot's mode and owner."""
+def _make_dirs(snap_b, troot, components):
+    """Create the missing directories of a part's path on the target with the snapshot's mode and owner (never
+    through a symlink: a component that is not a real directory fails the part)."""
     for index in range(len(components)):
         here = b"/".join(components[:index + 1])
-        path = os.path.join(target_b, here)
-        if os.path.lexists(path):
+        if safefs.lstat_rel(troot, here) is not None:
             continue
-        like = os.lstat(os.path.join(snap_b, here))
+        parent, name = safefs.split(here)
+        parent_fd = safefs.open_dir(troot, parent)
         try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue  # another worker made it
-        os.lchown(path, like.st_uid, like.st_gid)
-        os.chmod(path, stat.S_IMODE(like.st_mode))
+            try:
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+            except FileExistsError:
+                continue  # another worker made it
+            like = os.lstat(os.path.join(snap_b, here))
+            fd = safefs.open_child(parent_fd, name)
+            try:
+                os.fchown(fd, like.st_uid, like.st_gid)
+                os.fchmod(fd, stat.S_IMODE(like.st_mode))
+            finally:
+                os.close(fd)
+        finally:
+            os.close(parent_fd)
 
 
 # -- finalize / abort / summary ----------------------------------------------------------------------------
@@ -664,22 +707,27 @@ def summarize(run, units, results, finished=None):
 def _finish_target(run):
     """After the last part: the attributes of the parent directories the run created (now that everything below
     them is written), then the run's temp dir goes (the target's own times are kept as the parts left them)."""
-    target_b = os.fsencode(run["target"])
     snap_b = os.fsencode(run["snapshot_path"])
-    for parent in sorted(run["parents"], key=lambda path: -path.count("/")):
-        path = os.path.join(target_b, os.fsencode(parent))
-        st = _lstat(path)
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            copy_attributes(os.path.join(snap_b, os.fsencode(parent)), path)
-    temp_root = os.path.dirname(run["temp"])
-    before = _lstat(run["target"])
-    remove_tree(run["temp"])
+    troot = safefs.open_root(run["target"])
     try:
-        os.rmdir(temp_root)
-    except OSError:
-        pass  # gone already, or another backup-id's restore into this target is using it
-    if before is not None:
-        os.utime(run["target"], ns=(before.st_atime_ns, before.st_mtime_ns))
+        for parent in sorted(run["parents"], key=lambda path: -path.count("/")):
+            try:
+                fd = safefs.open_dir(troot, os.fsencode(parent))
+            except (FileNotFoundError, safefs.NotADirectory):
+                continue
+            try:
+                safefs.set_dir_attributes(fd, os.lstat(os.path.join(snap_b, os.fsencode(parent))))
+            finally:
+                os.close(fd)
+        before = os.fstat(troot)
+        safefs.remove_rel(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
+        try:
+            os.rmdir(TEMP_NAME, dir_fd=troot)
+        except OSError:
+            pass  # gone already, or another backup-id's restore into this target is using it
+        os.utime(troot, ns=(before.st_atime_ns, before.st_mtime_ns))
+    finally:
+        os.close(troot)
 
 
 def _record(layout, run, result):

@@ -308,7 +308,8 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     if verify and verify != "none":
         from efs_backup_engine.verify import compare
 
-        report = compare(run["source"], layout.work_tree(interval), checksum=verify)
+        report = compare(run["source"], layout.work_tree(interval), checksum=verify,
+                         hardlinks="tree" if len(units) == 1 else "directory")
         result["verify"] = report
         if report["mismatches"]:
             result["status"] = "warning"

@@ -32,39 +32,52 @@ def open_root(path):
     return os.open(path, O_DIR)
 
 
-def open_child(dir_fd, name):
-    """Open the real directory `name` inside dir_fd; NotADirectory if it is anything else."""
+def open_child(dir_fd, name, force=False):
+    """Open the real directory `name` inside dir_fd; NotADirectory if it is anything else.
+
+    force (trees the engine owns): a directory the engine may not read (mode 000 for an engine without
+    CAP_DAC_OVERRIDE) is opened up for its owner first; the caller sets its attributes again afterwards."""
     try:
         return os.open(name, O_DIR, dir_fd=dir_fd)
+    except PermissionError:
+        if not force:
+            raise
+        st = lstat_at(dir_fd, name)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise
+        os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd)  # a directory, not a symlink: lstat said so
+        return open_child(dir_fd, name)
     except OSError as exc:
         if exc.errno in NOT_A_DIR:
             raise NotADirectory(exc.errno, "not a directory (or a symlink)", os.fsdecode(name)) from None
         raise
 
 
-def open_dir(root_fd, rel, create=False, replace=False, mode=0o700):
+def open_dir(root_fd, rel, create=False, replace=False, force=False, mode=0o700):
     """Open the real directory rel below root_fd, component by component, never following a symlink.
 
     create: make missing components (mode `mode`; the caller sets their final attributes).
     replace: a component that is not a real directory (file, symlink, special) is removed and made a
-    directory. Both are for trees the engine owns (work trees, restore scopes the caller checked).
+    directory. Both are for trees the engine owns (work trees, restore scopes the caller checked), and imply
+    force (see open_child).
     """
+    force = force or create or replace
     fd = os.dup(root_fd)
     try:
         for part in components(rel):
             try:
-                child = open_child(fd, part)
+                child = open_child(fd, part, force=force)
             except FileNotFoundError:
                 if not create:
                     raise
                 _mkdir(fd, part, mode)
-                child = open_child(fd, part)
+                child = open_child(fd, part, force=True)
             except NotADirectory:
                 if not replace:
                     raise
                 unlink_at(fd, part)
                 _mkdir(fd, part, mode)
-                child = open_child(fd, part)
+                child = open_child(fd, part, force=True)
             os.close(fd)
             fd = child
         return fd
@@ -151,11 +164,7 @@ def remove_at(dir_fd, name):
         return 1
     removed = 0
     try:
-        child = open_child(dir_fd, name)
-    except PermissionError:
-        # A directory without search permission (unprivileged engine): open it up, it is about to go.
-        os.chmod(name, 0o700, dir_fd=dir_fd)
-        child = open_child(dir_fd, name)
+        child = open_child(dir_fd, name, force=True)  # it is about to go
     except (FileNotFoundError, NotADirectory):
         return remove_at(dir_fd, name) if lstat_at(dir_fd, name) is not None else 0
     try:
@@ -230,8 +239,10 @@ def clone_tree(src_fd, dst_fd):
 class DirCache:
     """Open directory fds of one tree by relative path, resolved safely (open_dir), a bounded number at a time."""
 
-    def __init__(self, root_fd, create=False, limit=64, owns_root=False):
+    def __init__(self, root_fd, create=False, limit=64, owns_root=False, owned=False):
+        """owned: a tree the engine owns (a work tree): unreadable directories are opened up (see open_child)."""
         self.root_fd = root_fd
+        self.owned = owned
         self.owns_root = owns_root
         self.create = create
         self.limit = limit
@@ -245,8 +256,8 @@ class DirCache:
             self.fds[rel] = fd  # most recently used last
             return fd
         try:
-            fd = open_dir(self.root_fd, rel, create=self.create) if rel else os.dup(self.root_fd)
-        except (FileNotFoundError, NotADirectory):
+            fd = open_dir(self.root_fd, rel, create=self.create, force=self.owned) if rel else os.dup(self.root_fd)
+        except (FileNotFoundError, NotADirectory, PermissionError):
             return None
         if len(self.fds) >= self.limit:
             oldest = next(iter(self.fds))

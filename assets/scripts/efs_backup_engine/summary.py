@@ -8,6 +8,9 @@ from efs_backup_engine import ENGINE_VERSION
 from efs_backup_engine.units import describe
 
 MAX_LISTED = 50
+# Unreadable source paths are all named (a summary is the operator's only list of what a snapshot could not
+# read), up to this many; unreadable_count says how many there were.
+MAX_UNREADABLE = 1000
 COUNTERS = ("files_scanned", "dirs", "bytes_total", "files_transferred", "bytes_transferred", "created",
             "deleted", "changed", "special", "linked")
 # Per-part figures summarised as {count, sum, min, max} over the finished parts (published as CloudWatch statistic
@@ -34,7 +37,7 @@ def build(run, units, results, finished=None):
     totals = {key: 0 for key in COUNTERS}
     workers = {}
     part_values = {key: [] for key in PART_STATS}
-    failed, warned, unfinished = [], [], []
+    failed, warned, unfinished, unreadable = [], [], [], []
     for uid, spec in sorted(units.items(), key=lambda item: item[1]["path"]):
         result = results.get(uid)
         if result is None:
@@ -51,6 +54,7 @@ def build(run, units, results, finished=None):
         for key in ("files_scanned", "files_transferred", "bytes_transferred"):
             worker[key] += result.get(key, 0)
         worker["seconds"] += result.get("seconds", 0.0)
+        unreadable.extend(result.get("unreadable") or ())
         if result["status"] == "failed":
             failed.append({"path": result["path"], "reason": "; ".join(result["messages"][-3:])})
         elif result["status"] == "warning":
@@ -86,6 +90,8 @@ def build(run, units, results, finished=None):
         "warning_parts": warned[:MAX_LISTED],
         "failed_parts": (failed + unfinished)[:MAX_LISTED],
         "failed_count": len(failed) + len(unfinished),
+        "unreadable": sorted(unreadable)[:MAX_UNREADABLE],
+        "unreadable_count": len(unreadable),
         "workers": sorted(workers.values(), key=lambda w: w["worker"]),
         "host": socket.gethostname(),
     }
@@ -123,6 +129,9 @@ def human(summary):
         lines.append("  WARNING %s: %s" % (part["path"], " | ".join(part["messages"])))
     for part in summary["failed_parts"]:
         lines.append("  FAILED  %s: %s" % (part["path"], part["reason"]))
+    if summary.get("unreadable_count"):
+        lines.append("  unreadable in the source (%d; kept as in the newest snapshot): %s" % (
+            summary["unreadable_count"], ", ".join(summary["unreadable"])))
     if summary.get("verify"):
         verify = summary["verify"]
         lines.append("  verify:      %d entries compared, %d checksummed, %d mismatches" % (

@@ -20,6 +20,7 @@ read once. A read error in the source (an unreadable directory) never turns into
 synced exactly, the unreadable directory keeps the newest snapshot's copy, and the part reports every such path.
 """
 
+import contextlib
 import errno
 import os
 import re
@@ -120,8 +121,9 @@ def sync_unit(source, work_tree, rel, names, recursive, link_dests):
             result["seconds"] = time.time() - started
             return result
         first = "%s: %s" % (type(exc).__name__, exc)
-        _discard(work_tree, rel, names)
-        result = _sync(source, work_tree, rel, names, recursive, link_dests)
+        with _parent_times_kept(work_tree, rel, names):
+            _discard(work_tree, rel, names)
+            result = _sync(source, work_tree, rel, names, recursive, link_dests)
         result["messages"].insert(0, "work tree repaired: the part's copy was discarded and synced again (%s)"
                                   % first)
         result["status"] = worst(result["status"], "warning")
@@ -133,6 +135,31 @@ def sync_unit(source, work_tree, rel, names, recursive, link_dests):
 def _describe(rel, names):
     shown = rel or "."
     return shown if names is None else "%s/{%s}" % (shown, ",".join(names[:3]) + (",..." if len(names) > 3 else ""))
+
+
+@contextlib.contextmanager
+def _parent_times_kept(work_tree, rel, names):
+    """The directory holding the part's entries belongs to another part that may have finished: rebuilding this
+    part's entries must not change its times."""
+    if names is None and not safefs.components(rel):
+        yield  # the root part: its directory is its own
+        return
+    holder = os.fsencode(rel) if names is not None else os.fsencode(os.path.dirname(rel.rstrip("/")))
+    root = safefs.open_root(work_tree)
+    try:
+        try:
+            fd = safefs.open_dir(root, holder)
+        except (FileNotFoundError, safefs.NotADirectory):
+            fd = None
+        before = os.fstat(fd) if fd is not None else None
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
+                os.close(fd)
+    finally:
+        os.close(root)
 
 
 def _discard(work_tree, rel, names):

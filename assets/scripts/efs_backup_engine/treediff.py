@@ -176,7 +176,7 @@ class PartDiff:
         if before is not None and stat.S_ISDIR(before.st_mode):
             with os.scandir(self.dst_fd) as entries:
                 self.dest_existed = next(entries, None) is not None
-        self.dst_cache = safefs.DirCache(self.dst_fd)
+        self.dst_cache = safefs.DirCache(self.dst_fd, owned=True)
         for link_root in trees.links:
             try:
                 fd = safefs.open_dir(link_root, rel)
@@ -233,7 +233,7 @@ class PartDiff:
                 self.vanished = True
                 continue
             try:
-                child_dst = safefs.open_child(dst_fd, name)
+                child_dst = safefs.open_child(dst_fd, name, force=True)
             except BaseException:
                 os.close(child_src)
                 raise
@@ -327,16 +327,23 @@ class PartDiff:
         """A source directory that cannot be opened or read: never an empty directory (that would delete its
         backup), but the newest snapshot's copy of it, and a warning naming it."""
         self.unreadable.append(join(self.rel, path) if self.rel else path)
-        safefs.remove_at(dst_parent_fd, name)
-        safefs.make_dir(dst_parent_fd, name)
-        newest = self.link_caches[0].get(path) if self.link_caches else None
-        if newest is not None:
-            fd = safefs.open_child(dst_parent_fd, name)
-            try:
-                safefs.clone_tree(newest, fd)
-            finally:
-                os.close(fd)
-        self._touch(parent_of(path))
+        # The directory entry itself stays (the walk made it a directory; its parent may belong to a part that
+        # has finished): only its contents are replaced.
+        fd = safefs.open_child(dst_parent_fd, name, force=True)
+        try:
+            with os.scandir(fd) as entries:
+                stale = [os.fsencode(entry.name) for entry in entries]
+            for entry in stale:
+                safefs.remove_at(fd, entry)
+            newest = self.link_caches[0].get(path) if self.link_caches else None
+            if newest is not None:
+                try:
+                    safefs.clone_tree(newest, fd)
+                except PermissionError as exc:
+                    self.messages.append("%s: the newest snapshot's copy is not readable either (%s): partly kept"
+                                         % (self._shown(path), exc))
+        finally:
+            os.close(fd)
         if path in self.dir_st:
             self.dir_attrs[path] = self.dir_st[path]
 
@@ -430,7 +437,7 @@ class PartDiff:
         try:
             for path in sorted(self.dir_attrs, key=lambda p: (-p.count(b"/"), p)):
                 try:
-                    fd = safefs.open_dir(self.dst_fd, path)
+                    fd = safefs.open_dir(self.dst_fd, path, force=True) if path else os.dup(self.dst_fd)
                 except (FileNotFoundError, safefs.NotADirectory):
                     continue  # removed meanwhile by the part that owns it
                 try:

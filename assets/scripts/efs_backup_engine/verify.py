@@ -2,6 +2,11 @@
 
 Compared per entry: type, permission bits, numeric owner and group, size and mtime (ns) of files and symlinks,
 symlink targets, device numbers. Directory mtimes are compared too. Entries are matched by exact name bytes.
+
+Hard-link groups are compared within their scope: names that are one inode in the source must be one inode in
+the snapshot and the other way round, for names in the same directory (always one part), or across the whole
+tree when the run was one part (hardlinks="tree"). Names of one inode in different parts may legitimately
+differ (README: hard links are kept within a part).
 """
 
 import hashlib
@@ -14,8 +19,9 @@ SAMPLE_FRACTION = 0.05
 SAMPLE_MIN = 100
 
 
-def walk(root):
-    """{relative path bytes: (type, mode, uid, gid, size, mtime_ns, extra)} for every entry below root."""
+def walk(root, inodes=None):
+    """{relative path bytes: (type, mode, uid, gid, size, mtime_ns, extra)} for every entry below root.
+    inodes (a dict): filled with {path: (dev, ino)} of every regular file."""
     root_b = os.fsencode(root)
     entries = {}
     stack = [b""]
@@ -37,6 +43,8 @@ def walk(root):
                     size = None
                 elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                     extra = st.st_rdev
+                elif stat.S_ISREG(st.st_mode) and inodes is not None:
+                    inodes[path] = (st.st_dev, st.st_ino)
                 entries[path] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, mtime, extra)
     return entries
 
@@ -52,11 +60,31 @@ def _digest(path):
     return digest.hexdigest()
 
 
-def compare(source, snapshot, checksum="sample", seed=None, limit=1000):
+def hardlink_groups(inodes, paths, scope):
+    """{frozenset of names sharing an inode} with two or more names, per directory (scope "directory") or over
+    the whole tree ("tree"), for the given paths."""
+    by_key = {}
+    for path in paths:
+        where = os.path.dirname(path) if scope == "directory" else b""
+        by_key.setdefault((where, inodes[path]), set()).add(path)
+    return {frozenset(names) for names in by_key.values() if len(names) > 1}
+
+
+def compare(source, snapshot, checksum="sample", seed=None, limit=1000, hardlinks="directory"):
     """Returns {"compared", "checksummed", "mismatches": [...]} (mismatch texts are capped at `limit`)."""
-    src = walk(source)
-    dst = walk(snapshot)
+    src_inodes, dst_inodes = {}, {}
+    src = walk(source, src_inodes)
+    dst = walk(snapshot, dst_inodes)
     mismatches = []
+    both = [path for path in src_inodes if path in dst_inodes]
+    src_groups = hardlink_groups(src_inodes, both, hardlinks)
+    dst_groups = hardlink_groups(dst_inodes, both, hardlinks)
+    for group in sorted(src_groups - dst_groups, key=sorted):
+        mismatches.append("hard links: %s are one file in the source, not in the snapshot"
+                          % ", ".join(repr(os.fsdecode(name)) for name in sorted(group)))
+    for group in sorted(dst_groups - src_groups, key=sorted):
+        mismatches.append("hard links: %s are one file in the snapshot, not in the source"
+                          % ", ".join(repr(os.fsdecode(name)) for name in sorted(group)))
     for path in sorted(set(src) | set(dst)):
         shown = os.fsdecode(path)
         if path not in dst:
