@@ -404,8 +404,7 @@ class EngineModel(RuleBasedStateMachine):
         the same source), then the previous ones, cut at the retention; then everything is checked."""
         actual = self._promoted(interval)
         fresh = [r for r in actual if r not in self.runs]
-        if retain > 0:
-            assert fresh[:1] == [run_id], "the new run's snapshot must be %s.0: %s" % (interval, actual)
+        assert fresh[:1] == [run_id], "the new run's snapshot must be %s.0: %s" % (interval, actual)
         assert len(fresh) <= (2 if killed else 1), "unknown snapshots: %s" % fresh
         for new in fresh:
             self.runs[new] = recorded
