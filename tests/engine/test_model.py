@@ -174,10 +174,16 @@ class EngineModel(RuleBasedStateMachine):
         self.sequence = {interval: [] for interval in INTERVALS}  # interval -> run_ids, newest first
         self.unreadable = []  # directories the model made unreadable (relative, bytes)
         self.last_seconds = 0.5
+        self.running = True  # a run (or the set-up) is under way: it did not finish if teardown sees this
 
     def teardown(self):
-        event("runs per example: %d" % min(len(self.runs), 20))  # shown by --hypothesis-show-statistics
-        shutil.rmtree(self.world, ignore_errors=True)
+        """Every example ends with a run of the changes made since its last run (unless a step failed)."""
+        try:
+            if not self.running:
+                self.backup("daily", workers=2, unit_files=1, retain=2)
+        finally:
+            event("runs per example: %d" % min(len(self.runs), 20))  # shown by --hypothesis-show-statistics
+            shutil.rmtree(self.world, ignore_errors=True)
 
     # -- the world ------------------------------------------------------------------------------------------
     @initialize()
@@ -200,6 +206,7 @@ class EngineModel(RuleBasedStateMachine):
         for interval, retain in (("daily", 2), ("hourly", 1)):
             for _ in range(retain + 1):
                 self.backup(interval, workers=1, unit_files=None, retain=retain)
+        self.running = False
 
     def _abs(self, rel):
         return os.path.join(self.src, rel)
@@ -412,6 +419,7 @@ class EngineModel(RuleBasedStateMachine):
         assert actual == expected, "%s snapshots are %s, expected %s" % (interval, actual, expected)
         self.sequence[interval] = actual
         self.check()
+        self.running = False
 
     def check(self):
         for interval in INTERVALS:
@@ -425,6 +433,7 @@ class EngineModel(RuleBasedStateMachine):
     @rule(interval=st.sampled_from(INTERVALS), workers=st.integers(1, 4), unit_files=st.sampled_from([None, 1, 2, 3]),
           retain=st.integers(1, 4))
     def backup(self, interval, workers, unit_files, retain):
+        self.running = True
         recorded = Recorded(self.src, single_part=(workers == 1 and unit_files is None))
         proc, summary = self._run(interval, workers, unit_files, retain)
         self._expect_success(proc, summary)
@@ -435,6 +444,7 @@ class EngineModel(RuleBasedStateMachine):
     def backup_killed_then_rerun(self, interval, workers, unit_files, retain, when):
         """SIGKILL the whole run (all its processes) at a random instant; the rerun must complete. The source does
         not change in between, so every snapshot either run promotes equals the same recorded state."""
+        self.running = True
         recorded = Recorded(self.src, single_part=(workers == 1 and unit_files is None))
         command = [sys.executable, ENGINE] + [str(a) for a in self._command(interval, workers, unit_files, retain)]
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -452,6 +462,7 @@ class EngineModel(RuleBasedStateMachine):
     @rule(interval=st.sampled_from(INTERVALS), workers=st.integers(1, 2), unit_files=st.sampled_from([None, 1]),
           retain=st.integers(1, 4))
     def backup_without_read_override(self, interval, workers, unit_files, retain):
+        self.running = True
         probe = subprocess.run(WITHOUT_READ_OVERRIDE + [sys.executable, "-c", PROBE, self.engine.source],
                                stdout=subprocess.PIPE, check=True)
         unreadable = [bytes.fromhex(h) for h in json.loads(probe.stdout)]
