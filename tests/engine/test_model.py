@@ -107,6 +107,13 @@ def inode_pairs(root, paths):
     return {(a, b) for names in by_inode.values() for a in names for b in names if a < b}
 
 
+def subtree(path):
+    """listing() of what a directory holds (not the directory itself); {} if it is not a directory."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return {}
+    return {rel: meta for rel, meta in listing(path).items() if rel != b"."}
+
+
 def parent(path):
     return os.path.dirname(path)
 
@@ -468,6 +475,11 @@ class EngineModel(RuleBasedStateMachine):
         unreadable = [bytes.fromhex(h) for h in json.loads(probe.stdout)]
         single = workers == 1 and unit_files is None
         recorded = Recorded(self.src, single_part=single, unreadable=unreadable)
+        # README ("Read errors never delete anything"): an unreadable directory's copy is the newest snapshot's
+        # copy (empty if it has none); which newest is not pinned down here: any interval's newest is accepted.
+        newest = [self.engine.snapshot("%s.0" % iv) for iv in INTERVALS if self.sequence[iv]]
+        copies = {rel: [subtree(os.path.join(os.fsencode(snap), rel)) for snap in newest] or [{}]
+                  for rel in recorded.unreadable_dirs}
         self.engine.wrapper = WITHOUT_READ_OVERRIDE
         try:
             proc, summary = self._run(interval, workers, unit_files, retain)
@@ -491,6 +503,13 @@ class EngineModel(RuleBasedStateMachine):
             if name.startswith(b"locked"):  # names the model chose plain, so any quoting shows them verbatim
                 assert name.decode() in text, "the summary must name the unreadable %r: %s" % (rel, text[:2000])
         self._settle(interval, retain, summary["run_id"], recorded)
+        snapshot = os.fsencode(self.engine.snapshot("%s.0" % interval))
+        for rel, candidates in copies.items():
+            got = subtree(os.path.join(snapshot, rel))
+            assert got in candidates, "unreadable %r must hold the newest snapshot's copy: got %s, expected one of %s" \
+                % (rel, sorted(got)[:10], [sorted(c)[:10] for c in candidates])
+        for rel in set(recorded.unreadable) - recorded.unreadable_dirs:
+            assert not os.path.lexists(os.path.join(snapshot, rel)), "unreadable file %r must be missing" % rel
 
 
 EngineModel.TestCase.settings = settings()  # the profile loaded by conftest.py or --hypothesis-profile

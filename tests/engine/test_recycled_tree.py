@@ -225,7 +225,10 @@ def test_defect5_an_unreadable_directory_never_brings_deleted_files_back(engine,
         assert not diff(before, listing(engine.snapshot("daily.0")))
         return
     assert summary["status"] == "warning"
+    assert summary.get("unreadable") == ["locked"], summary.get("unreadable")
     snapshot = engine.snapshot("daily.0")
+    # README: the unreadable directory's copy is the newest snapshot's copy (not an empty directory, not deleted)
+    assert read(os.path.join(snapshot, "locked", "secret")) == b"unreadable\n"
     assert not os.path.lexists(os.path.join(snapshot, "docs", "gone")), "a deleted file came back"
     assert not os.path.lexists(os.path.join(snapshot, "top-gone")), "a deleted file came back"
     assert read(os.path.join(snapshot, "docs", "keep")) == b"kept\n"
