@@ -36,6 +36,9 @@ if "mutmut" in sys.modules:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutmut_support")]
         + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # Every engine process imports the mutated package (megabytes of source: every mutant of every function);
+    # without bytecode caching each one compiles it again (seconds per process).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -45,6 +48,7 @@ def pytest_runtest_call(item):
         return
     from mutmut.stats import state
 
+    os.makedirs(_MUTMUT_HITS, exist_ok=True)
     for name in os.listdir(_MUTMUT_HITS):
         path = os.path.join(_MUTMUT_HITS, name)
         with open(path) as handle:
