@@ -431,7 +431,9 @@ class EngineModel(RuleBasedStateMachine):
 
     def check(self):
         for interval in INTERVALS:
-            assert self._promoted(interval) == self.sequence[interval]
+            assert self._promoted(interval) == self.sequence[interval], (
+                "the %s snapshots changed without a successful run: %s, expected %s"
+                % (interval, self._promoted(interval), self.sequence[interval]))
             for index, run_id in enumerate(self.sequence[interval]):
                 name = "%s.%d" % (interval, index)
                 self.runs[run_id].check(name, self.engine.snapshot(name))
