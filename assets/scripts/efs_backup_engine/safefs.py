@@ -199,12 +199,17 @@ def set_dir_attributes(fd, st):
     """Give an open directory the owner, group, permission bits and times of st (an lstat result). Directories are
     never shared between trees, so changing one in place is safe. An unprivileged engine keeps its own owner (as
     rsync does without root)."""
-    try:
-        os.fchown(fd, st.st_uid, st.st_gid)
-    except PermissionError:
-        pass
-    os.fchmod(fd, stat.S_IMODE(st.st_mode))
-    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    have = os.fstat(fd)
+    if (have.st_uid, have.st_gid) != (st.st_uid, st.st_gid):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except PermissionError:
+            pass
+        have = os.fstat(fd)  # chown may clear set-id bits
+    if stat.S_IMODE(have.st_mode) != stat.S_IMODE(st.st_mode):
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    if have.st_mtime_ns != st.st_mtime_ns:
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def link_at(src_dir_fd, src_name, dst_dir_fd, dst_name):
