@@ -1,8 +1,8 @@
-"""Step Functions executions: start one, follow its progress, read its outcome.
+"""Step Functions executions: start one, find one by name, follow its progress, read its outcome.
 
-Progress of a backup run comes from the execution history: each worker's report is the output of its
+Progress comes from the execution history (progress.py reads it): each worker's report is the output of its
 ``LaunchWorker`` task (the engine's ``work`` JSON: worker, parts, failed, files_scanned, bytes_transferred), so
-"workers reported / total" and the bytes transferred so far are read from the finished LaunchWorker states.
+workers launched / reported and the parts, files and bytes so far are read from the worker states.
 """
 
 from __future__ import annotations
@@ -149,10 +149,12 @@ def wait(deployment, arn: str, *, timeout: Optional[float], reporter: progress.R
                                  described=described))
             if described["status"] != "RUNNING":
                 return described
-            if deadline is not None and time.monotonic() > deadline:
-                raise CliError(f"execution {described['name']} still running after {timeout:.0f} s; it goes on: "
-                               f"follow it with `efs-backup follow {described['name']}`", EXIT_FAILED)
-            time.sleep(POLL_SECONDS)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                waited = progress.duration(timeout) if timeout >= 60 else f"{timeout:g}s"
+                raise CliError(f"execution {described['name']} still running after {waited}; it "
+                               f"goes on: follow it with `efs-backup follow {described['name']}`", EXIT_FAILED)
+            time.sleep(POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - now)))
     finally:
         reporter.close()
 

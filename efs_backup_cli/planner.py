@@ -403,15 +403,17 @@ def constants() -> Dict[str, object]:
 
 def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED_SECONDS,
          margin: float = SAFETY_MARGIN) -> Plan:
-    """The cheapest fleet for the daily (incremental) run within the window, and what the first full run costs.
-    A run that fits but leaves less than ``margin`` of the window free is a warning, naming the cheapest fleet that
-    would leave the margin."""
+    """The cheapest fleet whose daily (incremental) run leaves ``margin`` of the window free, and what the first
+    full run costs. When no fleet leaves the margin: the fastest fleet, with a warning if it fits the window and
+    a note if it does not."""
     if window_seconds <= 0:
         raise PlanError("the window must be longer than 0")
     if not 0 <= margin < 1:
         raise PlanError("the safety margin must be at least 0% and less than 100%")
-    fitting, fastest = cheapest_fitting(load, "incremental", window_seconds, fixed_seconds)
-    incremental = fitting or fastest
+    roomy, _ = cheapest_fitting(load, "incremental", window_seconds * (1 - margin), fixed_seconds)
+    # Without a fleet that leaves the margin: the fastest (most headroom), whether it fits the window or not.
+    incremental = roomy or cheapest_fitting(load, "incremental", 0, fixed_seconds)[1]
+    fits = incremental.seconds <= window_seconds
     full_fit, full_fastest = cheapest_fitting(load, "full", window_seconds, fixed_seconds)
     # The first run with the recommended fleet (it may exceed the window: the first run is a one-off), and the
     # fleet that would make it fit (pass it with `efs-backup run --workers N`).
@@ -421,9 +423,9 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
         "window; the backup file system sized like production; the daily change is the change per run"
         % load.throughput_mode,
     ]
-    if not fitting:
+    if not fits:
         notes.append("no fleet of up to %d workers fits the incremental run into the window: the bottleneck is "
-                     "%s; shown is the fastest fleet" % (MAX_WORKERS, fastest.bottleneck))
+                     "%s; shown is the fastest fleet" % (MAX_WORKERS, incremental.bottleneck))
     if full.seconds > window_seconds:
         if full_fit:
             notes.append("the first full run takes longer than the window with this fleet; start it by hand with "
@@ -439,14 +441,12 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
                      % ((daily_burst_hours(load.size_bytes),) + tuple(r / MIB for r in burst_rates(load.size_bytes))))
     warnings = []
     headroom = window_seconds - incremental.seconds
-    if fitting and headroom < margin * window_seconds:
-        roomy, _ = cheapest_fitting(load, "incremental", window_seconds * (1 - margin), fixed_seconds)
-        advice = ("%d x %s would leave it (%s)" % (roomy.workers, roomy.instance_type, format_duration(roomy.seconds))
-                  if roomy else "no fleet leaves it (the bottleneck is %s)" % incremental.bottleneck)
+    if fits and not roomy:
         warnings.append("the incremental run leaves %s of the %s window (%.0f%%), less than the %.0f%% safety "
-                        "margin: a busier day or slower EFS would overrun it; %s"
+                        "margin, even with the fastest fleet (the bottleneck is %s): a busier day or slower EFS would "
+                        "overrun it; widen the window or reduce what a run must do"
                         % (format_duration(headroom), format_duration(window_seconds),
-                           100 * headroom / window_seconds, 100 * margin, advice))
+                           100 * headroom / window_seconds, 100 * margin, incremental.bottleneck))
     recommendation = {"workers": incremental.workers, "instance_type": incremental.instance_type,
                       "cdk_context": "-c worker_count=%d -c worker_instance_type=%s"
                                      % (incremental.workers, incremental.instance_type)}
@@ -455,7 +455,7 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
                 "average_file_size": round(load.average_file_size), "daily_change": load.daily_change,
                 "throughput_mode": load.throughput_mode,
                 "provisioned_mibps": load.provisioned_bytes_per_s / MIB if load.provisioned_bytes_per_s else None},
-        window_seconds=window_seconds, incremental=incremental, full=full, fits=bool(fitting),
+        window_seconds=window_seconds, incremental=incremental, full=full, fits=fits,
         recommendation=recommendation, notes=notes, constants=constants(), margin=margin,
         headroom_seconds=headroom, warnings=warnings,
     )
@@ -501,7 +501,10 @@ def human(result: Plan) -> str:
             format_percent(inputs["daily_change"]), inputs["throughput_mode"], format_duration(window)),
         "recommended: %d x %s  (%s)%s" % (result.recommendation["workers"], result.recommendation["instance_type"],
                                           result.recommendation["cdk_context"],
-                                          "" if result.fits else "  -- does NOT fit the window"),
+                                          "  -- does NOT fit the window" if not result.fits else
+                                          "  -- fits, but without the safety margin" if result.warnings else
+                                          "  -- the cheapest fleet that leaves the %.0f%% safety margin"
+                                          % (100 * result.margin)),
     ]
     for run in (result.incremental, result.full):
         kind = "" if run.limited_by == run.bottleneck else " [%s]" % run.limited_by
@@ -550,7 +553,7 @@ def old_table_rows() -> List[Dict[str, object]]:
         load = workload(size=size, files=None, average_file_size=OLD_TABLE_AVERAGE_FILE_SIZE,
                         daily_change=change / size, throughput_mode="bursting")
         # The old 15 minutes are the copy alone (Data Pipeline started the instance beforehand): no fixed cost.
-        result = plan(load, OLD_TABLE_WINDOW_SECONDS, fixed_seconds=0)
+        result = plan(load, OLD_TABLE_WINDOW_SECONDS, fixed_seconds=0, margin=0)  # the old table kept none
         _, burst = burst_rates(size)
         remaining = daily_burst_hours(size) - result.incremental.bytes_copied / burst / 3600
         rows.append({"size": size_text, "daily_change": change_text, "old_remaining_burst_hours": old_hours,
