@@ -541,12 +541,12 @@ def _restore_result(deployment, name: str, described: Dict[str, Any], request: D
         out.result(document, f"{name}: FAILED: {_failure(record, name, described)}")
         return _failed_exit(record)
     document["outcome"] = result.get("outcome", "success")
+    target = document.get("target") or restore.logical_target(name, request)
     if request.get("dry_run"):
         document["plan"] = summary
-        out.result(document, restore.human_plan(summary, planner.format_bytes))
+        out.result(document, restore.human_plan(summary, planner.format_bytes, target))
         return EXIT_OK
     totals = summary.get("totals", {})
-    target = document.get("target") or summary.get("target")
     out.result(document, f"{name}: {document['outcome']}, {totals.get('files_transferred', 0):,} files "
                          f"({planner.format_bytes(totals.get('bytes_transferred', 0))}) restored into {target}")
     return EXIT_WARNINGS if document["outcome"] == "warning" else EXIT_OK
@@ -614,7 +614,9 @@ def cmd_restore(args, out: Output) -> int:
     stamp = executions.utc_stamp()
     name = f"restore-{stamp}"
     target = restore.target_path_for(name, args.target_path, args.in_place)
-    shown_target = target or restore.default_target(name)  # the real execution's default target
+    # [<file system>:]<path>; the default is the real execution's /efs-backup-restore/<name>
+    shown_target = restore.logical_target(name, {"target_path": target,
+                                                 "target_file_system_id": args.target_file_system})
 
     def request(dry_run: bool, pinned_id: Optional[str], snapshot=args.snapshot, snapshot_id=args.snapshot_id):
         """The dry run asks for what the operator chose; the real run for the snapshot the dry run resolved."""
@@ -673,7 +675,7 @@ def cmd_restore(args, out: Output) -> int:
         raise CliError(f"the dry run {plan_name} failed: {_failure(record, plan_name, described)}",
                        _failed_exit(record))
     summary = plan_output.get("summary") or {}
-    plan_text = restore.human_plan(summary, planner.format_bytes)
+    plan_text = restore.human_plan(summary, planner.format_bytes, shown_target)
     document: Dict[str, Any] = {"plan_execution": plan_name, "plan": summary, "request": plan_request}
     if args.dry_run:
         out.result(document, plan_text)
