@@ -352,13 +352,21 @@ def _backup_result(deployment, name: str, execution: str, described: Dict[str, A
         out.result(document, "\n".join(lines))
         return _failed_exit(record)
     totals = summary.get("totals", {})
-    text = (f"{name}: {outcome['outcome']} -> {summary.get('snapshot')} (id {summary.get('snapshot_id')}), "
-            f"{summary.get('parts', 0):,} parts, {totals.get('files_scanned', 0):,} files scanned, "
-            f"{totals.get('files_transferred', 0):,} transferred "
-            f"({planner.format_bytes(totals.get('bytes_transferred', 0))}), {summary.get('warnings', 0)} warnings, "
+    took = ""
+    if isinstance(described.get("stopDate"), datetime) and isinstance(described.get("startDate"), datetime):
+        took = f" in {progress.duration((described['stopDate'] - described['startDate']).total_seconds())}"
+    text = (f"{name}: {outcome['outcome']} -> {summary.get('snapshot')} (id {summary.get('snapshot_id')}){took}: "
+            f"{_count(summary.get('parts', 0), 'part')}, {_count(totals.get('files_scanned', 0), 'file')} scanned, "
+            f"{_count(totals.get('files_transferred', 0), 'file')} transferred "
+            f"({planner.format_bytes(totals.get('bytes_transferred', 0))}), "
+            f"{_count(summary.get('warnings', 0), 'warning')}; the engine ran "
             f"{progress.duration(summary.get('duration_seconds', 0))}")
     out.result(document, text)
     return EXIT_WARNINGS if outcome["outcome"] == "warning" else EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _input_of(described: Dict[str, Any]) -> Dict[str, Any]:
@@ -547,7 +555,7 @@ def _restore_result(deployment, name: str, described: Dict[str, Any], request: D
         out.result(document, restore.human_plan(summary, planner.format_bytes, target))
         return EXIT_OK
     totals = summary.get("totals", {})
-    out.result(document, f"{name}: {document['outcome']}, {totals.get('files_transferred', 0):,} files "
+    out.result(document, f"{name}: {document['outcome']}, {_count(totals.get('files_transferred', 0), 'file')} "
                          f"({planner.format_bytes(totals.get('bytes_transferred', 0))}) restored into {target}")
     return EXIT_WARNINGS if document["outcome"] == "warning" else EXIT_OK
 
@@ -584,7 +592,7 @@ def _chosen_snapshot(deployment, all_runs, args, out: Output) -> Dict[str, Any]:
                            f"{deployment.backup_id} (`efs-backup list` shows the ids); nothing was started. A snapshot "
                            "made outside the orchestration is restored with the engine (README, \"Restore with the "
                            "engine\")", EXIT_REFUSED)
-        out.info(f"id {args.snapshot_id} is {row['name']} of {row['finished']}")
+        out.info(f"id {args.snapshot_id} is {row['name']}, finished {row['finished']}")
         return row
     if args.at is not None:
         row = history.snapshot_at(deployment, all_runs, restore.parse_time(args.at))
@@ -598,7 +606,8 @@ def _chosen_snapshot(deployment, all_runs, args, out: Output) -> Dict[str, Any]:
     if row is None:
         raise CliError(f"nothing to restore: no snapshot {args.snapshot} in the run history (see `efs-backup list`)",
                        EXIT_REFUSED)
-    out.info(f"{args.snapshot} is {row['name']} of {row['finished']} (id {row['snapshot_id']})")
+    label = row["name"] if args.snapshot == row["name"] else f"{args.snapshot} is {row['name']}"
+    out.info(f"{label}: finished {row['finished']}, id {row['snapshot_id']}")
     return row
 
 

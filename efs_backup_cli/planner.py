@@ -479,6 +479,16 @@ def format_bytes(count: float) -> str:
     return str(count)
 
 
+def what_helps(run: RunEstimate) -> str:
+    """WHAT_HELPS for this run's bottleneck, unless this fleet is already at that end of the range."""
+    largest = max(INSTANCE_BASELINE_GBPS, key=INSTANCE_BASELINE_GBPS.get)
+    if run.bottleneck == "metadata" and run.workers >= MAX_WORKERS:
+        return "already %d workers, the most a run takes" % MAX_WORKERS
+    if run.bottleneck == "instance network" and run.instance_type == largest:
+        return "already the largest instance type here (%s)" % largest
+    return WHAT_HELPS[run.bottleneck]
+
+
 def format_decimal_bytes(count: float) -> str:
     """Decimal units, as disks and some consoles show sizes: 5.0 TB."""
     for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
@@ -509,7 +519,7 @@ def human(result: Plan) -> str:
     for run in (result.incremental, result.full):
         kind = "" if run.limited_by == run.bottleneck else " [%s]" % run.limited_by
         lines.append("  %-11s %7s  bottleneck: %s%s; %s" % (
-            run.kind, format_duration(run.seconds), run.bottleneck, kind, WHAT_HELPS[run.bottleneck]))
+            run.kind, format_duration(run.seconds), run.bottleneck, kind, what_helps(run)))
         lines.append("  %-11s %7s  scanned %s files, copied %s files / %s" % (
             "", "", format_count(run.files_scanned), format_count(run.files_copied), format_bytes(run.bytes_copied)))
     if result.headroom_seconds >= 0:

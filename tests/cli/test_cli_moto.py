@@ -462,7 +462,7 @@ def test_restore_no_wait_returns_at_once_and_follow_shows_the_plan_and_the_outco
     code, text, err = cli(world, monkeypatch, *ENV, "follow", name, "--timeout", "2m")
     world.fleet.wait_idle()
     assert code == 0, err
-    assert text.startswith(f"{name}: success, 1 files") and f"restored into /efs-backup-restore/{name}" in text
+    assert text.startswith(f"{name}: success, 1 file (4 B)") and f"restored into /efs-backup-restore/{name}" in text
     assert tree(world.source / "efs-backup-restore" / name) == {
         k: v for k, v in tree(world.id_dir / "daily.0").items() if k.startswith("gamma/")}
 
@@ -561,9 +561,26 @@ def test_a_wait_that_times_out_still_names_the_execution_in_json(world, monkeypa
     assert document["exit_code"] == 1
     assert document["error"] == (f"execution {name} still running after 0.5s; it goes on: follow it with "
                                  f"`efs-backup follow {name}`")
+    # A restore now would need the lock that run holds: refused before its dry run launches anything.
+    before = restore_executions(world)
+    code, out, err = cli(world, monkeypatch, *ENV, "--json", "restore", "--snapshot", "daily.0", "--path", "alpha",
+                         "--dry-run")
+    assert code == 4, err
+    assert json.loads(out)["running"][0]["name"] == name and f"a backup of backup-id fs-12345678 is running: {name}" \
+        in err
+    assert restore_executions(world) == before, "nothing was started"
     code, out, err = cli(world, monkeypatch, *ENV, "--json", "follow", "--timeout", "2m")
     world.fleet.wait_idle()
     assert code == 0, err
     followed = json.loads(out)
     assert followed["execution"] == name and followed["outcome"] == "success"
     assert followed["summary"]["snapshot"] == "weekly.0"
+    # Following an execution that ended shows its outcome at once.
+    totals = followed["summary"]["totals"]
+    code, text, err = cli(world, monkeypatch, *ENV, "follow", name)
+    assert code == 0, err
+    assert re.fullmatch(rf"{name}: success -> weekly\.0 \(id {followed['summary']['snapshot_id']}\) in \d+s: 1 part, "
+                        rf"{totals['files_scanned']} files scanned, {totals['files_transferred']} files? transferred "
+                        rf"\({re.escape(format_bytes(totals['bytes_transferred']))}\), 0 warnings; the engine ran "
+                        r"\d+s\n", text), text
+    assert re.search(r"\[\d+s\] SUCCEEDED: workers 1 launched, 1/1 reported; parts 1/1 done", err), err
