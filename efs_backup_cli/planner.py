@@ -507,7 +507,8 @@ def human(result: Plan) -> str:
     window = result.window_seconds
     lines = [
         "workload: %s (%s) in %s files (average %s), %s changed per run, %s throughput, window %s" % (
-            format_bytes(inputs["size_bytes"]), format_decimal_bytes(inputs["size_bytes"]), format_count(inputs["files"]), format_bytes(inputs["average_file_size"]),
+            format_bytes(inputs["size_bytes"]), format_decimal_bytes(inputs["size_bytes"]),
+            format_count(inputs["files"]), format_bytes(inputs["average_file_size"]),
             format_percent(inputs["daily_change"]), inputs["throughput_mode"], format_duration(window)),
         "recommended: %d x %s  (%s)%s" % (result.recommendation["workers"], result.recommendation["instance_type"],
                                           result.recommendation["cdk_context"],

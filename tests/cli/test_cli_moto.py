@@ -7,9 +7,9 @@ Two real backup executions (one started without waiting, one queued behind it an
 --wait``: its live progress lines are asserted) and one refused before starting because the first was running,
 then a restore's dry run and a confirmed restore on the real restore state machine, restores started with
 ``--no-wait`` and followed with ``follow``, and finally a weekly run whose wait times out (the JSON error still
-names the execution); the scenarios build on each other in file order. The error paths need no execution; the confirmation scenarios
-(refused without a terminal after the plan, typing the backup id before an in-place mirror restore) run on the real
-restore state machine too.
+names the execution); the scenarios build on each other in file order. The error paths need no execution (each
+also checks that nothing was started); the confirmation scenarios (refused without a terminal after the plan,
+typing the backup id before an in-place mirror restore) run on the real restore state machine too.
 """
 
 from __future__ import annotations

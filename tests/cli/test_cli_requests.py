@@ -227,3 +227,21 @@ def test_closest_configuration_key():
     assert closest_key("retain_dayly", KEYS) == "retain_daily"
     assert closest_key("worker-instance-type", KEYS) == "worker_instance_type"
     assert closest_key("frobnicate", KEYS) is None
+
+
+def test_an_interrupt_after_starting_still_answers_in_json(capsys, monkeypatch):
+    """Ctrl-C while waiting: exit 130, and the one JSON document names the execution that goes on."""
+    import efs_backup_cli.main as cli_main
+
+    def interrupted_while_waiting(args, out):
+        out.context.update(execution="manual-daily-20261128T080000Z",
+                           execution_arn="arn:...:manual-daily-20261128T080000Z")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli_main.COMMANDS, "list", interrupted_while_waiting)
+    assert main(["--json", "--env", "example", "list"]) == 130
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"error": "interrupted (an execution already started keeps running)",
+                                        "exit_code": 130, "execution": "manual-daily-20261128T080000Z",
+                                        "execution_arn": "arn:...:manual-daily-20261128T080000Z"}
+    assert "interrupted" in captured.err
