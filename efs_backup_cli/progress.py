@@ -7,19 +7,20 @@ has reported, the run's total of parts. The engine's workers report once, when t
 file and byte counts grow worker by worker; the total of parts is known only when the run is finalized (the
 workers split parts as they go). A worker that is still working shows as launched, not reported.
 
-On a terminal the line refreshes in place (carriage return, clear to the end of the line); otherwise a plain line
-is printed whenever something but the clock changed, and at least every ``every`` seconds, so a log shows the CLI
-is alive and how long the run has taken.
+On a terminal a compact line refreshes in place (carriage return, clear to the end of the line, cut to the
+terminal's width so it never wraps); otherwise a plain line is printed whenever something but the clock changed,
+and at least every ``every`` seconds, so a log shows the CLI is alive and how long the run has taken.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, TextIO
 
-TERMINAL_LINE_WIDTH = 160
+TERMINAL_LINE_WIDTH = 160  # when the terminal's width is unknown
 DEFAULT_EVERY_SECONDS = 30.0
 
 
@@ -115,28 +116,42 @@ def render(snap: Snapshot, format_bytes) -> str:
             f"{snap.files_scanned:,} files scanned; {format_bytes(snap.bytes_transferred)} transferred")
 
 
+def render_compact(snap: Snapshot, format_bytes) -> str:
+    """The terminal's refreshed line: the counts first, the state last, so a narrow terminal cuts only the state."""
+    total = "?" if snap.workers_total is None else str(snap.workers_total)
+    failed = f", {snap.workers_failed} failed" if snap.workers_failed else ""
+    parts = f"{snap.parts_done}/{snap.parts_total}" if snap.parts_total is not None else f"{snap.parts_done}"
+    where = f" in {snap.state}" if snap.state else ""
+    return (f"[{duration(snap.elapsed_seconds)}] workers {snap.workers_reported}/{total} reported, "
+            f"{snap.workers_launched} launched{failed}; parts {parts}; {snap.files_scanned:,} files; "
+            f"{format_bytes(snap.bytes_transferred)}; {snap.status}{where}")
+
+
 class Reporter:
     """Shows Snapshots on ``stream``: refreshed in place on a terminal, else a line per change and at least one
     every ``every`` seconds."""
 
     def __init__(self, stream: TextIO, format_bytes, *, every: float = DEFAULT_EVERY_SECONDS,
-                 terminal: Optional[bool] = None, clock=time.monotonic) -> None:
+                 terminal: Optional[bool] = None, clock=time.monotonic, width: Optional[int] = None) -> None:
         self.stream = stream
         self.format_bytes = format_bytes
         self.every = every
         self.terminal = stream.isatty() if terminal is None else terminal
         self.clock = clock
+        # A refreshed line must not wrap: carriage return goes back to the start of the last row only.
+        self.width = width or max(20, shutil.get_terminal_size((TERMINAL_LINE_WIDTH + 1, 24)).columns - 1)
         self._last_key = None
         self._last_time: Optional[float] = None
         self._open_line = False
 
     def update(self, snap: Snapshot) -> None:
-        line = render(snap, self.format_bytes)
         if self.terminal:
-            self.stream.write("\r" + line[:TERMINAL_LINE_WIDTH] + "\x1b[K")
+            line = render_compact(snap, self.format_bytes)
+            self.stream.write("\r" + line[:self.width] + "\x1b[K")
             self.stream.flush()
             self._open_line = True
             return
+        line = render(snap, self.format_bytes)
         key = {k: v for k, v in snap.to_json().items() if k != "elapsed_seconds"}
         now = self.clock()
         if key != self._last_key or self._last_time is None or now - self._last_time >= self.every:

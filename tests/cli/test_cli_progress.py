@@ -29,6 +29,11 @@ def test_the_line_says_elapsed_time_state_workers_parts_files_and_bytes():
     assert "workers 4 launched, 1/4 reported, 1 failed;" in progress.render(failed, planner.format_bytes)
 
 
+def test_the_terminal_line_puts_the_counts_first():
+    assert progress.render_compact(snapshot(parts_total=9, workers_failed=1), planner.format_bytes) == (
+        "[4m05s] workers 1/4 reported, 4 launched, 1 failed; parts 7/9; 1,204 files; 3.1 MiB; RUNNING in LaunchWorker")
+
+
 def test_durations_read_like_a_clock():
     assert [progress.duration(s) for s in (0, 59.9, 60, 245, 3600, 7322)] == [
         "0s", "59s", "1m00s", "4m05s", "1h00m00s", "2h02m02s"]
@@ -62,13 +67,14 @@ def test_without_a_terminal_a_line_per_change_and_one_per_interval():
 
 def test_on_a_terminal_the_line_refreshes_in_place():
     stream = io.StringIO()
-    reporter = progress.Reporter(stream, planner.format_bytes, terminal=True, clock=Clock())
+    reporter = progress.Reporter(stream, planner.format_bytes, terminal=True, clock=Clock(), width=79)
     reporter.update(snapshot(elapsed_seconds=1))
     reporter.update(snapshot(elapsed_seconds=3))
     assert stream.getvalue().count("\n") == 0, "one line, rewritten"
-    assert stream.getvalue().count("\r") == 2 and stream.getvalue().endswith("transferred\x1b[K")
+    assert stream.getvalue().count("\r") == 2
+    assert stream.getvalue().endswith("\r[3s] workers 1/4 reported, 4 launched; parts 7; 1,204 files; 3.1 MiB; "
+                                      "RUNNING i\x1b[K"), "the counts first: a narrow terminal cuts the state"
     reporter.message("queued")
     assert stream.getvalue().endswith("\x1b[K\nqueued\n"), "a message ends the refreshing line first"
-    long = snapshot(state="X" * 400)
-    reporter.update(long)
-    assert len(stream.getvalue().rsplit("\r", 1)[1]) == progress.TERMINAL_LINE_WIDTH + len("\x1b[K")
+    reporter.update(snapshot())
+    assert len(stream.getvalue().rsplit("\r", 1)[1]) == 79 + len("\x1b[K"), "cut to the terminal: no wrapping"
