@@ -243,21 +243,18 @@ def _sync(source, work_tree, rel, names, recursive, link_dests):
         if fresh is not None:
             return fresh
     result = new_result()
-    rel_b = os.fsencode(rel)
     with treediff.Trees(source, work_tree, link_dests) as trees:
-        diff = treediff.compare_part(trees, rel_b, [os.fsencode(name) for name in names] if names is not None
-                                     else None, recursive)
+        diff = treediff.compare_part(trees, rel, list(names) if names is not None else None, recursive)
         result["pass"] = "incremental" if diff.dest_existed else "fresh"
         result.update(diff.counts())
-        result["unreadable"] = [os.fsdecode(path) for path in diff.unreadable]
+        result["unreadable"] = list(diff.unreadable)
         for path in diff.unreadable:
-            result["messages"].append("unreadable in the source: %s (kept as in the newest snapshot)"
-                                      % os.fsdecode(path))
+            result["messages"].append("unreadable in the source: %s (kept as in the newest snapshot)" % path)
         if diff.unreadable or diff.vanished:
             result["status"] = "warning"
         result["messages"] += diff.messages
         if diff.transfer:
-            listing = b"\0".join(diff.transfer) + b"\0"
+            listing = b"\0".join(os.fsencode(path) for path in diff.transfer) + b"\0"
             code, out, err = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--no-implied-dirs"]
                                        + [fd_path(diff.src_fd), fd_path(diff.dst_fd)],
                                        files_from=listing, pass_fds=(diff.src_fd, diff.dst_fd))
@@ -278,6 +275,6 @@ def _sync(source, work_tree, rel, names, recursive, link_dests):
         except OSError as exc:
             result["status"] = "failed"
             result["messages"].append("setting directory attributes in part %s: %s: %s"
-                                      % (os.fsdecode(rel_b) or ".", type(exc).__name__, exc))
+                                      % (rel or ".", type(exc).__name__, exc))
     return result
 

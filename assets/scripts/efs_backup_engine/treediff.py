@@ -34,11 +34,7 @@ class Vanished(Exception):
 
 
 def join(path, name):
-    return path + b"/" + name if path else name
-
-
-def parent_of(path):
-    return path.rpartition(b"/")[0]
+    return path + "/" + name if path else name
 
 
 class Trees:
@@ -73,16 +69,22 @@ class Trees:
 
 
 def _listing(dir_fd, only=None):
-    """{name bytes: lstat} of a directory's entries (only: just these names). An entry that disappears between
-    the listing and its lstat (another part's rsync renaming its temporary file) is not listed."""
+    """{name: lstat} of a directory's entries (only: just these names). An entry that disappears between the
+    listing and its lstat (another part's rsync renaming its temporary file) is not listed. Names and paths in
+    this module are str (os.fsdecode: surrogate escapes keep every byte)."""
+    if only is None:
+        try:
+            with os.scandir(dir_fd) as entries:
+                return {entry.name: entry.stat(follow_symlinks=False) for entry in entries}
+        except FileNotFoundError:
+            pass  # an entry vanished under the listing: list again, one entry at a time
     found = {}
     with os.scandir(dir_fd) as entries:
         for entry in entries:
-            name = os.fsencode(entry.name)
-            if only is not None and name not in only:
+            if only is not None and entry.name not in only:
                 continue
             try:
-                found[name] = entry.stat(follow_symlinks=False)
+                found[entry.name] = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
     return found
@@ -131,7 +133,7 @@ def compare_part(trees, rel, names, recursive):
         if names is None:
             part.compare_root(recursive)
         else:
-            part.walk(b"", set(names), True)
+            part.walk("", set(names), True)
         part.settle()
     except BaseException:
         part.close()
@@ -156,9 +158,10 @@ class PartDiff:
         self.deleted = self.changed = self.linked = self.made = 0
         self.dir_st = {}        # path -> source lstat of every directory walked (paths relative to the part's dir)
         self.dir_attrs = {}     # path -> source lstat: directories whose attributes are set at the end
-        self.groups = {}        # source (dev, ino) -> [(path, src st, dst st or None)], files with links > 1
+        self.groups = {}        # source inode -> [(path, src st, dst st or None)]: files with links > 1
         self.candidates = []    # (path, src st): regular files to link from the newest snapshot, else copy
-        self.kept = {}          # work-tree (dev, ino) -> [(path, src st)]: regular files left as they are
+        self.kept = {}          # work-tree inode -> (directory, name, src st): regular files left as they are
+        self.shared = {}        # work-tree inode -> [(directory, name, src st)]: kept under several names
 
     # -- opening the part ------------------------------------------------------------------------------------
     def open(self, whole_dir):
@@ -170,7 +173,7 @@ class PartDiff:
                 raise
             self._drop_vanished_dir()
             raise Vanished("source directory %s vanished before it was copied; removed from the snapshot"
-                           % os.fsdecode(rel)) from None
+                           % rel) from None
         before = safefs.lstat_rel(trees.dst, rel)
         self.dst_fd = safefs.open_dir(trees.dst, rel, create=True, replace=True)
         if before is not None and stat.S_ISDIR(before.st_mode):
@@ -203,10 +206,10 @@ class PartDiff:
         src_st, dst_st = os.fstat(self.src_fd), os.fstat(self.dst_fd)
         self.scanned += 1
         self.dirs += 1
-        self.dir_st[b""] = src_st
+        self.dir_st[""] = src_st
         if dir_differs(src_st, dst_st):
-            self.dir_attrs[b""] = src_st
-        self.walk(b"", None, recursive)
+            self.dir_attrs[""] = src_st
+        self.walk("", None, recursive)
 
     # -- the walk ----------------------------------------------------------------------------------------------
     def walk(self, top, only, recursive):
@@ -252,7 +255,7 @@ class PartDiff:
 
     def _compare_dir(self, src_fd, dst_fd, path, only, recursive):
         """Compare one directory's entries (only: the names in scope, None for all); returns the subdirectories
-        to descend into."""
+        to descend into. The common case (an unchanged single-link file) takes the first branch."""
         src = _listing(src_fd, only)
         dst = _listing(dst_fd, only)
         for name in sorted((only or set()) - set(src)):
@@ -264,11 +267,23 @@ class PartDiff:
         for name in dst.keys() - src.keys():
             self.deleted += safefs.remove_at(dst_fd, name)
             touched = True
+        kept, owner = self.kept, OWNER_MATTERS
+        scanned = bytes_total = 0
         for name, src_st in src.items():
-            entry = join(path, name)
             dst_st = dst.get(name)
-            kind = stat.S_IFMT(src_st.st_mode)
-            self.scanned += 1
+            mode = src_st.st_mode
+            scanned += 1
+            if (dst_st is not None and dst_st.st_mode == mode and stat.S_ISREG(mode) and src_st.st_nlink == 1
+                    and dst_st.st_size == src_st.st_size and dst_st.st_mtime_ns == src_st.st_mtime_ns
+                    and not (owner and (dst_st.st_uid != src_st.st_uid or dst_st.st_gid != src_st.st_gid))):
+                bytes_total += src_st.st_size
+                if dst_st.st_ino in kept:
+                    self.shared.setdefault(dst_st.st_ino, [kept[dst_st.st_ino]]).append((path, name, src_st))
+                else:
+                    kept[dst_st.st_ino] = (path, name, src_st)
+                continue
+            entry = join(path, name)
+            kind = stat.S_IFMT(mode)
             if dst_st is not None and stat.S_IFMT(dst_st.st_mode) != kind:
                 self.deleted += safefs.remove_at(dst_fd, name)  # another type: never written through
                 dst_st = None
@@ -293,16 +308,14 @@ class PartDiff:
                         subdirs.append(name)
                 continue
             if kind in (stat.S_IFREG, stat.S_IFLNK):
-                self.bytes_total += src_st.st_size
+                bytes_total += src_st.st_size
             else:
                 self.special += 1
             if kind == stat.S_IFREG and src_st.st_nlink > 1:
-                self.groups.setdefault((src_st.st_dev, src_st.st_ino), []).append((entry, src_st, dst_st))
+                self.groups.setdefault(src_st.st_ino, []).append((entry, src_st, dst_st))
                 continue
             if dst_st is not None and same_entry(src_st, dst_st, src_fd, dst_fd, name):
-                if kind == stat.S_IFREG:
-                    self.kept.setdefault((dst_st.st_dev, dst_st.st_ino), []).append((entry, src_st))
-                continue
+                continue  # an unchanged symlink or special (regular files took the first branch)
             self.changed += 1
             touched = True
             if dst_st is not None:
@@ -311,6 +324,8 @@ class PartDiff:
                 self.candidates.append((entry, src_st))
             else:
                 self.transfer.append(entry)
+        self.scanned += scanned
+        self.bytes_total += bytes_total
         if touched:
             self._touch(path)
         return subdirs
@@ -321,18 +336,18 @@ class PartDiff:
             self.dir_attrs[path] = self.dir_st[path]
 
     def _shown(self, path):
-        return os.fsdecode(join(self.rel, path) if self.rel else path)
+        return join(self.rel, path)
 
     def _unreadable_dir(self, dst_parent_fd, path, name):
         """A source directory that cannot be opened or read: never an empty directory (that would delete its
         backup), but the newest snapshot's copy of it, and a warning naming it."""
-        self.unreadable.append(join(self.rel, path) if self.rel else path)
+        self.unreadable.append(join(self.rel, path))
         # The directory entry itself stays (the walk made it a directory; its parent may belong to a part that
         # has finished): only its contents are replaced.
         fd = safefs.open_child(dst_parent_fd, name, force=True)
         try:
             with os.scandir(fd) as entries:
-                stale = [os.fsencode(entry.name) for entry in entries]
+                stale = [entry.name for entry in entries]
             for entry in stale:
                 safefs.remove_at(fd, entry)
             newest = self.link_caches[0].get(path) if self.link_caches else None
@@ -350,49 +365,60 @@ class PartDiff:
     # -- hard links and links from the newest snapshot ----------------------------------------------------------
     def settle(self):
         """Decide hard-link groups, break work-tree groups the source no longer has, link from the newest
-        snapshot. Runs after the whole part was walked: it needs every name of every inode."""
+        snapshot. Runs after the whole part was walked: it needs every name of every inode.
+
+        kept: work-tree inode -> (directory, name, source lstat) of a file left as it is; shared: the inodes kept
+        under several names. Inode numbers are compared within one file system (the backup file system; the
+        source's with rsync -x semantics)."""
         broken = []
         for key, members in self.groups.items():
             if len(members) == 1:
                 path, src_st, dst_st = members[0]
                 if dst_st is not None and same_file(src_st, dst_st):
-                    self.kept.setdefault((dst_st.st_dev, dst_st.st_ino), []).append((path, src_st))
+                    self._keep(dst_st.st_ino, path, src_st)
                 else:
                     self._drop(path, present=dst_st is not None)
                     self.candidates.append((path, src_st))
                 continue
-            inodes = {(dst.st_dev, dst.st_ino) for _p, _s, dst in members if dst is not None}
+            inodes = {dst.st_ino for _p, _s, dst in members if dst is not None}
             if len(inodes) == 1 and all(dst is not None and same_file(src, dst) for _p, src, dst in members):
-                dst_key = inodes.pop()
-                self.kept.setdefault(dst_key, []).extend((path, src) for path, src, _d in members)
+                dst_ino = inodes.pop()
+                for path, src_st, _dst in members:
+                    self._keep(dst_ino, path, src_st)
             else:
                 broken.append(key)
-        for dst_key, names in list(self.kept.items()):
-            sources = {(src.st_dev, src.st_ino) for _path, src in names}
-            if len(names) > 1 and len(sources) > 1:  # names the source split apart
-                del self.kept[dst_key]
-                for path, src_st in names:
-                    src_key = (src_st.st_dev, src_st.st_ino)
-                    if len(self.groups.get(src_key, ())) > 1:
-                        if src_key not in broken:
-                            broken.append(src_key)
-                        continue
-                    self._drop(path, present=True)
-                    self.candidates.append((path, src_st))
+        for dst_ino, names in list(self.shared.items()):
+            if len({src.st_ino for _dir, _name, src in names}) == 1:
+                continue  # one source inode under several names: a group that is right
+            del self.kept[dst_ino]  # names the source split apart
+            for directory, name, src_st in names:
+                path = join(directory, name)
+                if len(self.groups.get(src_st.st_ino, ())) > 1:
+                    if src_st.st_ino not in broken:
+                        broken.append(src_st.st_ino)
+                    continue
+                self._drop(path, present=True)
+                self.candidates.append((path, src_st))
         for key in broken:
             for path, _src, dst_st in self.groups[key]:
                 self._drop(path, present=dst_st is not None)
                 self.transfer.append(path)
-        used = set(self.kept)
         for path, src_st in sorted(self.candidates, key=lambda item: item[0]):
-            if not self._link_from_newest(path, src_st, used):
+            if not self._link_from_newest(path, src_st, self.kept):
                 self.transfer.append(path)
         self.transfer.sort()
+
+    def _keep(self, dst_ino, path, src_st):
+        directory, _sep, name = path.rpartition("/")
+        if dst_ino in self.kept:
+            self.shared.setdefault(dst_ino, [self.kept[dst_ino]]).append((directory, name, src_st))
+        else:
+            self.kept[dst_ino] = (directory, name, src_st)
 
     def _drop(self, path, present):
         """Unlink a work-tree file that is about to be replaced (present: it is there)."""
         self.changed += 1
-        parent, name = path.rpartition(b"/")[0], path.rpartition(b"/")[2]
+        parent, _sep, name = path.rpartition("/")
         self._touch(parent)
         if present:
             fd = self.dst_cache.get(parent)
@@ -403,7 +429,7 @@ class PartDiff:
         """Hard-link path from the first link destination holding an identical file (rsync's --link-dest rule:
         regular file, same size, ns mtime, mode and owner), unless its inode is already used by another name of
         this part (that would merge files the source keeps apart). Any error (EMLINK...) leaves it to rsync."""
-        parent, name = path.rpartition(b"/")[0], path.rpartition(b"/")[2]
+        parent, _sep, name = path.rpartition("/")
         for cache in self.link_caches:
             fd = cache.get(parent)
             if fd is None:
@@ -411,8 +437,7 @@ class PartDiff:
             candidate = safefs.lstat_at(fd, name)
             if candidate is None or not same_file(src_st, candidate):
                 continue
-            key = (candidate.st_dev, candidate.st_ino)
-            if key in used:
+            if candidate.st_ino in used:
                 return False
             dst_fd = self.dst_cache.get(parent)
             if dst_fd is None:
@@ -421,7 +446,7 @@ class PartDiff:
                 safefs.link_at(fd, name, dst_fd, name)
             except OSError:
                 return False
-            used.add(key)
+            used[candidate.st_ino] = (parent, name, src_st)
             self.linked += 1
             return True
         return False
@@ -435,7 +460,7 @@ class PartDiff:
     def finish(self):
         """Set the attributes of every directory created or changed, deepest first (their entries are final)."""
         try:
-            for path in sorted(self.dir_attrs, key=lambda p: (-p.count(b"/"), p)):
+            for path in sorted(self.dir_attrs, key=lambda p: (-p.count("/"), p)):
                 try:
                     fd = safefs.open_dir(self.dst_fd, path, force=True) if path else os.dup(self.dst_fd)
                 except (FileNotFoundError, safefs.NotADirectory):
