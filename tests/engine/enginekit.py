@@ -7,6 +7,9 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE = os.path.join(REPO, "assets", "scripts", "efs-backup-engine")
+# Root without the capabilities that let it read any file: what NFS root squashing does to a worker reading the
+# source (/work/shared/NOTES.md). Prefix a command with it; mode-000 directories then fail to open.
+WITHOUT_READ_OVERRIDE = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_read_search,-dac_override"]
 
 
 class Engine:
@@ -15,12 +18,13 @@ class Engine:
     def __init__(self, tmp_path):
         self.source = str(tmp_path / "source")
         self.root = str(tmp_path / "backup")
+        self.wrapper = []  # a command prefix for the engine process, e.g. WITHOUT_READ_OVERRIDE
         os.makedirs(self.source, exist_ok=True)
         os.makedirs(self.root, exist_ok=True)
         self.init()
 
     def cli(self, *args, check=None):
-        proc = subprocess.run([sys.executable, ENGINE] + [str(a) for a in args], stdout=subprocess.PIPE,
+        proc = subprocess.run(self.wrapper + [sys.executable, ENGINE] + [str(a) for a in args], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=300)
         if check is not None:
             assert proc.returncode == check, (proc.returncode, proc.stdout.decode(), proc.stderr.decode())

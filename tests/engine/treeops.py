@@ -58,6 +58,16 @@ def listing(root):
     return out
 
 
+def fingerprint(root):
+    """listing() plus each entry's inode, link count and ctime: any write, chmod, chown, link, unlink or rename
+    in the tree changes it. For canary directories that nothing may touch."""
+    out = {}
+    for rel, meta in listing(root).items():
+        st = os.lstat(os.path.join(os.fsencode(root), rel))
+        out[rel] = meta + (st.st_ino, st.st_nlink, st.st_ctime_ns)
+    return out
+
+
 def diff(expected, actual, limit=20):
     problems = []
     for path in sorted(set(expected) | set(actual)):
