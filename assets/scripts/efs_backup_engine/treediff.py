@@ -38,7 +38,8 @@ def join(path, name):
 
 
 class Trees:
-    """The open roots: the source, the work tree and the link destinations (newest snapshots first)."""
+    """The open roots: the source, the work tree and the link destinations (run.link_dests: the newest snapshot of
+    the run's interval, then the newest of all when that is another one)."""
 
     def __init__(self, source, work_tree, link_dests):
         self.paths = (source, work_tree, list(link_dests))
@@ -350,7 +351,11 @@ class PartDiff:
                 stale = [entry.name for entry in entries]
             for entry in stale:
                 safefs.remove_at(fd, entry)
-            newest = self.link_caches[0].get(path) if self.link_caches else None
+            newest = None
+            for cache in reversed(self.link_caches):  # the newest of all comes last: the most recent copy first
+                newest = cache.get(path)
+                if newest is not None:
+                    break
             if newest is not None:
                 try:
                     safefs.clone_tree(newest, fd)
