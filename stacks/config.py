@@ -756,7 +756,11 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
     available = ", ".join(sorted(environments))
     env_name = context.get(ENV_CONTEXT_KEY)
     if env_name is None:
-        raise ConfigError([f"{ENV_CONTEXT_KEY}: no environment selected; pass -c env=<name> with one of: {available}"])
+        raise ConfigError([
+            f"{ENV_CONTEXT_KEY}: no environment selected; pass -c env=<name> with one of: {available} (every cdk "
+            "command synthesizes the app, bootstrap too: npx cdk bootstrap -c env=<name> bootstraps that "
+            "environment's account and region)"
+        ])
     if not isinstance(env_name, str) or env_name not in environments:
         raise ConfigError([f"{ENV_CONTEXT_KEY}: {env_name!r} is not a known environment; expected one of: {available}"])
 
