@@ -199,6 +199,8 @@ class WorkerLaunchTemplate(Construct):
             "set -euo pipefail",
             "umask 077",
             f'EFS_BACKUP_HOME="${{EFS_BACKUP_HOME:-{INSTALL_DIR}}}"',
+            # worker.sh withholds heartbeats after this long without engine progress (worker_stall_seconds).
+            f'export EFS_BACKUP_STALL_SECONDS="${{EFS_BACKUP_STALL_SECONDS:-{self.settings.stall_seconds}}}"',
             'mkdir -p "$EFS_BACKUP_HOME/scripts"',
             f'aws s3 cp --recursive --only-show-errors --region {Aws.REGION} "s3://{bucket}/{prefix}" '
             '"$EFS_BACKUP_HOME/scripts/"',

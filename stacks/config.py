@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -34,6 +35,47 @@ MAX_LINKED_TREES = 170
 MAX_RETAIN = MAX_LINKED_TREES - 1
 # Workers per run. The state machine spreads workers over the subnets from a list of this length.
 MAX_WORKERS = 32
+
+# --- worker heartbeats and progress (issue 11, item 4) -----------------------------------------------------------
+# A worker's first heartbeat comes only after the instance booted, cloud-init ran the user data and the scripts were
+# downloaded: 45-90 s on EC2 (user data runs at the end of boot: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+# user-data.html). The heartbeat timeout must leave room for that twice over. The States Language requires
+# HeartbeatSeconds to be smaller than TimeoutSeconds (https://states-language.net/spec.html#task-state; the task
+# timeout bounds a task "regardless of the number of SendTaskHeartbeat requests received":
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskHeartbeat.html); this app asks for at
+# most half, so a lost worker is always noticed by its heartbeat, long before the task timeout.
+WORKER_FIRST_HEARTBEAT_SECONDS = 90
+MIN_HEARTBEAT_TIMEOUT_SECONDS = 2 * WORKER_FIRST_HEARTBEAT_SECONDS
+MAX_HEARTBEAT_TIMEOUT_SECONDS = 3600
+# worker.sh withholds heartbeats once the engine has shown no progress for worker_stall_seconds; the engine proves
+# progress every ENGINE_PROGRESS_SECONDS (a round trip to each mounted file system), so the limit must cover several
+# of those plus an NFS retry (timeo=600 is 60 s per try).
+ENGINE_PROGRESS_SECONDS = 15
+MIN_STALL_SECONDS = 120
+MAX_STALL_SECONDS = 3600
+_emulated_first_heartbeat: Optional[int] = None
+
+
+@contextmanager
+def emulated_worker_boot(first_heartbeat_seconds: int):
+    """THE EMULATOR SEAM for the heartbeat bound, for tests only: moto's simulated workers "boot" in well under a
+    second, so the end-to-end tests may use heartbeat timeouts of seconds. Real deployments never pass through it."""
+    global _emulated_first_heartbeat
+    previous, _emulated_first_heartbeat = _emulated_first_heartbeat, first_heartbeat_seconds
+    try:
+        yield
+    finally:
+        _emulated_first_heartbeat = previous
+
+
+def _heartbeat_timeout(value: Any) -> int:
+    first = _emulated_first_heartbeat if _emulated_first_heartbeat is not None else WORKER_FIRST_HEARTBEAT_SECONDS
+    low = 2 * first
+    try:
+        return _integer(value, low, MAX_HEARTBEAT_TIMEOUT_SECONDS)
+    except _Invalid as invalid:
+        raise _Invalid(f"{invalid} (a worker's first heartbeat comes only after boot, cloud-init and the script "
+                       f"download, up to {first} s on EC2, so the timeout must be at least twice that)") from None
 
 # The lifecycle transitions EFS accepts (LifecyclePolicy AFTER_<n>_DAY[S]).
 EFS_LIFECYCLE_DAYS: Tuple[int, ...] = (1, 7, 14, 30, 60, 90, 180, 270, 365)
@@ -158,6 +200,7 @@ class WorkerSettings:
     heartbeat_timeout_seconds: int
     timeout_hours: int
     root_volume_gib: int
+    stall_seconds: int = 300  # worker.sh withholds heartbeats after this long without engine progress
 
     @property
     def architecture(self) -> str:
@@ -696,8 +739,16 @@ KEYS: Dict[str, KeySpec] = {
         _spec("worker_spot", "boolean", False, "false",
               "Launch workers as Spot instances (an interruption fails the run; the next run resumes).", _boolean),
         _spec("worker_heartbeat_timeout_seconds", "integer", 600, "600",
-              "A worker that sends no heartbeat for this long is considered lost and the run fails (10–3600; "
-              "workers beat every fifth of it).", _int_range(10, 3600)),
+              f"A worker that sends no heartbeat for this long is considered lost and the run fails "
+              f"({MIN_HEARTBEAT_TIMEOUT_SECONDS}–{MAX_HEARTBEAT_TIMEOUT_SECONDS}, and at most half of "
+              "`worker_timeout_hours`: the first heartbeat comes only after boot, cloud-init and the script "
+              "download, 45–90 s; workers beat every fifth of it).", _heartbeat_timeout),
+        _spec("worker_stall_seconds", "integer", 300, "300",
+              "A worker whose engine shows no progress for this long (it proves progress every "
+              f"{ENGINE_PROGRESS_SECONDS} s by a round trip to each mounted file system; a hung `hard` NFS mount "
+              "stops it) stops sending heartbeats, so the run fails after this plus "
+              f"`worker_heartbeat_timeout_seconds` ({MIN_STALL_SECONDS}–{MAX_STALL_SECONDS}).",
+              _int_range(MIN_STALL_SECONDS, MAX_STALL_SECONDS)),
         _spec("worker_timeout_hours", "integer", 24, "24",
               "Longest a worker (or the finalize step) may run before the run fails (1–168).", _int_range(1, 168)),
         _spec("worker_root_volume_gib", "integer", 16, "16",
@@ -849,6 +900,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             heartbeat_timeout_seconds=values["worker_heartbeat_timeout_seconds"],
             timeout_hours=values["worker_timeout_hours"],
             root_volume_gib=values["worker_root_volume_gib"],
+            stall_seconds=values["worker_stall_seconds"],
         ),
         notifications=NotificationSettings(values["notification_emails"], values["notify_on_success"]),
         schedule_timezone=values["schedule_timezone"],
@@ -979,6 +1031,14 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 "gateway endpoint that vpc_endpoints asks for; expected the region's S3 prefix list id (pl-…, from "
                 "aws ec2 describe-managed-prefix-lists --filters Name=prefix-list-name,"
                 "Values=com.amazonaws.<region>.s3) among the destinations"
+            )
+    if ok("worker_heartbeat_timeout_seconds", "worker_timeout_hours"):
+        heartbeat, hours = values["worker_heartbeat_timeout_seconds"], values["worker_timeout_hours"]
+        if heartbeat * 2 > hours * 3600:
+            problems.append(
+                f"worker_heartbeat_timeout_seconds: {heartbeat} is more than half of worker_timeout_hours "
+                f"({hours} h = {hours * 3600} s); expected at most {hours * 1800} (Step Functions needs the heartbeat "
+                "timeout below the task timeout, and a lost worker must be noticed by its heartbeat first)"
             )
     retain_names = [f"retain_{i}" for i in INTERVALS]
     if ok(*retain_names):

@@ -129,10 +129,38 @@ report_failure() {
   sfn send-task-failure --task-token "$TASK_TASK_TOKEN" --error "$error" --cause "${cause:0:32000}" >/dev/null
 }
 
+# ------------------------------------------------------------------------------------ progress and heartbeats
+# A heartbeat must prove progress, not a live shell loop. PROGRESS_FILE is touched by this script at each of its
+# own steps (note_progress) and, while the engine runs, by the engine's progress probe (EFS_BACKUP_PROGRESS_FILE:
+# every EFS_BACKUP_PROGRESS_SECONDS, after a round trip to each mounted file system). The heartbeat loop sends
+# send-task-heartbeat (the first at once: boot already took most of the first period) only while that file is
+# younger than STALL_SECONDS (the user data sets EFS_BACKUP_STALL_SECONDS from worker_stall_seconds). A hung hard
+# NFS mount or a stopped engine therefore fails the task after STALL_SECONDS plus its heartbeat timeout.
+PROGRESS_FILE="$EFS_BACKUP_HOME/progress"
+STALL_SECONDS="${EFS_BACKUP_STALL_SECONDS:-300}"
+export EFS_BACKUP_PROGRESS_FILE="$PROGRESS_FILE"
+
+note_progress() {
+  touch "$PROGRESS_FILE"
+}
+
+progress_age() {
+  local changed
+  changed="$(stat -c %Y "$PROGRESS_FILE" 2>/dev/null || echo 0)"
+  echo $(($(date +%s) - changed))
+}
+
 start_heartbeat() {
+  note_progress
   (
-    while sleep "$TASK_HEARTBEAT_SECONDS"; do
-      sfn send-task-heartbeat --task-token "$TASK_TASK_TOKEN" >/dev/null 2>&1 || log "heartbeat not accepted"
+    while true; do
+      age="$(progress_age)"
+      if ((age <= STALL_SECONDS)); then
+        sfn send-task-heartbeat --task-token "$TASK_TASK_TOKEN" >/dev/null 2>&1 || log "heartbeat not accepted"
+      else
+        log "no progress for ${age}s (limit ${STALL_SECONDS}s: a hung file system or engine?): heartbeat withheld"
+      fi
+      sleep "$TASK_HEARTBEAT_SECONDS"
     done
   ) &
   HEARTBEAT_PID=$!
@@ -185,6 +213,7 @@ mount_filesystems() {
       mount -t efs -o "$options" "$fs_id:$fs_path" "$mount_point" || { log "mounting $fs_id:$fs_path failed"; return 1; }
       MOUNTED+=("$mount_point")
     fi
+    note_progress
   done
 }
 
@@ -206,6 +235,7 @@ install_packages() {
     log "installing ${missing[*]} from the distribution repositories"
     dnf install -y -q "${missing[@]}"
   fi
+  note_progress
 }
 
 # ---------------------------------------------------------------------------------------------- engine steps
@@ -213,7 +243,9 @@ install_packages() {
 # Runs the engine; its last stdout line (JSON) lands in ENGINE_OUTPUT, its exit code is returned.
 engine() {
   local output status=0
+  note_progress
   output="$(python3 "$ENGINE" "$@")" || status=$?
+  note_progress
   ENGINE_OUTPUT="$(printf '%s\n' "$output" | tail -n 1)"
   return "$status"
 }

@@ -297,3 +297,65 @@ class Heartbeat:
         self.stop()
         self.lock.end_beat()
         return False
+
+
+PROGRESS_FILE_ENV = "EFS_BACKUP_PROGRESS_FILE"
+PROGRESS_SECONDS_ENV = "EFS_BACKUP_PROGRESS_SECONDS"
+PROGRESS_EVERY = 15
+
+
+class ProgressProbe:
+    """Proof of progress for an orchestrator (worker.sh withholds its Step Functions heartbeat without it).
+
+    A daemon thread that, every `every` seconds, makes a round trip to each file system the command works on and
+    then touches `path` (a local file). The round trip opens the directory: opening makes the NFS client revalidate
+    it with the server (close-to-open consistency, nfs(5)), so a `hard` mount whose server stopped answering blocks
+    it, and `path` stops advancing; so it does when the whole process is stopped. An error answer (a directory that
+    is gone) is still an answer. Started by cli.main for every command when PROGRESS_FILE_ENV is set."""
+
+    def __init__(self, path, directories, every=PROGRESS_EVERY):
+        self.path = path
+        self.directories = [d for d in directories if d]
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress-probe", daemon=True)
+
+    def probe(self):
+        for directory in self.directories:
+            try:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # the file system answered, with an error
+            try:
+                os.fstat(fd)
+            finally:
+                os.close(fd)
+        with open(self.path, "a"):
+            pass
+        os.utime(self.path)
+
+    def _run(self):
+        while True:
+            try:
+                self.probe()
+            except OSError:
+                pass  # the progress file itself could not be touched: the orchestrator sees no progress
+            if self._stop.wait(self.every):
+                return
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+
+    @classmethod
+    def from_environment(cls, directories, environ=None):
+        """The probe worker.sh asks for (PROGRESS_FILE_ENV, optional PROGRESS_SECONDS_ENV), started; else None."""
+        environ = os.environ if environ is None else environ
+        path = environ.get(PROGRESS_FILE_ENV)
+        if not path:
+            return None
+        every = float(environ.get(PROGRESS_SECONDS_ENV) or PROGRESS_EVERY)
+        return cls(path, directories, every).start()
