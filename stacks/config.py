@@ -220,6 +220,8 @@ class VpcEndpointSettings:
 
     services: Tuple[str, ...] = ()
     route_table_ids: Tuple[str, ...] = ()  # where the gateway endpoints (s3, dynamodb) are routed
+    existing: Tuple[str, ...] = ()  # services whose endpoints already exist in the VPC (never created here)
+    existing_security_group_ids: Tuple[str, ...] = ()  # their groups: HTTPS from the backup-client group
 
     @property
     def gateway_services(self) -> Tuple[str, ...]:
@@ -577,6 +579,17 @@ def _vpc_endpoints(value: Any) -> Tuple[str, ...]:
     return tuple(items)
 
 
+def _security_group_ids(value: Any) -> Tuple[str, ...]:
+    expectation = "none, or a list of security group ids (sg- followed by 8 or 17 hex digits; comma-separated with -c)"
+    items = _id_list(value, expectation)
+    bad = [item for item in items if not isinstance(item, str) or not _SG_ID.match(item)]
+    if bad:
+        raise _Invalid(f"{', '.join(map(_describe, bad))} is not a security group id; expected {expectation}")
+    if len(set(items)) != len(items):
+        raise _Invalid(f"{_describe(value)} lists a security group twice; expected each group once")
+    return tuple(items)
+
+
 def _route_table_ids(value: Any) -> Tuple[str, ...]:
     expectation = "none, or a list of route table ids (rtb- followed by 8 or 17 hex digits; comma-separated with -c)"
     items = _id_list(value, expectation)
@@ -703,6 +716,15 @@ KEYS: Dict[str, KeySpec] = {
               "(see \"What the workers need from the network\"), or none when a NAT or existing endpoints serve "
               "them. Interface endpoints get private DNS and admit HTTPS only from the backup-client group. "
               "With `-c`: comma-separated.", _vpc_endpoints),
+        _spec("existing_vpc_endpoints", "list of strings or none", (), "none",
+              "Services whose VPC endpoints (with private DNS) already exist in the VPC, any of `"
+              + "`, `".join(VPC_ENDPOINTS) + "`: the workers use them and the stack never creates a second one "
+              "(a second private-DNS endpoint for a service fails the deploy). `s3` means an S3 *gateway* "
+              "endpoint on the worker subnets' route tables. With `-c`: comma-separated.", _vpc_endpoints),
+        _spec("existing_vpc_endpoint_security_groups", "list of strings or none", (), "none",
+              "Security groups of those existing interface endpoints: each gains one HTTPS ingress rule from the "
+              "backup-client group, which gains HTTPS egress to it. With `-c`: comma-separated.",
+              _security_group_ids),
         _spec("route_table_ids", "list of strings or none", (), "none",
               "Route tables of the worker subnets, for the gateway endpoints (`s3`, `dynamodb`): required with "
               "them, not allowed without (imported subnets carry no route table). With `-c`: comma-separated.",
@@ -886,7 +908,9 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             automatic_backups=values["backup_automatic_backups"],
         ),
         worker_https_egress=values["worker_https_egress"],
-        vpc_endpoints=VpcEndpointSettings(values["vpc_endpoints"], values["route_table_ids"]),
+        vpc_endpoints=VpcEndpointSettings(values["vpc_endpoints"], values["route_table_ids"],
+                                          values["existing_vpc_endpoints"],
+                                          values["existing_vpc_endpoint_security_groups"]),
         script_noncurrent_version_expiration_days=values["script_noncurrent_version_expiration_days"],
         access_log_retention_days=values["access_log_retention_days"],
         retention=tuple(
@@ -1021,6 +1045,14 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"route_table_ids: {raw['route_table_ids']!r} is set but vpc_endpoints asks for no gateway "
                 "endpoint (s3, dynamodb); expected none"
             )
+    if ok("vpc_endpoints", "existing_vpc_endpoints"):
+        both = [s for s in values["vpc_endpoints"] if s in values["existing_vpc_endpoints"]]
+        if both:
+            problems.append(
+                f"vpc_endpoints: {', '.join(both)} already exist in the VPC (existing_vpc_endpoints); expected each "
+                "service in one list only (a second endpoint with private DNS for a service fails the deploy: "
+                "its private hosted zone conflicts with the existing one)"
+            )
     if ok("vpc_endpoints", "worker_https_egress"):
         egress = values["worker_https_egress"]
         reaches_s3 = egress is not None and any(d.startswith("pl-") or d == "0.0.0.0/0" for d in egress)
@@ -1040,6 +1072,7 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"({hours} h = {hours * 3600} s); expected at most {hours * 1800} (Step Functions needs the heartbeat "
                 "timeout below the task timeout, and a lost worker must be noticed by its heartbeat first)"
             )
+    problems.extend(_worker_network_problems(values, raw))
     retain_names = [f"retain_{i}" for i in INTERVALS]
     if ok(*retain_names):
         policies = [IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS]
@@ -1056,6 +1089,49 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"share each unchanged file; expected at most {MAX_LINKED_TREES} (EFS allows "
                 f"{EFS_HARD_LINK_LIMIT} hard links per file)"
             )
+    return problems
+
+
+# What a worker must reach over HTTPS to bootstrap and report (README "What the workers need from the network").
+# S3: the script bucket, and the Amazon Linux 2023 repositories dnf installs amazon-efs-utils and rsync from, which
+# are S3 buckets under dual-stack names (al2023-repos-<region>-<id>.s3.dualstack.<region>.amazonaws.com): an S3
+# *interface* endpoint does not serve those names, an S3 gateway endpoint or a NAT does
+# (https://repost.aws/knowledge-center/ec2-al1-al2-update-yum-without-internet).
+WORKER_NEEDS = {"s3": "the engine scripts and the Amazon Linux package repositories",
+                "states": "reporting task results and heartbeats to Step Functions",
+                "logs": "shipping the worker log to CloudWatch Logs"}
+
+
+def _worker_network_problems(values: Mapping[str, Any], raw: Mapping[str, Any]) -> List[str]:
+    """Refuse a network in which a worker cannot bootstrap or report: each service in WORKER_NEEDS must be reachable
+    through a NAT (0.0.0.0/0 in worker_https_egress), an endpoint this stack creates, or one the VPC already has."""
+    needed = ("worker_https_egress", "vpc_endpoints", "existing_vpc_endpoints", "existing_vpc_endpoint_security_groups",
+              "vpc_cidr")
+    if not all(name in values for name in needed):
+        return []
+    egress = values["worker_https_egress"] or (values["vpc_cidr"],)
+    nat = "0.0.0.0/0" in egress
+    prefix_list = any(d.startswith("pl-") for d in egress)
+    inside_vpc = values["vpc_cidr"] in egress or bool(values["existing_vpc_endpoint_security_groups"])
+    created, existing = values["vpc_endpoints"], values["existing_vpc_endpoints"]
+    problems = []
+    for service, why in WORKER_NEEDS.items():
+        if nat or service in created:
+            continue  # the created S3 gateway's prefix-list rule is checked above
+        if service in existing and (prefix_list if service == "s3" else inside_vpc):
+            continue
+        if service == "s3":
+            how = ("'s3' in vpc_endpoints (a gateway endpoint, with route_table_ids) or in existing_vpc_endpoints "
+                   "(an existing S3 gateway endpoint), either way with the region's S3 prefix list (pl-…) in "
+                   "worker_https_egress; an S3 interface endpoint cannot serve dnf's dual-stack repository names")
+        else:
+            how = (f"'{service}' in vpc_endpoints, or in existing_vpc_endpoints with worker_https_egress reaching the "
+                   "VPC CIDR (or existing_vpc_endpoint_security_groups)")
+        problems.append(
+            f"worker network: workers in private subnets cannot reach {service} ({why}) with worker_https_egress "
+            f"{list(egress)!r}, vpc_endpoints {list(created)!r} and existing_vpc_endpoints {list(existing)!r}; "
+            f"expected {how}, or 0.0.0.0/0 in worker_https_egress for a NAT gateway"
+        )
     return problems
 
 

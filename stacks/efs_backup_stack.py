@@ -162,9 +162,10 @@ class EfsBackupStack(Stack):
             target_file_system_ids=[config.source_file_system_id]
             + [target.file_system_id for target in config.restore_targets],
         )
-        # Created only when configured (vpc_endpoints): otherwise a NAT or existing endpoints serve the workers.
+        # Created only when configured (vpc_endpoints, existing_vpc_endpoint_security_groups): otherwise a NAT or
+        # existing endpoints serve the workers.
         self.endpoints = None
-        if config.vpc_endpoints.services:
+        if config.vpc_endpoints.services or config.vpc_endpoints.existing_security_group_ids:
             self.endpoints = VpcEndpoints(
                 self,
                 "Endpoints",
@@ -172,13 +173,7 @@ class EfsBackupStack(Stack):
                 vpc=self.network.vpc,
                 subnets=self.network.subnets,
                 client_security_group=self.network.backup_client_security_group,
-                worker_roles=[self.worker.role, self.restore_worker.role],
-                script_bucket_arn=self.scripts.bucket.bucket_arn,
-                state_machine_arns=[self.workflow.state_machine.state_machine_arn,
-                                    self.restore_workflow.state_machine.state_machine_arn],
-                worker_log_group_arn=self.launch_template.log_group.log_group_arn,
-                run_table_arn=self.workflow.table.table_arn,
-                topic_arn=self.notifications.topic.topic_arn,
+                existing_security_group_ids=config.vpc_endpoints.existing_security_group_ids,
             )
         self.schedules = Schedules(
             self,
