@@ -191,6 +191,15 @@ class IntervalPolicy:
 
 
 @dataclass(frozen=True)
+class WorkerImage:
+    """A worker image with amazon-efs-utils, nfs-utils and rsync preinstalled (``worker_image``): workers then need
+    no package repository at run time. Exactly one of ami_id and ssm_parameter is set."""
+
+    ami_id: Optional[str] = None
+    ssm_parameter: Optional[str] = None  # a parameter of this account holding the AMI id, resolved at each launch
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """The EC2 workers an execution launches."""
 
@@ -201,6 +210,7 @@ class WorkerSettings:
     timeout_hours: int
     root_volume_gib: int
     stall_seconds: int = 300  # worker.sh withholds heartbeats after this long without engine progress
+    image: Optional["WorkerImage"] = None  # None: Amazon Linux 2023 (latest), packages installed with dnf at boot
 
     @property
     def architecture(self) -> str:
@@ -590,6 +600,24 @@ def _security_group_ids(value: Any) -> Tuple[str, ...]:
     return tuple(items)
 
 
+_AMI_ID = re.compile(rf"^ami-{_HEX_ID}$")
+_SSM_PARAMETER = re.compile(r"^ssm:(/[A-Za-z0-9_.\-/]{1,1010})$")
+
+
+def _worker_image(value: Any) -> Optional[WorkerImage]:
+    if _is_none(value):
+        return None
+    expectation = ("none, an AMI id (ami- followed by 8 or 17 hex digits) or ssm:/<parameter name> holding one, "
+                   "of an image with amazon-efs-utils, nfs-utils and rsync installed")
+    text = _string(value, expectation)
+    if _AMI_ID.match(text):
+        return WorkerImage(ami_id=text)
+    match = _SSM_PARAMETER.match(text)
+    if match:
+        return WorkerImage(ssm_parameter=match.group(1))
+    raise _Invalid(f"{_describe(value)} is not a worker image; expected {expectation}")
+
+
 def _route_table_ids(value: Any) -> Tuple[str, ...]:
     expectation = "none, or a list of route table ids (rtb- followed by 8 or 17 hex digits; comma-separated with -c)"
     items = _id_list(value, expectation)
@@ -771,6 +799,12 @@ KEYS: Dict[str, KeySpec] = {
               "stops it) stops sending heartbeats, so the run fails after this plus "
               f"`worker_heartbeat_timeout_seconds` ({MIN_STALL_SECONDS}–{MAX_STALL_SECONDS}).",
               _int_range(MIN_STALL_SECONDS, MAX_STALL_SECONDS)),
+        _spec("worker_image", "string or none", None, "none",
+              "The workers' image: none = the latest Amazon Linux 2023 (AWS's public SSM parameter), which installs "
+              "`amazon-efs-utils` and `rsync` with dnf at every boot (needs the AL2023 repositories: an S3 gateway "
+              "endpoint or a NAT); or an image with them preinstalled, so workers need no package repository: "
+              "`ami-…`, or `ssm:/<parameter>` (a parameter of this account holding the AMI id, resolved at each "
+              "launch; the image must be owned by this account). See \"Worker images\".", _worker_image),
         _spec("worker_timeout_hours", "integer", 24, "24",
               "Longest a worker (or the finalize step) may run before the run fails (1–168).", _int_range(1, 168)),
         _spec("worker_root_volume_gib", "integer", 16, "16",
@@ -925,6 +959,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             timeout_hours=values["worker_timeout_hours"],
             root_volume_gib=values["worker_root_volume_gib"],
             stall_seconds=values["worker_stall_seconds"],
+            image=values["worker_image"],
         ),
         notifications=NotificationSettings(values["notification_emails"], values["notify_on_success"]),
         schedule_timezone=values["schedule_timezone"],
@@ -1106,7 +1141,7 @@ def _worker_network_problems(values: Mapping[str, Any], raw: Mapping[str, Any]) 
     """Refuse a network in which a worker cannot bootstrap or report: each service in WORKER_NEEDS must be reachable
     through a NAT (0.0.0.0/0 in worker_https_egress), an endpoint this stack creates, or one the VPC already has."""
     needed = ("worker_https_egress", "vpc_endpoints", "existing_vpc_endpoints", "existing_vpc_endpoint_security_groups",
-              "vpc_cidr")
+              "vpc_cidr", "worker_image")
     if not all(name in values for name in needed):
         return []
     egress = values["worker_https_egress"] or (values["vpc_cidr"],)
@@ -1118,12 +1153,22 @@ def _worker_network_problems(values: Mapping[str, Any], raw: Mapping[str, Any]) 
     for service, why in WORKER_NEEDS.items():
         if nat or service in created:
             continue  # the created S3 gateway's prefix-list rule is checked above
-        if service in existing and (prefix_list if service == "s3" else inside_vpc):
+        # Without dnf (worker_image), S3 serves only the script bucket: an existing S3 interface endpoint will do.
+        dnf = values["worker_image"] is None
+        if service != "s3":
+            reached = inside_vpc
+        else:
+            reached = prefix_list if dnf else prefix_list or inside_vpc
+        if service in existing and reached:
             continue
-        if service == "s3":
+        if service == "s3" and not dnf:
+            how = ("'s3' in vpc_endpoints or existing_vpc_endpoints (the script bucket; with worker_image no package "
+                   "repository is needed)")
+        elif service == "s3":
             how = ("'s3' in vpc_endpoints (a gateway endpoint, with route_table_ids) or in existing_vpc_endpoints "
                    "(an existing S3 gateway endpoint), either way with the region's S3 prefix list (pl-…) in "
-                   "worker_https_egress; an S3 interface endpoint cannot serve dnf's dual-stack repository names")
+                   "worker_https_egress; an S3 interface endpoint cannot serve dnf's dual-stack repository names; "
+                   "or worker_image with the packages preinstalled")
         else:
             how = (f"'{service}' in vpc_endpoints, or in existing_vpc_endpoints with worker_https_egress reaching the "
                    "VPC CIDR (or existing_vpc_endpoint_security_groups)")

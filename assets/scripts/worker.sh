@@ -225,11 +225,18 @@ unmount_filesystems() {
   MOUNTED=()
 }
 
+# amazon-efs-utils and rsync: installed with dnf from the Amazon Linux 2023 repositories (an S3 gateway endpoint or a
+# NAT must reach them), unless the image has them (worker_image: the user data sets EFS_BACKUP_PACKAGES=preinstalled,
+# and a missing package is then an error of the image, never a dnf call that would hang without a repository).
 install_packages() {
   local missing=()
   command -v rsync >/dev/null 2>&1 || missing+=(rsync)
   if [[ -z "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]] && ! command -v mount.efs >/dev/null 2>&1; then
     missing+=(amazon-efs-utils)
+  fi
+  if [[ "${#missing[@]}" -gt 0 && "${EFS_BACKUP_PACKAGES:-}" == preinstalled ]]; then
+    log "the worker image (worker_image) lacks ${missing[*]}; it must have them preinstalled"
+    return 1
   fi
   if [[ "${#missing[@]}" -gt 0 ]]; then
     log "installing ${missing[*]} from the distribution repositories"
