@@ -66,9 +66,18 @@ def test_the_integ_manifest_names_the_test_case_and_its_assertion_stack(assembly
     assert case["assertionStack"] == "EfsBackupAcceptanceAssertions"
 
 
+def without_salt(value):
+    """integ-tests gives every assertion a fresh "salt" (the synth time) so that it runs again on every deploy."""
+    if isinstance(value, dict):
+        return {k: "<salt>" if k == "salt" else without_salt(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_salt(v) for v in value]
+    return value
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_template_snapshot(assembly, stack, snapshot_json):
-    assert normalise_hashes(template(assembly, stack)) == snapshot_json
+    assert without_salt(normalise_hashes(template(assembly, stack))) == snapshot_json
 
 
 def test_the_app_keeps_nothing_when_the_test_is_torn_down(assembly):
