@@ -51,6 +51,7 @@ from aws_cdk import aws_ec2 as ec2  # noqa: E402
 from aws_cdk import aws_efs as efs  # noqa: E402
 from aws_cdk import aws_iam as iam  # noqa: E402
 from aws_cdk import aws_lambda as lambda_  # noqa: E402
+from aws_cdk import aws_logs as logs  # noqa: E402
 from aws_cdk import custom_resources as cr  # noqa: E402
 from constructs import Construct  # noqa: E402
 from aws_cdk.integ_tests_alpha import ExpectedResult, IntegTest, Match  # noqa: E402
@@ -198,6 +199,14 @@ class EmptyBucketsOnDelete(Construct):
         })
 
 
+def give_every_function_a_log_group(stack):
+    functions = [c for c in stack.node.find_all() if isinstance(c, lambda_.CfnFunction) and c.logging_config is None]
+    for function in functions:
+        group = logs.LogGroup(function.node.scope, "TestLogGroup", retention=logs.RetentionDays.ONE_WEEK,
+                              removal_policy=RemovalPolicy.DESTROY)
+        function.logging_config = lambda_.CfnFunction.LoggingConfigProperty(log_group=group.log_group_name)
+
+
 def build(app):
     account, region = environment()
     env = cdk.Environment(account=account, region=region)
@@ -215,6 +224,13 @@ def build(app):
     # The assertions live in the test's account and region too (they call the app's state machines).
     assertion_stack = cdk.Stack(app, "EfsBackupAcceptanceAssertions", env=env,
                                 description="efs-backup acceptance test: the assertions (integ-tests)")
+
+    # Nothing may outlive the test: every function logs to a log group of its stack (Lambda would otherwise create
+    # /aws/lambda/<name> itself, which no stack deletes), and every removal policy is destroy.
+    for stack in (env_stack, app_stack):
+        give_every_function_a_log_group(stack)
+    for stack in (env_stack, assertion_stack):
+        cdk.RemovalPolicies.of(stack).destroy()
 
     integ = IntegTest(app, "EfsBackupAcceptance", test_cases=[env_stack, app_stack],
                       assertion_stack=assertion_stack, diff_assets=False, stack_update_workflow=False)

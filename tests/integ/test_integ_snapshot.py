@@ -80,10 +80,17 @@ def test_template_snapshot(assembly, stack, snapshot_json):
     assert without_salt(normalise_hashes(template(assembly, stack))) == snapshot_json
 
 
-def test_the_app_keeps_nothing_when_the_test_is_torn_down(assembly):
-    kept = {k: v["Type"] for k, v in template(assembly, "EfsBackupAcceptanceApp")["Resources"].items()
+@pytest.mark.parametrize("stack", STACKS)
+def test_nothing_outlives_the_test(assembly, stack):
+    kept = {k: v["Type"] for k, v in template(assembly, stack)["Resources"].items()
             if v.get("DeletionPolicy", "Delete") != "Delete" or v.get("UpdateReplacePolicy", "Delete") != "Delete"}
     assert kept == {}
+    # Every function writes to a log group of the stack (else Lambda creates one that is never deleted).
+    functions = resources(assembly, stack, "AWS::Lambda::Function")
+    assert all("LoggingConfig" in f["Properties"] for f in functions.values()), sorted(functions)
+
+
+def test_the_app_buckets_are_emptied_before_they_are_deleted(assembly):
     (empty,) = resources(assembly, "EfsBackupAcceptanceApp", "AWS::CloudFormation::CustomResource").values()
     assert len(empty["Properties"]["Buckets"]) == 2  # the script bucket and its access-log bucket
 
