@@ -1,4 +1,4 @@
-"""Joining a run whose first worker is still preparing it (issue 11, item 8).
+"""Joining a run whose first worker is still preparing it (issue 11, item 8): backups and restores.
 
 A first multi-worker run counts the source before it plans parts: on EFS one listing costs 1-3 ms, so a tree with a
 few hundred thousand directories takes many minutes, and joiners used to give up after a fixed 600 s. Now a joiner
@@ -26,7 +26,7 @@ from enginekit import ENGINE
 STALE_AFTER = 2  # -> lock.every 0.2 s, lock.join_stall_after 1.2 s
 JOIN_STALL_AFTER = 1.2
 LISTING_DELAY_US = 60000  # per getdents64 call (two per directory listing)
-DIRECTORIES = 40
+DIRECTORIES = 60
 
 
 def _can_unshare_uts():
@@ -40,16 +40,21 @@ def _can_unshare_uts():
 pytestmark = pytest.mark.skipif(not _can_unshare_uts(), reason="needs root (unshare --uts) and strace")
 
 
-def prepare_args(engine, run_id):
+def prepare_args(engine, run_id, kind="backup"):
+    """A backup's prepare (a first run counts the source) or a restore's (it counts the chosen paths)."""
+    if kind == "restore":
+        return [sys.executable, ENGINE, "restore-prepare", "--backup-root", engine.root, "--id", "prod",
+                "--snapshot", "latest", "--path", "top", "--target", os.path.join(engine.source, "restored"),
+                "--workers", "2", "--run-id", run_id, "--stale-after", str(STALE_AFTER)]
     return [sys.executable, ENGINE, "prepare", "--source", engine.source, "--backup-root", engine.root, "--id",
             "prod", "--interval", "daily", "--retain", "3", "--workers", "2", "--run-id", run_id,
             "--stale-after", str(STALE_AFTER)]
 
 
-def start_slow_preparer(engine, run_id, tmp_path):
+def start_slow_preparer(engine, run_id, tmp_path, kind="backup"):
     """The first worker: its directory listings are slowed by strace fault injection (delay on entry)."""
     command = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=getdents64",
-               "-e", "inject=getdents64:delay_enter=%d" % LISTING_DELAY_US] + prepare_args(engine, run_id)
+               "-e", "inject=getdents64:delay_enter=%d" % LISTING_DELAY_US] + prepare_args(engine, run_id, kind)
     out = open(tmp_path / "preparer.out", "w")
     return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
@@ -73,9 +78,9 @@ def traced_child(strace_proc):
     raise AssertionError("strace started no engine process")
 
 
-def start_joiner_on_other_host(engine, run_id):
+def start_joiner_on_other_host(engine, run_id, kind="backup"):
     script = 'hostname joining-worker && exec "$@"'
-    return subprocess.Popen(["unshare", "--uts", "sh", "-c", script, "sh"] + prepare_args(engine, run_id),
+    return subprocess.Popen(["unshare", "--uts", "sh", "-c", script, "sh"] + prepare_args(engine, run_id, kind),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -91,7 +96,7 @@ def wait_for_lock(engine, timeout=30):
 @pytest.fixture
 def tree(engine):
     for index in range(DIRECTORIES):
-        directory = os.path.join(engine.source, "d%02d" % index)
+        directory = os.path.join(engine.source, "top", "d%02d" % index)
         os.makedirs(directory)
         for number in range(3):
             with open(os.path.join(directory, "f%d" % number), "w") as handle:
@@ -99,12 +104,15 @@ def tree(engine):
     return engine
 
 
-def test_a_join_outlasting_many_stall_limits_succeeds_while_the_preparer_beats(tree, tmp_path):
-    preparer = start_slow_preparer(tree, "exec-slow", tmp_path)
+@pytest.mark.parametrize("kind", ["backup", "restore"])
+def test_a_join_outlasting_many_stall_limits_succeeds_while_the_preparer_beats(tree, tmp_path, kind):
+    if kind == "restore":
+        tree.backup()  # a snapshot to restore from (the restore's prepare counts its paths)
+    preparer = start_slow_preparer(tree, "exec-slow", tmp_path, kind)
     try:
         owner = wait_for_lock(tree)
         assert owner["run_id"] == "exec-slow"
-        joiner = start_joiner_on_other_host(tree, "exec-slow")
+        joiner = start_joiner_on_other_host(tree, "exec-slow", kind)
         started = time.monotonic()
         out, err = joiner.communicate(timeout=300)
         waited = time.monotonic() - started
@@ -118,17 +126,21 @@ def test_a_join_outlasting_many_stall_limits_succeeds_while_the_preparer_beats(t
     # The count of DIRECTORIES slowed listings took far longer than the stall limit; the joiner kept waiting.
     assert waited > 5 * JOIN_STALL_AFTER, waited
     # And both workers then see the same prepared run: the plan (written once, by the preparer) is intact.
-    prepared = json.load(open(os.path.join(tree.root, "prod", ".efs-backup", "runs", "daily", "run.json")))
+    run_file = (os.path.join(tree.root, "prod", ".efs-backup", "runs", "daily", "run.json") if kind == "backup" else
+                os.path.join(tree.root, "prod", ".efs-backup", "restores", "exec-slow", "run.json"))
+    prepared = json.load(open(run_file))
     assert prepared["run_id"] == "exec-slow" and prepared["workers"] == 2 and prepared["unit_files"] >= 200
 
 
-@pytest.mark.parametrize("how", ["killed", "paused"])
-def test_a_joiner_fails_fast_once_the_preparer_stops_beating(tree, tmp_path, how):
-    preparer = start_slow_preparer(tree, "exec-dead", tmp_path)
+@pytest.mark.parametrize("kind, how", [("backup", "killed"), ("backup", "paused"), ("restore", "killed")])
+def test_a_joiner_fails_fast_once_the_preparer_stops_beating(tree, tmp_path, kind, how):
+    if kind == "restore":
+        tree.backup()  # a snapshot to restore from (the restore's prepare counts its paths)
+    preparer = start_slow_preparer(tree, "exec-dead", tmp_path, kind)
     engine_pid = traced_child(preparer)
     try:
         wait_for_lock(tree)
-        joiner = start_joiner_on_other_host(tree, "exec-dead")
+        joiner = start_joiner_on_other_host(tree, "exec-dead", kind)
         time.sleep(1.5)  # the joiner is waiting (the count needs several seconds more)
         assert joiner.poll() is None, joiner.communicate()[1].decode()
         stopped = time.monotonic()
@@ -150,4 +162,4 @@ def test_a_joiner_fails_fast_once_the_preparer_stops_beating(tree, tmp_path, how
     # The joiner broke nothing: the lock still names the preparer's run (the next run judges it stale by the
     # lock's own rule, after --stale-after).
     owner = json.load(open(os.path.join(tree.root, "prod", ".efs-backup", "lock", "owner.json")))
-    assert owner["run_id"] == "exec-dead"
+    assert owner["run_id"] == "exec-dead" and owner["kind"] == kind
