@@ -5,7 +5,8 @@
   (S3 buckets ``al2023-repos-<region>-*``); workers reach it through the S3 prefix list in ``worker_https_egress``.
 * Interface endpoints (``states``, ``logs``, ``monitoring``, ``ssm``, ``ssmmessages``, ``ec2messages``, ``sns``) get
   one network interface in each configured subnet, private DNS on (so the AWS CLI on the workers needs no endpoint
-  URL), and one security group that admits HTTPS only from the backup-client group. The backup-client group gets
+  URL; with ``vpc_endpoint_private_dns`` false, ``worker_environment`` points the workers' CLI at them), and one
+  security group that admits HTTPS only from the backup-client group. The backup-client group gets
   an HTTPS egress rule to that group, so the endpoints work whatever ``worker_https_egress`` lists.
 
 Endpoint policies are left at AWS's default (full access): an endpoint serves the whole VPC (a gateway endpoint
@@ -23,11 +24,11 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
-from aws_cdk import Stack
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from stacks.config import VpcEndpointSettings
+from stacks.config import ENDPOINT_URL_VARIABLES, VpcEndpointSettings
 
 HTTPS_PORT = 443
 
@@ -93,7 +94,7 @@ class VpcEndpoints(Construct):
                     service=INTERFACE_SERVICES[service],
                     subnets=ec2.SubnetSelection(subnets=list(subnets)),
                     security_groups=[self.security_group],
-                    private_dns_enabled=True,
+                    private_dns_enabled=settings.private_dns,
                     open=False,
                 )
                 self.interface_endpoints[service] = endpoint
@@ -106,6 +107,18 @@ class VpcEndpoints(Construct):
                                    "HTTPS from efs-backup workers (backup-client group)")
             client_security_group.add_egress_rule(group, ec2.Port.tcp(HTTPS_PORT),
                                                   "HTTPS to existing VPC endpoints used by efs-backup workers")
+
+    @property
+    def worker_environment(self) -> Dict[str, str]:
+        """Without private DNS: AWS_ENDPOINT_URL_<SERVICE> -> https://<the endpoint's regional DNS name>, for the
+        workers' user data (the first DnsEntries item is the regional name, as "<hosted zone>:<name>")."""
+        if self.settings.private_dns:
+            return {}
+        return {
+            ENDPOINT_URL_VARIABLES[service]: "https://" + Fn.select(
+                1, Fn.split(":", Fn.select(0, endpoint.vpc_endpoint_dns_entries)))
+            for service, endpoint in self.interface_endpoints.items() if service in ENDPOINT_URL_VARIABLES
+        }
 
     @property
     def endpoint_ids(self) -> Dict[str, str]:

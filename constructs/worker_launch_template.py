@@ -57,11 +57,13 @@ class WorkerLaunchTemplate(Construct):
         file_systems: Sequence[FileSystemAccess],
         purpose: str,
         log_group: Optional[logs.ILogGroup] = None,
+        environment: Optional[Dict[str, str]] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.settings = settings
         self.scripts = scripts
+        self.environment = dict(environment or {})  # exported by the user data (e.g. VPC endpoint URLs)
         self.security_group_ids: List[str] = [group.security_group_id for group in security_groups]
         # The image: AWS's Amazon Linux 2023 parameter (packages installed with dnf at boot), or worker_image (an
         # image with them preinstalled: an AMI id, or a parameter of this account resolved at each launch).
@@ -234,6 +236,8 @@ class WorkerLaunchTemplate(Construct):
             f'export EFS_BACKUP_STALL_SECONDS="${{EFS_BACKUP_STALL_SECONDS:-{self.settings.stall_seconds}}}"',
             *(['export EFS_BACKUP_PACKAGES=preinstalled  # worker_image: never run dnf'] if self.packages_preinstalled
               else []),
+            # VPC endpoints without private DNS (vpc_endpoint_private_dns false): where the AWS CLI finds them.
+            *(f'export {name}="{value}"' for name, value in sorted(self.environment.items())),
             'mkdir -p "$EFS_BACKUP_HOME/scripts"',
             f'aws s3 cp --recursive --only-show-errors --region {Aws.REGION} "s3://{bucket}/{prefix}" '
             '"$EFS_BACKUP_HOME/scripts/"',

@@ -89,6 +89,10 @@ GATEWAY_ENDPOINTS: Tuple[str, ...] = ("s3", "dynamodb")
 INTERFACE_ENDPOINTS: Tuple[str, ...] = ("states", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "sns")
 VPC_ENDPOINTS: Tuple[str, ...] = ("s3", "states", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages",
                                   "dynamodb", "sns")
+# Without private DNS, the workers' AWS CLI reaches an interface endpoint through its service-specific endpoint
+# variable (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html; identifiers:
+# https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html).
+ENDPOINT_URL_VARIABLES: Dict[str, str] = {"states": "AWS_ENDPOINT_URL_SFN", "logs": "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"}
 
 KMS_AWS_MANAGED = "aws-managed"
 KMS_CREATE = "create"
@@ -232,6 +236,7 @@ class VpcEndpointSettings:
     route_table_ids: Tuple[str, ...] = ()  # where the gateway endpoints (s3, dynamodb) are routed
     existing: Tuple[str, ...] = ()  # services whose endpoints already exist in the VPC (never created here)
     existing_security_group_ids: Tuple[str, ...] = ()  # their groups: HTTPS from the backup-client group
+    private_dns: bool = True  # False: workers are pointed at the created endpoints by AWS_ENDPOINT_URL_<SERVICE>
 
     @property
     def gateway_services(self) -> Tuple[str, ...]:
@@ -749,6 +754,13 @@ KEYS: Dict[str, KeySpec] = {
               + "`, `".join(VPC_ENDPOINTS) + "`: the workers use them and the stack never creates a second one "
               "(a second private-DNS endpoint for a service fails the deploy). `s3` means an S3 *gateway* "
               "endpoint on the worker subnets' route tables. With `-c`: comma-separated.", _vpc_endpoints),
+        _spec("vpc_endpoint_private_dns", "boolean", True, "true",
+              "Private DNS on the interface endpoints this stack creates. `false` for a VPC that already has "
+              "endpoints with private DNS for those services (a second one fails the deploy) and whose endpoints "
+              "the workers must not use: the workers' AWS CLI then reaches the created `states` and `logs` endpoints "
+              "through `AWS_ENDPOINT_URL_SFN` / `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS` set in their user data, and the "
+              "other interface services (which the SSM agent cannot be pointed at that way) are refused.",
+              _boolean),
         _spec("existing_vpc_endpoint_security_groups", "list of strings or none", (), "none",
               "Security groups of those existing interface endpoints: each gains one HTTPS ingress rule from the "
               "backup-client group, which gains HTTPS egress to it. With `-c`: comma-separated.",
@@ -944,7 +956,8 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
         worker_https_egress=values["worker_https_egress"],
         vpc_endpoints=VpcEndpointSettings(values["vpc_endpoints"], values["route_table_ids"],
                                           values["existing_vpc_endpoints"],
-                                          values["existing_vpc_endpoint_security_groups"]),
+                                          values["existing_vpc_endpoint_security_groups"],
+                                          values["vpc_endpoint_private_dns"]),
         script_noncurrent_version_expiration_days=values["script_noncurrent_version_expiration_days"],
         access_log_retention_days=values["access_log_retention_days"],
         retention=tuple(
@@ -1080,7 +1093,21 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"route_table_ids: {raw['route_table_ids']!r} is set but vpc_endpoints asks for no gateway "
                 "endpoint (s3, dynamodb); expected none"
             )
-    if ok("vpc_endpoints", "existing_vpc_endpoints"):
+    if ok("vpc_endpoints", "vpc_endpoint_private_dns") and not values["vpc_endpoint_private_dns"]:
+        interfaces = [s for s in values["vpc_endpoints"] if s in INTERFACE_ENDPOINTS]
+        unsupported = [s for s in interfaces if s not in ENDPOINT_URL_VARIABLES]
+        if not interfaces:
+            problems.append(
+                "vpc_endpoint_private_dns: false but vpc_endpoints creates no interface endpoint; expected true, "
+                f"or some of {', '.join(ENDPOINT_URL_VARIABLES)} in vpc_endpoints"
+            )
+        if unsupported:
+            problems.append(
+                f"vpc_endpoint_private_dns: false cannot serve {', '.join(unsupported)} (only the workers' AWS CLI "
+                f"can be pointed at an endpoint, for {', '.join(ENDPOINT_URL_VARIABLES)}; the SSM agent follows "
+                "private DNS); expected those services left out of vpc_endpoints, or private DNS on"
+            )
+    if ok("vpc_endpoints", "existing_vpc_endpoints", "vpc_endpoint_private_dns") and values["vpc_endpoint_private_dns"]:
         both = [s for s in values["vpc_endpoints"] if s in values["existing_vpc_endpoints"]]
         if both:
             problems.append(

@@ -8,6 +8,8 @@ default (issue 11, item 9): a policy admitting only the worker roles would cut e
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cdk_helpers import context_for, synthesize
@@ -174,3 +176,53 @@ def test_every_service_can_be_created_and_synthesizes_nag_clean(every_endpoint):
     assert sorted(found) == sorted(VPC_ENDPOINTS)
     assert found["dynamodb"]["VpcEndpointType"] == "Gateway"
     assert not [service for service, props in found.items() if "PolicyDocument" in props]
+
+
+# ------------------------------------------------------------------------------------ endpoints without private DNS
+
+
+def test_private_dns_off_serves_only_what_the_workers_cli_can_be_pointed_at():
+    base = dict(existing_vpc_endpoints="s3,states,logs", vpc_endpoint_private_dns="false")
+    (problem,) = problems(**base)
+    assert problem.startswith("vpc_endpoint_private_dns: false but vpc_endpoints creates no interface endpoint")
+    (problem,) = problems(vpc_endpoints="states,ssm", **base)
+    assert problem.startswith("vpc_endpoint_private_dns: false cannot serve ssm")
+    # Beside existing private-DNS endpoints for the same services: no conflict, nothing refused.
+    config = load_config(context_for("example", vpc_endpoints="states,logs", **base))
+    assert config.vpc_endpoints.private_dns is False
+
+
+def test_without_private_dns_the_user_data_points_the_cli_at_the_created_endpoints(tmp_path):
+    synth = synthesize("example", tmp_path, vpc_endpoints="states,logs", vpc_endpoint_private_dns="false",
+                       stack_name="EfsBackupNoPrivateDns")
+    found = endpoints(synth)
+    assert {found[s]["PrivateDnsEnabled"] for s in ("states", "logs")} == {False}
+    for template in (synth.stack.launch_template, synth.stack.restore_launch_template):
+        head = resolved(synth, template.bootstrap_pieces()["head"])
+        text = json.dumps(head)
+        for variable, service in (("AWS_ENDPOINT_URL_SFN", "states"), ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "logs")):
+            logical_id = synth.stack.resolve(synth.stack.endpoints.interface_endpoints[service].vpc_endpoint_id)["Ref"]
+            assert f'export {variable}=\\"https://' in text
+            assert {"Fn::Select": [0, {"Fn::GetAtt": [logical_id, "DnsEntries"]}]} == _dns_entry(head, logical_id)
+
+
+def _dns_entry(value, logical_id):
+    """Find the Fn::Select of the endpoint's first DnsEntries item inside a resolved value."""
+    if isinstance(value, dict):
+        if value.get("Fn::Select", [None, None])[1] == {"Fn::GetAtt": [logical_id, "DnsEntries"]}:
+            return value
+        for item in value.values():
+            found = _dns_entry(item, logical_id)
+            if found:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _dns_entry(item, logical_id)
+            if found:
+                return found
+    return None
+
+
+def test_with_private_dns_the_user_data_sets_no_endpoint_url(synthesized):
+    head = synthesized("production-eu").stack.launch_template.bootstrap_pieces()["head"]
+    assert "AWS_ENDPOINT_URL" not in head
