@@ -34,6 +34,9 @@
 #
 # Environment:
 #   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
+#   EFS_BACKUP_STALL_SECONDS heartbeats stop after this long without progress (user data: worker_stall_seconds;
+#                            default 300). The engine's probe period is EFS_BACKUP_PROGRESS_SECONDS (default 15).
+#   EFS_BACKUP_PACKAGES      "preinstalled" (user data, with worker_image): never run dnf; a missing package fails.
 #   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR[:OTHER_DIR]" (OTHER_DIR stands for
 #                            any restore target other than the production file system). mount_filesystems then
 #                            bind-mounts these local directories (--rbind; read-only where EFS is mounted read-only;
