@@ -165,7 +165,8 @@ def app_config(env_stack, account, region):
         source_file_system_id=env_stack.source.file_system_id,
         source_mount_target_security_group_id=env_stack.source_mount_target_group.security_group_id,
         vpc_endpoints=VpcEndpointSettings(("s3", "states", "logs"), tuple(s.route_table.route_table_id for s in subnets)),
-        worker_https_egress=(config.vpc_cidr, env_stack.s3_prefix_list_id),
+        # The S3 prefix list is added by build() (a token here: NetworkAccess tells prefix lists from CIDRs by "pl-").
+        worker_https_egress=(config.vpc_cidr,),
     )
 
 
@@ -212,6 +213,10 @@ def build(app):
     env = cdk.Environment(account=account, region=region)
     env_stack = AcceptanceEnvironment(app, "EfsBackupAcceptanceEnv", env=env)
     app_stack = EfsBackupStack(app, app_config(env_stack, account, region))
+    # The workers' HTTPS to the S3 gateway endpoint, as worker_https_egress would add it with a literal pl- id.
+    app_stack.network.backup_client_security_group.add_egress_rule(
+        ec2.Peer.prefix_list(env_stack.s3_prefix_list_id), ec2.Port.tcp(443),
+        "HTTPS to AWS APIs and package repositories via the S3 prefix list")
     # The app's own description names the production file system id, a token here.
     app_stack.template_options.description = "efs-backup acceptance test: the app under test"
     acknowledge(app_stack.network.node.find_child("SourceClientSecurityGroup"), {

@@ -101,6 +101,13 @@ def test_the_workers_use_the_recommended_network(assembly):
                        if isinstance(v["Properties"]["ServiceName"], dict) else v["Properties"]["ServiceName"]
                        .rsplit(".", 1)[-1] for v in app["Resources"].values() if v["Type"] == "AWS::EC2::VPCEndpoint")
     assert endpoints == ["logs", "s3", "states"]
+    https = [e for v in app["Resources"].values() if v["Type"] == "AWS::EC2::SecurityGroup"
+             for e in v["Properties"].get("SecurityGroupEgress", []) if e.get("FromPort") == 443]
+    https += [v["Properties"] for v in app["Resources"].values()
+              if v["Type"] == "AWS::EC2::SecurityGroupEgress" and v["Properties"]["FromPort"] == 443]
+    assert [e["CidrIp"] for e in https if "CidrIp" in e] == ["10.80.0.0/16"]  # the VPC: interface endpoints
+    (s3,) = [e for e in https if "DestinationPrefixListId" in e]  # the S3 gateway endpoint
+    assert "S3PrefixList" in json.dumps(s3["DestinationPrefixListId"])
     environment = template(assembly, "EfsBackupAcceptanceEnv")
     assert not [v for v in environment["Resources"].values()
                 if v["Type"] in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway")], "no way to the internet"
