@@ -261,6 +261,8 @@ def build(app):
         return start, done
 
     backup, restore = app_stack.workflow.state_machine, app_stack.restore_workflow.state_machine
+    # A backup execution's input is the interval (and optionally workers) only: retention is the deployment's
+    # (issue 11, item 1). Restore inputs as in README "The restore workflow".
     seed = tree({"action": "seed"}, {"status": "seeded"})
     backup1 = execution(backup, "acceptance-backup-1", {"interval": "daily", "workers": 2})
     change = tree({"action": "change"}, {"status": "changed"})

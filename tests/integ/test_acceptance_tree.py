@@ -73,3 +73,18 @@ def test_the_comparison_catches_a_broken_hard_link_a_mode_and_a_missing_file(res
 def test_paths_outside_the_file_system_are_refused():
     with pytest.raises(ValueError):
         tree.handler({"action": "absent", "path": "../etc"}, None)
+
+
+def test_seed_and_change_can_be_repeated(tmp_path, monkeypatch):
+    """The assertion waiter invokes again after an error: a repeated seed starts over, a repeated change is a no-op."""
+    if os.geteuid() != 0:
+        pytest.skip("the sample tree has files owned by another user (chown needs root)")
+    monkeypatch.setattr(tree, "ROOT", str(tmp_path))
+    first = tree.handler({"action": "seed"}, None)
+    (tmp_path / "data" / "stray").write_text("left by a failed attempt")
+    assert tree.handler({"action": "seed"}, None) == first
+    assert not (tmp_path / "data" / "stray").exists()
+    tree.handler({"action": "change"}, None)
+    before = tree.describe(str(tmp_path / "data"))
+    assert tree.handler({"action": "change"}, None) == {"status": "changed"}
+    assert tree.describe(str(tmp_path / "data")) == before

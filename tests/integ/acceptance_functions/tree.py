@@ -13,6 +13,7 @@ Paths are relative to the file system root; nothing outside it is touched.
 
 import hashlib
 import os
+import shutil
 import stat
 
 ROOT = "/mnt/source"
@@ -37,7 +38,10 @@ def _write(path, data, mode=0o644, owner=None):
 
 
 def seed():
+    """Idempotent (the assertion waiter may invoke it again after an error): starts from an empty data/."""
     data = _path("data")
+    if os.path.lexists(data):
+        shutil.rmtree(data)
     awkward = ["with space.txt", "tab\tname", "newline\nname", "ünïcødé-名前.txt", "-leading-dash", "*glob?[x]",
                "quote'\"both", "back\\slash", ".hidden", "x" * 200, "trailing space "]
     for index, name in enumerate(awkward):
@@ -63,7 +67,11 @@ def seed():
 
 
 def change():
+    """Idempotent: a second call after a completed change changes nothing more."""
     data = _path("data")
+    marker = os.path.join(data, "new in run 2", "file (2).txt")
+    if os.path.exists(marker):
+        return {"status": "changed"}
     with open(os.path.join(data, "awkward", "with space.txt"), "ab") as handle:
         handle.write(b"appended for the second backup\n")
     os.unlink(os.path.join(data, "awkward", "-leading-dash"))
