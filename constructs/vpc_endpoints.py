@@ -111,7 +111,8 @@ class VpcEndpoints(Construct):
     @property
     def worker_environment(self) -> Dict[str, str]:
         """Without private DNS: AWS_ENDPOINT_URL_<SERVICE> -> https://<the endpoint's regional DNS name>, for the
-        workers' user data (the first DnsEntries item is the regional name, as "<hosted zone>:<name>")."""
+        workers' user data (the first DnsEntries item is the regional name, as "<hosted zone id>:<DNS name>":
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-vpcendpoint.html)."""
         if self.settings.private_dns:
             return {}
         return {

@@ -22,6 +22,19 @@ Stacks, all in the account and region of the caller's credentials:
   app retains on delete (backup file system, buckets, log groups, run table) is set to DESTROY here.
   A custom resource added to it empties the app's versioned buckets when the stack is deleted, before the buckets.
 
+Reviewed against the docs it relies on:
+* integ-tests (IntegTest, assertionStack, invokeFunction with ExpectedResult/Match.serializedJson on the decoded
+  Payload, awsApiCall + getAttString, waitForAssertions, next):
+  https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.integ_tests_alpha/README.html
+* Lambda with EFS (an access point is required, the mount path starts with /mnt/, the function needs a route to a
+  mount target in its VPC): https://docs.aws.amazon.com/lambda/latest/dg/configuration-filesystem.html
+* S3 gateway endpoints are reached through the managed prefix list com.amazonaws.<region>.s3 in security-group
+  rules: https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html
+* StartExecution names are unique per state machine (each test deploys new state machines):
+  https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
+* CloudFormation deletes a resource before the resources it references (the bucket-emptying custom resource
+  before the buckets): https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html
+
 Assertions (the DeployAssert stack, in order): seed the tree; backup 1 (2 workers) SUCCEEDED; change the tree;
 backup 2 SUCCEEDED; restore dry run of data/restore-me SUCCEEDED and nothing written; real restore of it into
 /acceptance-restore SUCCEEDED; the restored tree equals the source (content, modes, owners, mtimes, symlinks, hard
