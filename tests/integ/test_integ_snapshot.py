@@ -119,3 +119,16 @@ def test_the_assertions_run_backups_and_restores_in_order(assembly):
     names = sorted(json.loads(c["parameters"])["name"].strip('"') if isinstance(c["parameters"], str)
                    else c["parameters"]["name"].strip('"') for c in calls)
     assert names == ["acceptance-backup-1", "acceptance-backup-2", "acceptance-restore", "acceptance-restore-dry-run"]
+
+
+def test_the_pinned_cli_reads_the_acceptance_app_offline(tmp_path):
+    """tools/acceptance-test.sh drives the test with the pinned CDK CLI (integ-runner 2.197.10 cannot read schema 55)."""
+    script = (REPO_ROOT / "tools" / "acceptance-test.sh").read_text()
+    (app,) = [line.split("=", 1)[1].strip('"') for line in script.splitlines() if line.startswith("app=")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    env.update(AWS_EC2_METADATA_DISABLED="true", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
+               JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
+    proc = subprocess.run(["npx", "cdk", "ls", "--app", app, "--output", str(tmp_path / "out"), "--no-notices"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["EfsBackupAcceptanceEnv", "EfsBackupAcceptanceApp", "EfsBackupAcceptanceAssertions"]
