@@ -33,7 +33,13 @@ class Vanished(Exception):
     """The part's source directory is gone or no longer a directory."""
 
 
+class SourceUnreadable(Exception):
+    """A source directory could be opened but not listed (a permission error on the source side only)."""
+
+
 def join(path, name):
+    if not name:
+        return path
     return path + "/" + name if path else name
 
 
@@ -131,7 +137,14 @@ def compare_part(trees, rel, names, recursive):
     part = PartDiff(trees, rel)
     try:
         part.open(names is None)
-        if names is None:
+        if part.src_fd is None:  # the part's own directory cannot be read: it keeps the newest copy
+            if names is None:
+                part._replace_with_newest(part.dst_fd, "")
+            else:
+                for name in names:
+                    if safefs.lstat_at(part.dst_fd, name) is not None:
+                        part._unreadable_dir(part.dst_fd, name, name)
+        elif names is None:
             part.compare_root(recursive)
         else:
             part.walk("", set(names), True)
@@ -169,6 +182,10 @@ class PartDiff:
         trees, rel = self.trees, self.rel
         try:
             self.src_fd = safefs.open_dir(trees.src, rel)
+        except PermissionError:
+            if not safefs.components(rel):
+                raise  # the source itself: nothing to back up
+            self.src_fd = None  # compare_part keeps the newest snapshot's copy
         except (FileNotFoundError, safefs.NotADirectory):
             if not whole_dir or not safefs.components(rel):
                 raise
@@ -217,6 +234,15 @@ class PartDiff:
         """Depth first, two fds per level open at a time."""
         subdirs = self._compare_dir(self.src_fd, self.dst_fd, top, only, recursive)
         stack = [(self.src_fd, self.dst_fd, top, iter(subdirs), False)]
+        try:
+            self._descend(stack)
+        finally:
+            for src_fd, dst_fd, _path, _pending, owned in stack:  # left by an error
+                if owned:
+                    os.close(src_fd)
+                    os.close(dst_fd)
+
+    def _descend(self, stack):
         while stack:
             src_fd, dst_fd, path, pending, owned = stack[-1]
             name = next(pending, None)
@@ -243,7 +269,7 @@ class PartDiff:
                 raise
             try:
                 subdirs = self._compare_dir(child_src, child_dst, child, None, True)
-            except PermissionError:
+            except SourceUnreadable:
                 os.close(child_src)
                 os.close(child_dst)
                 self._unreadable_dir(dst_fd, child, name)
@@ -257,7 +283,10 @@ class PartDiff:
     def _compare_dir(self, src_fd, dst_fd, path, only, recursive):
         """Compare one directory's entries (only: the names in scope, None for all); returns the subdirectories
         to descend into. The common case (an unchanged single-link file) takes the first branch."""
-        src = _listing(src_fd, only)
+        try:
+            src = _listing(src_fd, only)
+        except PermissionError as exc:
+            raise SourceUnreadable(str(exc)) from None
         dst = _listing(dst_fd, only)
         for name in sorted((only or set()) - set(src)):
             self.messages.append("%s vanished from the source before it was copied; removed from the snapshot"
@@ -342,28 +371,32 @@ class PartDiff:
     def _unreadable_dir(self, dst_parent_fd, path, name):
         """A source directory that cannot be opened or read: never an empty directory (that would delete its
         backup), but the newest snapshot's copy of it, and a warning naming it."""
-        self.unreadable.append(join(self.rel, path))
         # The directory entry itself stays (the walk made it a directory; its parent may belong to a part that
         # has finished): only its contents are replaced.
         fd = safefs.open_child(dst_parent_fd, name, force=True)
         try:
-            with os.scandir(fd) as entries:
-                stale = [entry.name for entry in entries]
-            for entry in stale:
-                safefs.remove_at(fd, entry)
-            newest = None
-            for cache in reversed(self.link_caches):  # the newest of all comes last: the most recent copy first
-                newest = cache.get(path)
-                if newest is not None:
-                    break
-            if newest is not None:
-                try:
-                    safefs.clone_tree(newest, fd)
-                except PermissionError as exc:
-                    self.messages.append("%s: the newest snapshot's copy is not readable either (%s): partly kept"
-                                         % (self._shown(path), exc))
+            self._replace_with_newest(fd, path)
         finally:
             os.close(fd)
+
+    def _replace_with_newest(self, fd, path):
+        """Make the work-tree directory fd (path in the part) the most recent snapshot's copy of it."""
+        self.unreadable.append(join(self.rel, path))
+        with os.scandir(fd) as entries:
+            stale = [entry.name for entry in entries]
+        for entry in stale:
+            safefs.remove_at(fd, entry)
+        newest = None
+        for cache in reversed(self.link_caches):  # the newest of all comes last: the most recent copy first
+            newest = cache.get(path)
+            if newest is not None:
+                break
+        if newest is not None:
+            try:
+                safefs.clone_tree(newest, fd)
+            except PermissionError as exc:
+                self.messages.append("%s: the newest snapshot's copy is not readable either (%s): partly kept"
+                                     % (self._shown(path), exc))
         if path in self.dir_st:
             self.dir_attrs[path] = self.dir_st[path]
 
