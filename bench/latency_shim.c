@@ -51,7 +51,7 @@ struct counts_file {
     char header[HEADER_SIZE];  /* text: magic, pid, ppid, exe, kinds (padded with spaces) */
     uint64_t count[NKINDS];    /* counted (and delayed) calls per kind */
     uint64_t slept_ns;         /* total time slept */
-    uint64_t unresolved;       /* relative paths against a directory fd the shim does not know (not counted) */
+    uint64_t unresolved;       /* names relative to a directory fd the shim did not see opened (not counted) */
 };
 
 /* ------------------------------------------------------------------------------------------------ state */
@@ -240,7 +240,7 @@ static int check_at(enum kind k, int dirfd, const char *path)
     if (!nprefixes) return 0;
     char abs[PATH_MAX];
     if (!resolve(dirfd, path, abs)) {
-        if (counts && in_owner() && path && path[0] != '/')
+        if (counts && in_owner() && path && path[0] && path[0] != '/')   /* a name, not a pipe's fstat */
             __atomic_fetch_add(&counts->unresolved, 1, __ATOMIC_RELAXED);
         return 0;
     }
