@@ -245,7 +245,7 @@ def render(res):
           "rounds at **%.3g ms** per metadata call on the source and the backup paths." % (
               a["seed"], _i(t["files"]), _i(t["symlinks"]), _i(t["dirs"]), t["top_level"], t["bytes"] / 2.0 ** 20,
               a["change"] * 100, a["retain"], a["warmup"] + 1, a["warmup"], a["rounds"], a["latency_ms"]), ""]
-    L += _main_table(res) + [""] + _kinds_table(res) + [""] + _verify_table(res) + [""] + _rounds_table(res)
+    L += _main_table(res) + [""] + _targets_table(res) + [""] + _kinds_table(res) + [""] + _verify_table(res) + [""] + _rounds_table(res)
     if res["notes"]:
         L += ["", "Notes:"] + ["* " + n for n in res["notes"]]
     return "\n".join(L) + "\n"
@@ -274,6 +274,22 @@ def _main_table(res):
         L.append("| %s | %.2f | %.2f..%.2f | %.2f | %s | %.2f | %.2f | %s |" % (
             s["label"], s["wall_median"], s["wall_min"], s["wall_max"], s["cpu_median"], _i(s["ops_mean"]),
             s["wall_x_rsync"], s["ops_x_rsync"], split))
+    return L
+
+
+def _targets_table(res):
+    """Issue 12's targets: engine K wall <= 1.25 x the K-stream split, engine calls <= 1.25 x one-stream rsync."""
+    L = ["| target (issue 12) | value | met |", "|---|--:|---|"]
+    for key in res["order"]:
+        s = res["summary"][key]
+        if not key.startswith("engine"):
+            continue
+        if "wall_x_split" in s:
+            L.append("| %s: wall <= 1.25 x %s | %.2f | %s |" % (
+                s["label"], res["summary"][s["split_key"]]["label"], s["wall_x_split"],
+                "**yes**" if s["wall_x_split"] <= 1.25 else "**NO**"))
+        L.append("| %s: metadata calls <= 1.25 x rsync, 1 stream | %.2f | %s |" % (
+            s["label"], s["ops_x_rsync"], "**yes**" if s["ops_x_rsync"] <= 1.25 else "**NO**"))
     return L
 
 
