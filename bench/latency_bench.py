@@ -53,9 +53,14 @@ class Rsync(object):
         self.key = "rsync-x%d" % streams
         self.label = "rsync, 1 stream" if streams == 1 else "rsync split over %d streams" % streams
         self.runs = []
+        self.plan = None
 
     def setup(self):
         os.makedirs(self.dst, exist_ok=True)
+
+    def prepare(self):
+        """Before the timed run (not timed, not under the model): deal the top-level directories."""
+        self.plan = self.stream_commands()
 
     def stream_commands(self):
         """Per stream, the rsync commands it runs one after the other."""
@@ -83,7 +88,7 @@ class Rsync(object):
                 if p.returncode != 0:
                     errors.append("%s: rc %d %s" % (" ".join(cmd[:6]), p.returncode, p.stderr[-2000:]))
                     return
-        threads = [threading.Thread(target=one, args=(cmds,)) for cmds in self.stream_commands()]
+        threads = [threading.Thread(target=one, args=(cmds,)) for cmds in self.plan]
         for t in threads:
             t.start()
         for t in threads:
@@ -100,6 +105,9 @@ class Engine(run_bench.Engine):
         self.key = "engine-x%d" % workers
         self.label = "engine, %d worker%s" % (workers, "" if workers == 1 else "s")
         self.streams = workers
+
+    def prepare(self):
+        pass
 
     def base(self):
         return [sys.executable, self.engine]       # not through `env python3` wrappers (pyenv shims)
@@ -144,6 +152,7 @@ def run_one(c, rnd, model, count_root):
         count_dir = os.path.join(count_root, "%s-r%03d" % (c.key, rnd))
         os.makedirs(count_dir)
         env = latency.shim_env(model[0], model[1], model[2], count_dir)
+    c.prepare()
     os.sync()
     t0, r0 = time.perf_counter(), os.times()
     ok, detail, info = c.run(env)
@@ -245,7 +254,9 @@ def render(res):
           "rounds at **%.3g ms** per metadata call on the source and the backup paths." % (
               a["seed"], _i(t["files"]), _i(t["symlinks"]), _i(t["dirs"]), t["top_level"], t["bytes"] / 2.0 ** 20,
               a["change"] * 100, a["retain"], a["warmup"] + 1, a["warmup"], a["rounds"], a["latency_ms"]), ""]
-    L += _main_table(res) + [""] + _targets_table(res) + [""] + _kinds_table(res) + [""] + _verify_table(res) + [""] + _rounds_table(res)
+    for table in (_main_table, _targets_table, _kinds_table, _verify_table, _rounds_table):
+        L += table(res) + [""]
+    L.pop()
     if res["notes"]:
         L += ["", "Notes:"] + ["* " + n for n in res["notes"]]
     return "\n".join(L) + "\n"
@@ -342,7 +353,8 @@ def parse_args(argv):
     p.add_argument("--latency-ms", type=float, default=1.0, help="delay per metadata call, ms (default 1)")
     p.add_argument("--rounds", type=int, default=3, help="measured incremental rounds (default 3)")
     p.add_argument("--retain", type=int, default=3, help="snapshots the engine keeps (default 3)")
-    p.add_argument("--warmup", type=int, default=None, help="unmeasured incremental rounds (default retain: the engine recycles from the first measured round)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="unmeasured incremental rounds (default retain: the engine recycles from the 1st measured)")
     p.add_argument("--workers", default="1,4,16", help="engine worker counts (default 1,4,16)")
     p.add_argument("--streams", default="4,16", help="rsync split stream counts (default 4,16)")
     p.add_argument("--seed", type=int, default=1)

@@ -433,12 +433,42 @@ int fcntl64(int fd, int cmd, ...)
 
 /* ------------------------------------------------------------------------------------------------ stat */
 
-int stat(const char *p, struct stat *b) { REAL(int, stat, const char *, struct stat *); check(K_STAT, p); return real_stat(p, b); }
-int stat64(const char *p, struct stat64 *b) { REAL(int, stat64, const char *, struct stat64 *); check(K_STAT, p); return real_stat64(p, b); }
-int lstat(const char *p, struct stat *b) { REAL(int, lstat, const char *, struct stat *); check(K_STAT, p); return real_lstat(p, b); }
-int lstat64(const char *p, struct stat64 *b) { REAL(int, lstat64, const char *, struct stat64 *); check(K_STAT, p); return real_lstat64(p, b); }
-int fstat(int fd, struct stat *b) { REAL(int, fstat, int, struct stat *); check_fd(K_STAT, fd); return real_fstat(fd, b); }
-int fstat64(int fd, struct stat64 *b) { REAL(int, fstat64, int, struct stat64 *); check_fd(K_STAT, fd); return real_fstat64(fd, b); }
+int stat(const char *p, struct stat *b)
+{
+    REAL(int, stat, const char *, struct stat *);
+    check(K_STAT, p);
+    return real_stat(p, b);
+}
+int stat64(const char *p, struct stat64 *b)
+{
+    REAL(int, stat64, const char *, struct stat64 *);
+    check(K_STAT, p);
+    return real_stat64(p, b);
+}
+int lstat(const char *p, struct stat *b)
+{
+    REAL(int, lstat, const char *, struct stat *);
+    check(K_STAT, p);
+    return real_lstat(p, b);
+}
+int lstat64(const char *p, struct stat64 *b)
+{
+    REAL(int, lstat64, const char *, struct stat64 *);
+    check(K_STAT, p);
+    return real_lstat64(p, b);
+}
+int fstat(int fd, struct stat *b)
+{
+    REAL(int, fstat, int, struct stat *);
+    check_fd(K_STAT, fd);
+    return real_fstat(fd, b);
+}
+int fstat64(int fd, struct stat64 *b)
+{
+    REAL(int, fstat64, int, struct stat64 *);
+    check_fd(K_STAT, fd);
+    return real_fstat64(fd, b);
+}
 int fstatat(int d, const char *p, struct stat *b, int fl)
 {
     REAL(int, fstatat, int, const char *, struct stat *, int);
@@ -458,14 +488,54 @@ int statx(int d, const char *p, int fl, unsigned int mask, struct statx *b)
     return real_statx(d, p, fl, mask, b);
 }
 
-int statfs(const char *p, struct statfs *b) { REAL(int, statfs, const char *, struct statfs *); check(K_STATFS, p); return real_statfs(p, b); }
-int statfs64(const char *p, struct statfs64 *b) { REAL(int, statfs64, const char *, struct statfs64 *); check(K_STATFS, p); return real_statfs64(p, b); }
-int fstatfs(int fd, struct statfs *b) { REAL(int, fstatfs, int, struct statfs *); check_fd(K_STATFS, fd); return real_fstatfs(fd, b); }
-int fstatfs64(int fd, struct statfs64 *b) { REAL(int, fstatfs64, int, struct statfs64 *); check_fd(K_STATFS, fd); return real_fstatfs64(fd, b); }
-int statvfs(const char *p, struct statvfs *b) { REAL(int, statvfs, const char *, struct statvfs *); check(K_STATFS, p); return real_statvfs(p, b); }
-int statvfs64(const char *p, struct statvfs64 *b) { REAL(int, statvfs64, const char *, struct statvfs64 *); check(K_STATFS, p); return real_statvfs64(p, b); }
-int fstatvfs(int fd, struct statvfs *b) { REAL(int, fstatvfs, int, struct statvfs *); check_fd(K_STATFS, fd); return real_fstatvfs(fd, b); }
-int fstatvfs64(int fd, struct statvfs64 *b) { REAL(int, fstatvfs64, int, struct statvfs64 *); check_fd(K_STATFS, fd); return real_fstatvfs64(fd, b); }
+int statfs(const char *p, struct statfs *b)
+{
+    REAL(int, statfs, const char *, struct statfs *);
+    check(K_STATFS, p);
+    return real_statfs(p, b);
+}
+int statfs64(const char *p, struct statfs64 *b)
+{
+    REAL(int, statfs64, const char *, struct statfs64 *);
+    check(K_STATFS, p);
+    return real_statfs64(p, b);
+}
+int fstatfs(int fd, struct statfs *b)
+{
+    REAL(int, fstatfs, int, struct statfs *);
+    check_fd(K_STATFS, fd);
+    return real_fstatfs(fd, b);
+}
+int fstatfs64(int fd, struct statfs64 *b)
+{
+    REAL(int, fstatfs64, int, struct statfs64 *);
+    check_fd(K_STATFS, fd);
+    return real_fstatfs64(fd, b);
+}
+int statvfs(const char *p, struct statvfs *b)
+{
+    REAL(int, statvfs, const char *, struct statvfs *);
+    check(K_STATFS, p);
+    return real_statvfs(p, b);
+}
+int statvfs64(const char *p, struct statvfs64 *b)
+{
+    REAL(int, statvfs64, const char *, struct statvfs64 *);
+    check(K_STATFS, p);
+    return real_statvfs64(p, b);
+}
+int fstatvfs(int fd, struct statvfs *b)
+{
+    REAL(int, fstatvfs, int, struct statvfs *);
+    check_fd(K_STATFS, fd);
+    return real_fstatvfs(fd, b);
+}
+int fstatvfs64(int fd, struct statvfs64 *b)
+{
+    REAL(int, fstatvfs64, int, struct statvfs64 *);
+    check_fd(K_STATFS, fd);
+    return real_fstatvfs64(fd, b);
+}
 
 ssize_t readlink(const char *p, char *b, size_t n)
 {
@@ -479,7 +549,12 @@ ssize_t readlinkat(int d, const char *p, char *b, size_t n)
     check_at(K_READLINK, d, p);
     return real_readlinkat(d, p, b, n);
 }
-int access(const char *p, int m) { REAL(int, access, const char *, int); check(K_ACCESS, p); return real_access(p, m); }
+int access(const char *p, int m)
+{
+    REAL(int, access, const char *, int);
+    check(K_ACCESS, p);
+    return real_access(p, m);
+}
 int faccessat(int d, const char *p, int m, int fl)
 {
     REAL(int, faccessat, int, const char *, int, int);
@@ -610,9 +685,14 @@ int fchdir(int fd)
     return r;
 }
 
-/* ------------------------------------------------------------------------------------------------ namespace writes */
+/* ---------------------------------------------------------------------------------------------- namespace writes */
 
-int mkdir(const char *p, mode_t m) { REAL(int, mkdir, const char *, mode_t); check(K_MKDIR, p); return real_mkdir(p, m); }
+int mkdir(const char *p, mode_t m)
+{
+    REAL(int, mkdir, const char *, mode_t);
+    check(K_MKDIR, p);
+    return real_mkdir(p, m);
+}
 int mkdirat(int d, const char *p, mode_t m)
 {
     REAL(int, mkdirat, int, const char *, mode_t);
@@ -640,7 +720,12 @@ int linkat(int da, const char *a, int db, const char *b, int fl)
     return real_linkat(da, a, db, b, fl);
 }
 /* symlink: only the new name is a file system path (the target is its content) */
-int symlink(const char *t, const char *p) { REAL(int, symlink, const char *, const char *); check(K_SYMLINK, p); return real_symlink(t, p); }
+int symlink(const char *t, const char *p)
+{
+    REAL(int, symlink, const char *, const char *);
+    check(K_SYMLINK, p);
+    return real_symlink(t, p);
+}
 int symlinkat(const char *t, int d, const char *p)
 {
     REAL(int, symlinkat, const char *, int, const char *);
@@ -665,7 +750,12 @@ int renameat2(int da, const char *a, int db, const char *b, unsigned int fl)
     check_two(K_RENAME, da, a, db, b);
     return real_renameat2(da, a, db, b, fl);
 }
-int mknod(const char *p, mode_t m, dev_t dev) { REAL(int, mknod, const char *, mode_t, dev_t); check(K_MKNOD, p); return real_mknod(p, m, dev); }
+int mknod(const char *p, mode_t m, dev_t dev)
+{
+    REAL(int, mknod, const char *, mode_t, dev_t);
+    check(K_MKNOD, p);
+    return real_mknod(p, m, dev);
+}
 int mknodat(int d, const char *p, mode_t m, dev_t dev)
 {
     REAL(int, mknodat, int, const char *, mode_t, dev_t);
@@ -675,7 +765,12 @@ int mknodat(int d, const char *p, mode_t m, dev_t dev)
 
 /* ------------------------------------------------------------------------------------------------ attributes */
 
-int chmod(const char *p, mode_t m) { REAL(int, chmod, const char *, mode_t); check(K_CHMOD, p); return real_chmod(p, m); }
+int chmod(const char *p, mode_t m)
+{
+    REAL(int, chmod, const char *, mode_t);
+    check(K_CHMOD, p);
+    return real_chmod(p, m);
+}
 int fchmod(int fd, mode_t m) { REAL(int, fchmod, int, mode_t); check_fd(K_CHMOD, fd); return real_fchmod(fd, m); }
 int fchmodat(int d, const char *p, mode_t m, int fl)
 {
@@ -683,10 +778,30 @@ int fchmodat(int d, const char *p, mode_t m, int fl)
     check_at(K_CHMOD, d, p);
     return real_fchmodat(d, p, m, fl);
 }
-int lchmod(const char *p, mode_t m) { REAL(int, lchmod, const char *, mode_t); check(K_CHMOD, p); return real_lchmod(p, m); }
-int chown(const char *p, uid_t u, gid_t g) { REAL(int, chown, const char *, uid_t, gid_t); check(K_CHOWN, p); return real_chown(p, u, g); }
-int lchown(const char *p, uid_t u, gid_t g) { REAL(int, lchown, const char *, uid_t, gid_t); check(K_CHOWN, p); return real_lchown(p, u, g); }
-int fchown(int fd, uid_t u, gid_t g) { REAL(int, fchown, int, uid_t, gid_t); check_fd(K_CHOWN, fd); return real_fchown(fd, u, g); }
+int lchmod(const char *p, mode_t m)
+{
+    REAL(int, lchmod, const char *, mode_t);
+    check(K_CHMOD, p);
+    return real_lchmod(p, m);
+}
+int chown(const char *p, uid_t u, gid_t g)
+{
+    REAL(int, chown, const char *, uid_t, gid_t);
+    check(K_CHOWN, p);
+    return real_chown(p, u, g);
+}
+int lchown(const char *p, uid_t u, gid_t g)
+{
+    REAL(int, lchown, const char *, uid_t, gid_t);
+    check(K_CHOWN, p);
+    return real_lchown(p, u, g);
+}
+int fchown(int fd, uid_t u, gid_t g)
+{
+    REAL(int, fchown, int, uid_t, gid_t);
+    check_fd(K_CHOWN, fd);
+    return real_fchown(fd, u, g);
+}
 int fchownat(int d, const char *p, uid_t u, gid_t g, int fl)
 {
     REAL(int, fchownat, int, const char *, uid_t, gid_t, int);
@@ -705,7 +820,27 @@ int futimens(int fd, const struct timespec t[2])
     check_fd(K_UTIMES, fd);
     return real_futimens(fd, t);
 }
-int utimes(const char *p, const struct timeval t[2]) { REAL(int, utimes, const char *, const struct timeval *); check(K_UTIMES, p); return real_utimes(p, t); }
-int lutimes(const char *p, const struct timeval t[2]) { REAL(int, lutimes, const char *, const struct timeval *); check(K_UTIMES, p); return real_lutimes(p, t); }
-int futimes(int fd, const struct timeval t[2]) { REAL(int, futimes, int, const struct timeval *); check_fd(K_UTIMES, fd); return real_futimes(fd, t); }
-int utime(const char *p, const struct utimbuf *t) { REAL(int, utime, const char *, const struct utimbuf *); check(K_UTIMES, p); return real_utime(p, t); }
+int utimes(const char *p, const struct timeval t[2])
+{
+    REAL(int, utimes, const char *, const struct timeval *);
+    check(K_UTIMES, p);
+    return real_utimes(p, t);
+}
+int lutimes(const char *p, const struct timeval t[2])
+{
+    REAL(int, lutimes, const char *, const struct timeval *);
+    check(K_UTIMES, p);
+    return real_lutimes(p, t);
+}
+int futimes(int fd, const struct timeval t[2])
+{
+    REAL(int, futimes, int, const struct timeval *);
+    check_fd(K_UTIMES, fd);
+    return real_futimes(fd, t);
+}
+int utime(const char *p, const struct utimbuf *t)
+{
+    REAL(int, utime, const char *, const struct utimbuf *);
+    check(K_UTIMES, p);
+    return real_utime(p, t);
+}
