@@ -232,7 +232,7 @@ def test_latency_benchmark_smoke(tmp_path):
     # small and few (full suite time): 3 contenders, retain 2, one measured round; `deal` and K=1 are unit-tested
     cmd = [sys.executable, os.path.join(BENCH, "latency_bench.py"), "--files", "300", "--dirs", "24",
            "--top-dirs", "8", "--rounds", "1", "--retain", "2", "--workers", "2", "--streams", "2",
-           "--latency-ms", "0.5", "--workdir", str(tmp_path / "work"), "--results", str(results)]
+           "--latency-ms", "1", "--workdir", str(tmp_path / "work"), "--results", str(results)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
