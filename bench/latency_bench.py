@@ -403,7 +403,7 @@ def main(argv=None):
     by_key = {c.key: c for c in contenders}
     summary = {c.key: summarize(c, contenders[0], by_key.get("rsync-x%d" % c.streams)) for c in contenders}
     res = {"command": "python3 bench/latency_bench.py " + " ".join(map(shlex.quote, argv)),
-           "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), "args": vars(args),
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), "args": vars(args),
            "machine": machine, "tree": tree, "rounds": rounds, "order": [c.key for c in contenders],
            "summary": summary, "verify": verify(contenders, lists, args.retain),
            "load": (load0, os.getloadavg()[0]), "notes": notes_for(summary, machine, load0)}
@@ -427,6 +427,9 @@ def notes_for(summary, machine, load0):
                      "CPU-bound parts of every contender ran slower than on a quiet machine." % (
                          load0, machine["nproc"]))
     for s in summary.values():
+        odd = sorted({st for st in s["status"] if st not in (None, "success")})
+        if odd:
+            notes.append("%s: engine status %s in some measured rounds." % (s["label"], ", ".join(odd)))
         for p in s["stderr_problem"]:
             notes.append("%s: Python traceback on stderr: %s" % (s["label"], p))
         if s["unresolved_mean"]:
