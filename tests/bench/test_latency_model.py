@@ -248,6 +248,7 @@ def test_latency_benchmark_smoke(tmp_path):
     assert 0.8 < s["rsync-x2"]["ops_x_rsync"] < 1.3                 # the same work, split
     assert s["rsync-x2"]["wall_median"] < s["rsync-x1"]["wall_median"]   # parallel streams overlap their waits
     assert s["engine-x2"]["split_key"] == "rsync-x2" and s["engine-x2"]["wall_x_split"] > 0
+    assert s["engine-x2"]["status"] == ["success"] and not s["engine-x2"]["stderr_problem"]
     assert "| engine, 2 workers: wall <= 1.25 x rsync split over 2 streams |" in md
     checked = {(v["key"], v["snapshot"]) for v in res["verify"] if v["ok"]}
     assert {("engine-x2", "daily.0"), ("engine-x2", "daily.1"), ("rsync-x2", "mirror")} <= checked
