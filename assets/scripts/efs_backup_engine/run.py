@@ -344,8 +344,22 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     steps.append(("rename", run_rel, os.path.relpath(os.path.join(layout.trash, "run-" + run_id), layout.id_dir)))
     promotion.execute(layout, run_id, steps)
     lock.release(run_id)
-    promotion.empty_trash(layout)
+    _empty_trash_after_promotion(layout, run_id, result)
     return result
+
+
+def _empty_trash_after_promotion(layout, run_id, result):
+    """Deleting expired trees is lazy and best-effort: the snapshot is promoted, so an error here (EIO on NFS, a
+    directory the engine may not open) is a warning on the run, recorded in its history; the next run retries."""
+    try:
+        promotion.empty_trash(layout)
+    except OSError as exc:
+        result["warnings"] += 1
+        result["warning_parts"].append({"path": "(expiry)", "messages": [
+            "expired trees could not be deleted yet (the next run retries): %s: %s" % (type(exc).__name__, exc)]})
+        if result["status"] == "success":
+            result["status"] = "warning"
+        write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
 
 
 def note_crashed_workers(result, worker_exits):

@@ -330,6 +330,8 @@ class PartDiff:
                 elif dir_differs(src_st, dst_st):
                     self.changed += 1
                     self.dir_attrs[entry] = src_st
+                elif stat.S_IMODE(dst_st.st_mode) & 0o700 != 0o700:
+                    self.dir_attrs[entry] = src_st  # opened up for the walk (safefs.open_child): set back after
                 if recursive:
                     if src_st.st_dev != self.dev:
                         self.messages.append("%s is another file system: not descended into (as rsync -x)"
