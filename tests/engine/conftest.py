@@ -38,17 +38,43 @@ if "mutmut" in sys.modules:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutmut_support")]
         + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # Every engine process imports the mutated package (megabytes of source: every mutant of every function);
+    # without bytecode caching each one compiles it again (seconds per process).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+# mutmut names the engine's functions by file path (assets.scripts.efs_backup_engine.<module>.<function>); the tests
+# and the engine import the package as efs_backup_engine (pytest.ini pythonpath, the launcher's own directory).
+_PATH_PREFIX = "assets.scripts."
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """The mutant under test, renamed to the import name the trampolines compare with (in this process and, through
+    the environment, in the engine processes the test starts)."""
+    if _MUTMUT_HITS is None:
+        return
+    from mutmut.mutation import trampoline
+
+    name = trampoline.get_mutant_under_test()
+    if name.startswith(_PATH_PREFIX):
+        trampoline.set_mutant_under_test(name[len(_PATH_PREFIX):])
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
+    """Functions the test reached, in this process and in its engine subprocesses, under mutmut's path names."""
     yield
     if _MUTMUT_HITS is None:
         return
     from mutmut.stats import state
 
+    hits = set(state()._stats)
+    os.makedirs(_MUTMUT_HITS, exist_ok=True)
     for name in os.listdir(_MUTMUT_HITS):
         path = os.path.join(_MUTMUT_HITS, name)
         with open(path) as handle:
-            state()._stats.update(line for line in handle.read().splitlines() if line)
+            hits.update(line for line in handle.read().splitlines() if line)
         os.unlink(path)
+    state()._stats.clear()
+    state()._stats.update(_PATH_PREFIX + hit if hit.startswith("efs_backup_engine.") else hit for hit in hits)

@@ -23,7 +23,8 @@ After every run it checks:
   worker, no --unit-files) every group of the tree must be equal;
 - a canary directory outside every tree (absolute and relative symlinks of the source point into it) is
   unchanged to the inode, link count and ctime;
-- the run succeeded (exit 0), and the lock is released.
+- the run succeeded (exit 0), and the lock is released; after an ordinary run the engine's own `verify --checksum
+  full` finds no difference either.
 
 Runs of root without the read-override capabilities ("capless"): the source's unreadable entries are found by a
 probe run with the same capabilities (not by the engine). The run must then either fail and promote nothing (a
@@ -433,7 +434,9 @@ class EngineModel(RuleBasedStateMachine):
 
     def check(self):
         for interval in INTERVALS:
-            assert self._promoted(interval) == self.sequence[interval]
+            assert self._promoted(interval) == self.sequence[interval], (
+                "the %s snapshots changed without a successful run: %s, expected %s"
+                % (interval, self._promoted(interval), self.sequence[interval]))
             for index, run_id in enumerate(self.sequence[interval]):
                 name = "%s.%d" % (interval, index)
                 self.runs[run_id].check(name, self.engine.snapshot(name))
@@ -448,6 +451,11 @@ class EngineModel(RuleBasedStateMachine):
         proc, summary = self._run(interval, workers, unit_files, retain)
         self._expect_success(proc, summary)
         self._settle(interval, retain, summary["run_id"], recorded)
+        # the engine's own verify agrees (no false alarm: the source has not changed since the run)
+        verify = self.engine.cli("verify", "--source", self.engine.source, "--backup-root", self.engine.root, "--id",
+                                 "prod", "--snapshot", "%s.0" % interval, "--checksum", "full", "--json")
+        assert verify.returncode == 0, "verify: exit %d %s %s" % (verify.returncode, verify.stdout.decode()[-2000:],
+                                                                 verify.stderr.decode()[-1000:])
 
     @rule(interval=st.sampled_from(INTERVALS), workers=st.integers(1, 4), unit_files=st.sampled_from([None, 1, 2]),
           retain=st.integers(1, 4), when=st.floats(0, 1.2))

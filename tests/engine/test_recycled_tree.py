@@ -256,3 +256,35 @@ def test_defect6_hard_link_names_containing_the_arrow_are_parsed_exactly(engine,
     assert_snapshot_is(engine, "daily.0", state)
     assert hardlink_groups(engine.snapshot("daily.0")) == [[b"g/p", b"g/p => q", b"g/q"]]
     assert read(os.path.join(os.fsencode(engine.snapshot("daily.0")), b"g", b"p => q")) == b"NEW content\n"
+
+
+def test_a_failure_deleting_expired_trees_after_promotion_is_not_a_failed_run(engine, canary):
+    """Found by the model suite: lowering the retention sends expired trees to the trash, deleted lazily after the
+    promotion. A tree the run cannot delete (here: a readable but not searchable directory, root without the
+    read-override capabilities) must not turn the promoted run into exit 1 ("failed, nothing promoted") with a
+    traceback and no summary: the run reports its snapshot, and the next run succeeds."""
+    src = engine.source
+    write(os.path.join(src, "keep"), b"k\n")
+    write(os.path.join(src, "locked", "secret"), b"s\n")
+    os.chmod(os.path.join(src, "locked"), 0o644)  # listable, not searchable
+    for _ in range(3):
+        engine.backup(retain=3)
+    engine.wrapper = WITHOUT_READ_OVERRIDE
+    proc = engine.cli("backup", "--source", src, "--backup-root", engine.root, "--id", "prod", "--interval",
+                      "daily", "--retain", 1, "--json", "--quiet")
+    engine.wrapper = []
+    lines = proc.stdout.decode().strip().splitlines()
+    promoted = engine.snapshots()
+    assert promoted == ["daily.0"]
+    with open(engine.state("manifests", "daily.0.json")) as handle:
+        newest = json.load(handle)["run_id"]
+    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    assert "run_id" in summary, "a run summary, not a traceback: %s" % proc.stderr.decode()[-800:]
+    if summary["run_id"] == newest:  # this run promoted: it did not fail
+        assert proc.returncode in (0, 2) and summary["status"] in ("success", "warning"), (proc.returncode, summary)
+    else:
+        assert proc.returncode == 1 and summary["status"] == "failed"
+    os.chmod(os.path.join(src, "locked"), 0o755)
+    engine.backup(retain=1)
+    assert engine.snapshots() == ["daily.0"]
+    assert not diff(listing(src), listing(engine.snapshot("daily.0")))
