@@ -646,7 +646,7 @@ def prepare_workdir(path, force):
         remove_tree(path)
     os.makedirs(path)
     with open(os.path.join(path, MARKER), "w") as f:
-        f.write("scratch directory of bench/run_bench.py; deleted and recreated by every run\n")
+        f.write("scratch directory of the efs-backup benchmark (bench/); deleted and recreated by every run\n")
 
 
 def parse_args(argv):

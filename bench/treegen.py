@@ -125,18 +125,19 @@ def _write_file(path, data, mode, owner, mtime_ns):
     os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def generate(root, nfiles, seed, skew=None, max_depth=7):
+def generate(root, nfiles, seed, skew=None, max_depth=7, dirs=None, top_level=None):
     """Create a deterministic tree of about ``nfiles`` non-directory entries under ``root``.
 
     ``skew``: if set (e.g. 0.8), the first top-level directory (``big``) gets that
     fraction of the files and of the directories; the rest is spread over the other
-    top-level directories.  Returns a dict of counts.
+    top-level directories.  ``dirs`` / ``top_level``: number of directories / of top-level
+    directories (default ``nfiles / 25`` / 6..24 depending on ``nfiles``).  Returns a dict of counts.
     """
     rng = random.Random("gen:%s:%s" % (seed, skew))
     pool = _pool(seed)
     os.makedirs(root, exist_ok=True)
-    ntop = max(6, min(24, nfiles // 4000 + 8))
-    ndirs = max(ntop, nfiles // 25)
+    ntop = top_level or max(6, min(24, nfiles // 4000 + 8))
+    ndirs = max(ntop, dirs or nfiles // 25)
     # top-level directories and their weights
     tops = []
     for t in range(ntop):

@@ -486,18 +486,10 @@ class FleetWorkflow(Construct):
                 resources=[arn("network-interface", "*")],
                 conditions={"ArnEquals": {"ec2:Subnet": [arn("subnet", subnet) for subnet in subnet_ids]}},
             ),
-            iam.PolicyStatement(
-                sid="RunWorkersFromAmazonImages",
-                actions=["ec2:RunInstances"],
-                resources=[arn("image", "*", account=False)],
-                conditions={"StringEquals": {"ec2:Owner": "amazon"}},
-            ),
-            iam.PolicyStatement(
-                sid="ResolveTheAmazonLinuxImageAtLaunch",
-                actions=["ssm:GetParameters", "ssm:GetParameter"],
-                resources=[arn("parameter", launch_template.image_parameter.lstrip("/"), account=False,
-                               service="ssm")],
-            ),
+            # The worker image (Amazon Linux 2023 by default, or worker_image), item 7 of issue 11.
+            *launch_template.image_permissions(
+                parameter_arn=lambda name, aws_owned: arn("parameter", name, account=not aws_owned, service="ssm"),
+                image_arn=lambda image: arn("image", image, account=False)),
             iam.PolicyStatement(
                 sid="TagWorkersAtLaunch",
                 actions=["ec2:CreateTags"],

@@ -5,26 +5,30 @@
   (S3 buckets ``al2023-repos-<region>-*``); workers reach it through the S3 prefix list in ``worker_https_egress``.
 * Interface endpoints (``states``, ``logs``, ``monitoring``, ``ssm``, ``ssmmessages``, ``ec2messages``, ``sns``) get
   one network interface in each configured subnet, private DNS on (so the AWS CLI on the workers needs no endpoint
-  URL), and one security group that admits HTTPS only from the backup-client group. The backup-client group gets
+  URL; with ``vpc_endpoint_private_dns`` false, ``worker_environment`` points the workers' CLI at them), and one
+  security group that admits HTTPS only from the backup-client group. The backup-client group gets
   an HTTPS egress rule to that group, so the endpoints work whatever ``worker_https_egress`` lists.
 
-Endpoint policies are as narrow as the workers' needs: each interface endpoint admits only the worker roles (backup and restore) and only
-the actions it uses on this stack's resources; the S3 endpoint admits the worker roles on the script bucket and
-anyone on the Amazon Linux repositories (dnf's requests are unsigned). These endpoints are for the workers: a
-gateway endpoint's policy applies to everything routed through its route tables and an interface endpoint's
-private DNS to the whole VPC, so leave a service out where other workloads there use it (see README).
+Endpoint policies are left at AWS's default (full access): an endpoint serves the whole VPC (a gateway endpoint
+everything routed through its route tables, an interface endpoint with private DNS every resolver in the VPC), so
+a policy that admitted only the worker roles would cut every other workload in the VPC off from the service. IAM
+policies on the callers (the worker roles here) decide what each may do; the default policy "allows full access
+to the service" and does not grant anything by itself
+(https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html). A VPC that already has an endpoint
+with private DNS for a service cannot get a second one (the private hosted zone conflicts and the deploy fails):
+list such services in ``existing_vpc_endpoints`` instead, and their security groups in
+``existing_vpc_endpoint_security_groups`` so that the backup-client group gets HTTPS to them (see README).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Sequence
 
-from aws_cdk import Stack
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.config import VpcEndpointSettings
+from stacks.config import ENDPOINT_URL_VARIABLES, VpcEndpointSettings
 
 HTTPS_PORT = 443
 
@@ -49,37 +53,11 @@ class VpcEndpoints(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         client_security_group: ec2.SecurityGroup,
-        worker_roles: Sequence[iam.IRole],
-        script_bucket_arn: str,
-        state_machine_arns: Sequence[str],
-        worker_log_group_arn: str,
-        run_table_arn: str,
-        topic_arn: str,
+        existing_security_group_ids: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.settings = settings
-        workers: List[iam.IPrincipal] = [iam.ArnPrincipal(role.role_arn) for role in worker_roles]
-
-        def allow(actions: List[str], resources: List[str], principal: Optional[iam.IPrincipal] = None,
-                  sid: str = "") -> iam.PolicyStatement:
-            return iam.PolicyStatement(sid=sid or None, principals=[principal] if principal else workers,
-                                       actions=actions, resources=resources)
-
-        # ---- gateway endpoints (route tables)
-        gateway_policies: Dict[str, List[iam.PolicyStatement]] = {
-            "s3": [
-                allow(["s3:GetObject"], [f"{script_bucket_arn}/*"], sid="WorkersReadTheScriptBucket"),
-                allow(["s3:ListBucket"], [script_bucket_arn], sid="WorkersListTheScriptBucket"),
-                # dnf fetches Amazon Linux 2023 packages from these AWS-owned buckets without signing its requests.
-                allow(["s3:GetObject"], [f"arn:{stack.partition}:s3:::al2023-repos-{stack.region}-*/*"],
-                      principal=iam.AnyPrincipal(), sid="AmazonLinuxRepositories"),
-            ],
-            "dynamodb": [
-                allow(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-                      [run_table_arn], sid="WorkersUseTheRunHistoryTable"),
-            ],
-        }
         self.gateway_endpoints: Dict[str, ec2.CfnVPCEndpoint] = {}
         for service in settings.gateway_services:
             self.gateway_endpoints[service] = ec2.CfnVPCEndpoint(
@@ -89,26 +67,9 @@ class VpcEndpoints(Construct):
                 service_name=f"com.amazonaws.{stack.region}.{service}",
                 vpc_endpoint_type="Gateway",
                 route_table_ids=list(settings.route_table_ids),
-                policy_document=iam.PolicyDocument(statements=gateway_policies[service]),
             )
 
         # ---- interface endpoints (one ENI per configured subnet, private DNS)
-        interface_policies: Dict[str, List[iam.PolicyStatement]] = {
-            "states": [allow(["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-                             list(state_machine_arns))],
-            "logs": [allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                           [worker_log_group_arn])],
-            # PutMetricData has no resource-level permissions.
-            "monitoring": [allow(["cloudwatch:PutMetricData"], ["*"])],
-            # The Session Manager agent's own calls, which have no resource-level permissions either.
-            "ssm": [allow(["ssm:UpdateInstanceInformation"], ["*"])],
-            "ssmmessages": [allow(["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                                   "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"], ["*"])],
-            "ec2messages": [allow(["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage",
-                                   "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages",
-                                   "ec2messages:SendReply"], ["*"])],
-            "sns": [allow(["sns:Publish"], [topic_arn])],
-        }
         self.interface_endpoints: Dict[str, ec2.InterfaceVpcEndpoint] = {}
         self.security_group = None
         if settings.interface_services:
@@ -133,12 +94,32 @@ class VpcEndpoints(Construct):
                     service=INTERFACE_SERVICES[service],
                     subnets=ec2.SubnetSelection(subnets=list(subnets)),
                     security_groups=[self.security_group],
-                    private_dns_enabled=True,
+                    private_dns_enabled=settings.private_dns,
                     open=False,
                 )
-                for statement in interface_policies[service]:
-                    endpoint.add_to_policy(statement)
                 self.interface_endpoints[service] = endpoint
+
+        # ---- endpoints that already exist in the VPC (existing_vpc_endpoint_security_groups): HTTPS to them
+        for index, group_id in enumerate(existing_security_group_ids):
+            group = ec2.SecurityGroup.from_security_group_id(self, f"ExistingEndpointGroup{index}", group_id,
+                                                             allow_all_outbound=False)
+            group.add_ingress_rule(client_security_group, ec2.Port.tcp(HTTPS_PORT),
+                                   "HTTPS from efs-backup workers (backup-client group)")
+            client_security_group.add_egress_rule(group, ec2.Port.tcp(HTTPS_PORT),
+                                                  "HTTPS to existing VPC endpoints used by efs-backup workers")
+
+    @property
+    def worker_environment(self) -> Dict[str, str]:
+        """Without private DNS: AWS_ENDPOINT_URL_<SERVICE> -> https://<the endpoint's regional DNS name>, for the
+        workers' user data (the first DnsEntries item is the regional name, as "<hosted zone id>:<DNS name>":
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-vpcendpoint.html)."""
+        if self.settings.private_dns:
+            return {}
+        return {
+            ENDPOINT_URL_VARIABLES[service]: "https://" + Fn.select(
+                1, Fn.split(":", Fn.select(0, endpoint.vpc_endpoint_dns_entries)))
+            for service, endpoint in self.interface_endpoints.items() if service in ENDPOINT_URL_VARIABLES
+        }
 
     @property
     def endpoint_ids(self) -> Dict[str, str]:

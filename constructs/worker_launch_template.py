@@ -57,13 +57,21 @@ class WorkerLaunchTemplate(Construct):
         file_systems: Sequence[FileSystemAccess],
         purpose: str,
         log_group: Optional[logs.ILogGroup] = None,
+        environment: Optional[Dict[str, str]] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.settings = settings
         self.scripts = scripts
+        self.environment = dict(environment or {})  # exported by the user data (e.g. VPC endpoint URLs)
         self.security_group_ids: List[str] = [group.security_group_id for group in security_groups]
-        self.image_parameter = AL2023_PARAMETER.format(arch=settings.architecture)
+        # The image: AWS's Amazon Linux 2023 parameter (packages installed with dnf at boot), or worker_image (an
+        # image with them preinstalled: an AMI id, or a parameter of this account resolved at each launch).
+        image = settings.image
+        self.image_parameter: Optional[str] = None if image and image.ami_id else (
+            image.ssm_parameter if image else AL2023_PARAMETER.format(arch=settings.architecture))
+        self.image_id = image.ami_id if image and image.ami_id else f"resolve:ssm:{self.image_parameter}"
+        self.packages_preinstalled = image is not None
 
         # One log group for every kind of worker (streams are named <execution>/<role>-<index>).
         self.log_group = log_group or logs.LogGroup(
@@ -74,7 +82,7 @@ class WorkerLaunchTemplate(Construct):
         )
 
         data: Dict[str, object] = {
-            "imageId": f"resolve:ssm:{self.image_parameter}",
+            "imageId": self.image_id,
             "instanceType": settings.instance_type,
             "iamInstanceProfile": {"arn": worker.instance_profile.instance_profile_arn},
             "metadataOptions": {
@@ -186,6 +194,31 @@ class WorkerLaunchTemplate(Construct):
     def launch_template_version(self) -> str:
         return self.launch_template.attr_latest_version_number
 
+    def image_permissions(self, parameter_arn, image_arn) -> List[iam.PolicyStatement]:
+        """What the launching role needs for this template's image (ec2:RunInstances on it, and ssm:GetParameters
+        for a ``resolve:ssm:`` image id: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+        using-systems-manager-parameter-to-find-AMI.html). parameter_arn(name, aws_owned) and image_arn(id) build
+        the ARNs in the caller's partition and region."""
+        statements = []
+        if self.settings.image is None:
+            statements.append(iam.PolicyStatement(
+                sid="RunWorkersFromAmazonImages", actions=["ec2:RunInstances"], resources=[image_arn("*")],
+                conditions={"StringEquals": {"ec2:Owner": "amazon"}}))
+        elif self.settings.image.ami_id:
+            statements.append(iam.PolicyStatement(
+                sid="RunWorkersFromTheConfiguredImage", actions=["ec2:RunInstances"],
+                resources=[image_arn(self.settings.image.ami_id)]))
+        else:
+            statements.append(iam.PolicyStatement(
+                sid="RunWorkersFromThisAccountsImages", actions=["ec2:RunInstances"], resources=[image_arn("*")],
+                conditions={"StringEquals": {"ec2:Owner": Aws.ACCOUNT_ID}}))
+        if self.image_parameter:
+            sid = "ResolveTheAmazonLinuxImageAtLaunch" if self.settings.image is None else "ResolveTheWorkerImageAtLaunch"
+            statements.append(iam.PolicyStatement(
+                sid=sid, actions=["ssm:GetParameters", "ssm:GetParameter"],
+                resources=[parameter_arn(self.image_parameter.lstrip("/"), self.settings.image is None)]))
+        return statements
+
     def launch_template_arn(self) -> str:
         return self._stack.format_arn(service="ec2", resource="launch-template", resource_name=self.launch_template.ref)
 
@@ -199,6 +232,12 @@ class WorkerLaunchTemplate(Construct):
             "set -euo pipefail",
             "umask 077",
             f'EFS_BACKUP_HOME="${{EFS_BACKUP_HOME:-{INSTALL_DIR}}}"',
+            # worker.sh withholds heartbeats after this long without engine progress (worker_stall_seconds).
+            f'export EFS_BACKUP_STALL_SECONDS="${{EFS_BACKUP_STALL_SECONDS:-{self.settings.stall_seconds}}}"',
+            *(['export EFS_BACKUP_PACKAGES=preinstalled  # worker_image: never run dnf'] if self.packages_preinstalled
+              else []),
+            # VPC endpoints without private DNS (vpc_endpoint_private_dns false): where the AWS CLI finds them.
+            *(f'export {name}="{value}"' for name, value in sorted(self.environment.items())),
             'mkdir -p "$EFS_BACKUP_HOME/scripts"',
             f'aws s3 cp --recursive --only-show-errors --region {Aws.REGION} "s3://{bucket}/{prefix}" '
             '"$EFS_BACKUP_HOME/scripts/"',

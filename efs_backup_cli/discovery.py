@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from efs_backup_cli.errors import EXIT_ENVIRONMENT, EXIT_USAGE, CliError
+from efs_backup_cli.errors import EXIT_ENVIRONMENT, CliError
+from efs_backup_cli.limits import check_context_keys
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the repository root when installed editable / run from it
+# The outputs the CLI reads (stacks/efs_backup_stack.py); RestoreStateMachineArn only for restores.
+EXPECTED_OUTPUTS = ("StateMachineArn", "RestoreStateMachineArn", "RunHistoryTableName", "WorkerLogGroupName",
+                    "BackupId")
 CREDENTIAL_ERRORS = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
                      "InvalidSignatureException", "SignatureDoesNotMatch", "AccessDeniedException", "AccessDenied",
                      "RequestExpired", "AuthFailure"}
@@ -44,8 +48,9 @@ def load_environment_config(env_name: Optional[str], overrides: Sequence[str], c
     """The frozen configuration of one environment, exactly as `npx cdk deploy -c env=NAME -c k=v` parses it."""
     if str(cdk_json.parent) not in sys.path:
         sys.path.insert(0, str(cdk_json.parent))  # stacks.config lives beside cdk.json
-    from stacks.config import ConfigError, load_config
+    from stacks.config import KEYS, RESERVED_CONTEXT_KEYS, ConfigError, load_config
 
+    check_context_keys(overrides, KEYS, RESERVED_CONTEXT_KEYS)
     context: Dict[str, Any] = dict(json.loads(cdk_json.read_text())["context"])
     known = sorted(context.get("environments") or {})
     if not env_name:
@@ -54,9 +59,7 @@ def load_environment_config(env_name: Optional[str], overrides: Sequence[str], c
     if env_name not in known:
         raise CliError(f"unknown environment {env_name!r}; known environments: {', '.join(known)}", EXIT_ENVIRONMENT)
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"-c {item!r}: expected key=value", EXIT_USAGE)
+        key, _, value = item.partition("=")
         context[key] = value
     context["env"] = env_name
     try:
@@ -103,6 +106,7 @@ class Deployment:
     region: str
     session: Any
     outputs: Dict[str, str] = field(default_factory=dict)
+    stack_status: str = "?"
     _clients: Dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -119,12 +123,19 @@ class Deployment:
         return self._clients[service]
 
     def output(self, key: str) -> str:
+        """A stack output the CLI needs; missing, an error that says which and what the stack has."""
         value = self.outputs.get(key)
-        if not value:
-            raise CliError(f"stack {self.stack_name} in {self.region} has no output {key}: it was deployed by an "
-                           f"older version than this CLI; redeploy with `npx cdk deploy -c env={self.config.environment}`",
-                           EXIT_ENVIRONMENT)
-        return value
+        if value:
+            return value
+        redeploy = f"`npx cdk deploy -c env={self.config.environment}`"
+        if not self.outputs:
+            raise CliError(f"stack {self.stack_name} in {self.region} ({self.stack_status}) has no outputs at all, "
+                           f"so the CLI cannot find {key} (nor {', '.join(k for k in EXPECTED_OUTPUTS if k != key)}): "
+                           f"it is not an efs-backup stack, or its deployment did not record them; redeploy with "
+                           f"{redeploy}", EXIT_ENVIRONMENT, {"stack": self.stack_name, "missing_output": key})
+        raise CliError(f"stack {self.stack_name} in {self.region} has no output {key} (it has "
+                       f"{', '.join(sorted(self.outputs))}): it was deployed from a version without {key}; redeploy "
+                       f"with {redeploy}", EXIT_ENVIRONMENT, {"stack": self.stack_name, "missing_output": key})
 
     def retain(self, interval: str) -> int:
         return next(p.retain for p in self.config.retention if p.interval == interval)
@@ -167,6 +178,7 @@ def connect(env_name: Optional[str], *, region: Optional[str], profile: Optional
         raise CliError(f"stack {config.stack_name} in {region} is {stack['StackStatus']}; fix it with "
                        f"`npx cdk deploy -c env={config.environment}`", EXIT_ENVIRONMENT)
     deployment.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    deployment.stack_status = stack["StackStatus"]
     return deployment
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, Optional
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run (backup or restore) failed, or did not finish while we waited
 EXIT_WARNINGS = 2  # succeeded with warnings (or `status`: something needs attention)
@@ -13,9 +15,11 @@ EXIT_INTERRUPTED = 130
 
 
 class CliError(Exception):
-    """Ends the command with ``message`` on stderr and exit code ``code``."""
+    """Ends the command with ``message`` on stderr and exit code ``code``; with ``--json`` also as the one JSON
+    document on stdout, ``{"error": message, "exit_code": code, **details}``."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, details: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.details = dict(details or {})

@@ -1,18 +1,18 @@
-"""Step Functions executions: start one, follow its progress, read its outcome.
+"""Step Functions executions: start one, find one by name, follow its progress, read its outcome.
 
-Progress of a backup run comes from the execution history: each worker's report is the output of its
+Progress comes from the execution history (progress.py reads it): each worker's report is the output of its
 ``LaunchWorker`` task (the engine's ``work`` JSON: worker, parts, failed, files_scanned, bytes_transferred), so
-"workers reported / total" and the bytes transferred so far are read from the finished LaunchWorker states.
+workers launched / reported and the parts, files and bytes so far are read from the worker states.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from efs_backup_cli import progress
 from efs_backup_cli.discovery import translate_aws_error
 from efs_backup_cli.errors import EXIT_BUSY, EXIT_FAILED, CliError
 
@@ -64,20 +64,49 @@ def running(deployment, state_machine_arn: str) -> List[Dict[str, Any]]:
         kwargs["nextToken"] = page["nextToken"]
 
 
+def describe(deployment, arn: str) -> Optional[Dict[str, Any]]:
+    """describe_execution, or None when there is no such execution."""
+    sfn = deployment.client("stepfunctions")
+    try:
+        return sfn.describe_execution(executionArn=arn)
+    except Exception as error:
+        if getattr(error, "response", {}).get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return None
+        if type(error).__module__.startswith("botocore"):
+            raise translate_aws_error(error, "describing an execution") from None
+        raise
+
+
+def machines(deployment) -> Dict[str, str]:
+    """The deployment's state machines by kind: backup, and restore when the stack has one."""
+    found = {"backup": deployment.output("StateMachineArn")}
+    if deployment.outputs.get("RestoreStateMachineArn"):
+        found["restore"] = deployment.outputs["RestoreStateMachineArn"]
+    return found
+
+
+def find(deployment, name: str) -> Optional[Tuple[str, str, Dict[str, Any]]]:
+    """(kind, execution ARN, describe_execution) of the execution ``name`` in either state machine, or None."""
+    for kind, machine in machines(deployment).items():
+        arn = execution_arn(machine, name)
+        described = describe(deployment, arn)
+        if described is not None:
+            return kind, arn, described
+    return None
+
+
+def running_anywhere(deployment) -> List[Dict[str, Any]]:
+    """Every running execution of the deployment's state machines, oldest first, with its kind."""
+    found = [dict(e, kind=kind) for kind, machine in machines(deployment).items()
+             for e in running(deployment, machine)]
+    return sorted(found, key=lambda e: e["startDate"])
+
+
 def newest(deployment, state_machine_arn: str) -> Optional[Dict[str, Any]]:
     sfn = deployment.client("stepfunctions")
     page = _call("listing executions", sfn.list_executions, stateMachineArn=state_machine_arn, maxResults=100)
     executions = page.get("executions", [])
     return max(executions, key=lambda e: e["startDate"]) if executions else None
-
-
-@dataclass
-class Progress:
-    reported: int = 0
-    failed: int = 0
-    bytes_transferred: int = 0
-    files_scanned: int = 0
-    reports: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def history(deployment, arn: str) -> List[Dict[str, Any]]:
@@ -92,45 +121,42 @@ def history(deployment, arn: str) -> List[Dict[str, Any]]:
         kwargs["nextToken"] = page["nextToken"]
 
 
-def progress(deployment, arn: str, worker_states=(WORKER_STATE,)) -> Progress:
-    """Worker reports so far: outputs of the exited worker states (failures counted from failed tasks)."""
-    result = Progress()
-    for event in history(deployment, arn):
-        details = event.get("stateExitedEventDetails")
-        if details and details.get("name") in worker_states:
-            try:
-                report = json.loads(details.get("output") or "{}")
-            except ValueError:
-                continue
-            if isinstance(report, dict) and "bytes_transferred" in report:
-                result.reported += 1
-                result.bytes_transferred += int(report.get("bytes_transferred") or 0)
-                result.files_scanned += int(report.get("files_scanned") or 0)
-                result.reports.append(report)
-        elif event.get("type") in ("TaskFailed", "TaskTimedOut"):
-            result.failed += 1
-    return result
+def _epoch(value: Any) -> Optional[float]:
+    return value.timestamp() if isinstance(value, datetime) else None
 
 
-def wait(deployment, arn: str, *, timeout: Optional[float], on_progress: Callable[[Progress, Dict], None],
-         worker_states=(WORKER_STATE,)) -> Dict[str, Any]:
-    """Poll until the execution ends; report progress whenever it changes. Returns describe_execution."""
+def look(deployment, arn: str, *, worker_states=(WORKER_STATE,), workers_total: Optional[int] = None,
+         described: Optional[Dict[str, Any]] = None) -> progress.Snapshot:
+    """The execution as it is now: its status and state, elapsed time, workers, parts, files and bytes."""
+    sfn = deployment.client("stepfunctions")
+    described = described or _call("describing the execution", sfn.describe_execution, executionArn=arn)
+    ended = _epoch(described.get("stopDate"))
+    return progress.read(history(deployment, arn), described["name"], worker_states,
+                         started=_epoch(described.get("startDate")), now=ended if ended else time.time(),
+                         status=described["status"], workers_total=workers_total)
+
+
+def wait(deployment, arn: str, *, timeout: Optional[float], reporter: progress.Reporter,
+         worker_states=(WORKER_STATE,), workers_total: Optional[int] = None) -> Dict[str, Any]:
+    """Poll until the execution ends, showing each look on ``reporter``. Returns describe_execution. A timeout
+    raises CliError (exit 1): the execution goes on."""
     sfn = deployment.client("stepfunctions")
     deadline = None if timeout is None else time.monotonic() + timeout
-    last = None
-    while True:
-        described = _call("describing the execution", sfn.describe_execution, executionArn=arn)
-        current = progress(deployment, arn, worker_states)
-        key = (current.reported, current.failed, current.bytes_transferred, described["status"])
-        if key != last:
-            on_progress(current, described)
-            last = key
-        if described["status"] != "RUNNING":
-            return described
-        if deadline is not None and time.monotonic() > deadline:
-            raise CliError(f"execution {described['name']} still running after {timeout:.0f} s; follow it with "
-                           "`efs-backup status` (it goes on)", EXIT_FAILED)
-        time.sleep(POLL_SECONDS)
+    try:
+        while True:
+            described = _call("describing the execution", sfn.describe_execution, executionArn=arn)
+            reporter.update(look(deployment, arn, worker_states=worker_states, workers_total=workers_total,
+                                 described=described))
+            if described["status"] != "RUNNING":
+                return described
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                waited = progress.duration(timeout) if timeout >= 60 else f"{timeout:g}s"
+                raise CliError(f"execution {described['name']} still running after {waited}; it "
+                               f"goes on: follow it with `efs-backup follow {described['name']}`", EXIT_FAILED)
+            time.sleep(POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - now)))
+    finally:
+        reporter.close()
 
 
 def output_of(described: Dict[str, Any]) -> Dict[str, Any]:

@@ -2,22 +2,25 @@
 
     efs-backup [--env NAME] [--region R] [--profile P] [--json] [-c key=value]... COMMAND ...
 
-Commands: ``run``, ``status``, ``list``, ``restore``, ``logs``, ``plan`` (``--help`` on each). The environment
+Commands: ``run``, ``follow``, ``status``, ``list``, ``restore``, ``logs``, ``plan`` (``--help`` on each);
+``--version`` prints the CLI's and the engine's versions. The environment
 (``--env`` or ``EFS_BACKUP_ENV``) is parsed from cdk.json by ``stacks.config.load_config``, exactly as
 ``npx cdk deploy -c env=NAME`` does (``-c key=value`` overrides too); every resource comes from the stack's outputs.
-With ``--json`` the result is one JSON document on stdout and everything else goes to stderr.
+With ``--json`` every invocation prints exactly one JSON document on stdout, errors included
+(``{"error": ..., "exit_code": N, "execution": ...}``: the execution, when one was started), and everything else
+goes to stderr.
 
 Exit codes:
     0   ok
     1   the run (backup or restore) failed, or was still running when --timeout ended the wait; ``status``: the
         last run of an interval failed
-    2   succeeded with warnings (``status``: a stale snapshot or a last run with warnings; ``plan``: no fleet
-        fits the window)
+    2   succeeded with warnings (``status``: an interval never run, without a success, stale, or whose last run
+        warned; ``plan``: no fleet fits the window, or the run leaves less than the safety margin)
     3   refused: invalid request, declined confirmation, no terminal to confirm on, nothing to restore, a request
         the engine refused (EngineRefused: a path not in the snapshot, an adopted snapshot, ...),
         an unused interval
-    4   busy: another run of this backup-id is in progress (outcome ``already-running``, or the run failed because
-        another run holds the backup-id's lock: EngineBusy)
+    4   busy: another run of this backup-id is in progress (seen before starting: nothing was started; or outcome
+        ``already-running``, or the run failed because another run holds the backup-id's lock: EngineBusy)
     5   environment problem: no or expired credentials, unknown environment, stack not deployed, output missing
     64  usage error (bad arguments)
     130 interrupted (Ctrl-C); an execution already started keeps running
@@ -30,30 +33,95 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence
+import traceback
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence
 
-from efs_backup_cli import executions, history, logs, planner, restore
-from efs_backup_cli.discovery import connect, environment_default
+from efs_backup_cli import __version__, executions, history, limits, logs, planner, progress, restore
+from efs_backup_cli.discovery import PACKAGE_ROOT, connect, environment_default
 from efs_backup_cli.errors import (EXIT_BUSY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                                    EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS, CliError)
 
 INTERVALS = ("hourly", "daily", "weekly", "monthly")
+ENGINE_INIT = PACKAGE_ROOT / "assets" / "scripts" / "efs_backup_engine" / "__init__.py"
+
+
+class UsageError(Exception):
+    """Bad arguments (exit 64): raised by the parser instead of exiting, so --json can still answer in JSON."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
 
 
 class _Parser(argparse.ArgumentParser):
+    json_mode = False  # set by main() before parsing: --help answers in JSON too
+
     def error(self, message: str) -> None:  # argparse exits 2, which is "warnings" here
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"{self.prog}: error: {message}", self.format_usage())
+
+    def print_help(self, file=None) -> None:
+        if _Parser.json_mode:
+            print(json.dumps({"help": self.format_help()}), flush=True)
+        else:
+            super().print_help(file)
+
+
+def engine_version() -> Optional[str]:
+    """ENGINE_VERSION of the engine in this repository (the one `npx cdk deploy` ships), read, not imported."""
+    try:
+        text = ENGINE_INIT.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("ENGINE_VERSION"):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return None
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the CLI's and the engine's versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        engine = engine_version()
+        if _Parser.json_mode:
+            print(json.dumps({"cli": __version__, "engine": engine}), flush=True)
+        else:
+            print(f"efs-backup CLI {__version__}, engine {engine or 'unknown (no assets/scripts here)'}", flush=True)
+        parser.exit(EXIT_OK)
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = int(text.replace(",", "").replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _workers(text: str) -> int:
+    """1..MAX_WORKERS of stacks/config.py: what both state machines accept."""
+    value = _positive_int(text)
+    limit = limits.max_workers()
+    if value > limit:
+        raise argparse.ArgumentTypeError(f"{value} is more than {limit}, the most workers a run takes "
+                                         "(the state machine would refuse it)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A wait: '600', '90s', '15m', '2h' -> seconds (more than 0)."""
+    try:
+        value = planner.parse_duration(text, bare_unit="s")
+    except planner.PlanError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
     return value
 
 
@@ -69,23 +137,37 @@ def build_parser() -> argparse.ArgumentParser:
         options.add_argument("--region", default=default(None), help="override the environment's region")
         options.add_argument("--profile", default=default(None), help="AWS profile")
         options.add_argument("--json", action="store_true", default=default(False),
-                             help="machine output on stdout only")
+                             help="exactly one JSON document on stdout (errors included), messages on stderr")
         options.add_argument("-c", "--context", action="append", default=default([]), metavar="KEY=VALUE",
-                             help="configuration override, as with `npx cdk deploy -c`")
+                             help="configuration override, as with `npx cdk deploy -c` (unknown keys are errors)")
         options.add_argument("--cdk-json", default=default(os.environ.get("EFS_BACKUP_CDK_JSON")),
                              help=argparse.SUPPRESS)
         return options
 
+    def waiting(command: argparse.ArgumentParser, what: str) -> None:
+        command.add_argument("--timeout", type=_seconds, default=None, metavar="DURATION",
+                             help=f"stop waiting after this long (600, 90s, 15m, 2h); {what} goes on")
+        command.add_argument("--progress-interval", type=_seconds, default=progress.DEFAULT_EVERY_SECONDS,
+                             metavar="DURATION", help="without a terminal: a progress line at least this often "
+                                                      "(default 30s); on a terminal the line refreshes in place")
+
     top, common = globals_parser(False), globals_parser(True)
     parser = _Parser(prog="efs-backup", description=__doc__.split("\n\n")[0], parents=[top],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", parents=[common], help="start a backup run")
     run.add_argument("--interval", required=True, choices=INTERVALS)
-    run.add_argument("--workers", type=_positive_int)
+    run.add_argument("--workers", type=_workers, help="workers for this run (1-32; default worker_count)")
     run.add_argument("--wait", action="store_true", help="follow the run to its end")
-    run.add_argument("--timeout", type=float, default=None, help="stop waiting after S seconds (with --wait)")
+    run.add_argument("--queue", action="store_true",
+                     help="if a run or restore is in progress, wait for it to end and then start (default: refuse)")
+    waiting(run, "the run")
+
+    follow = sub.add_parser("follow", parents=[common], help="follow an execution (backup or restore) to its end")
+    follow.add_argument("execution", nargs="?", help="execution name (default: the newest)")
+    waiting(follow, "the execution")
 
     sub.add_parser("status", parents=[common], help="running executions, last outcomes, snapshot ages")
 
@@ -104,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     rst.add_argument("--mirror", action="store_true", help="also delete what the snapshot does not have")
     rst.add_argument("--dry-run", action="store_true", help="show the plan and stop")
     rst.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rst.add_argument("--workers", type=_positive_int)
-    rst.add_argument("--no-wait", action="store_true", help="start the restore and return")
-    rst.add_argument("--timeout", type=float, default=None, help="stop waiting after S seconds")
+    rst.add_argument("--workers", type=_workers)
+    rst.add_argument("--no-wait", action="store_true",
+                     help="start and return at once (with --dry-run: the dry run; with --yes: the restore, pinned "
+                          "to the snapshot id from the run history); follow with `efs-backup follow NAME`")
+    waiting(rst, "the restore")
 
     lg = sub.add_parser("logs", parents=[common], help="worker logs of an execution")
     pick = lg.add_mutually_exclusive_group()
@@ -115,13 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--role", choices=logs.ROLES)
 
     pl = sub.add_parser("plan", parents=[common], help="sizing planner (no AWS access)")
-    pl.add_argument("--size", help="file system size, e.g. 2TiB")
-    pl.add_argument("--files", help="file count, e.g. 30M")
+    pl.add_argument("--size", help="file system size: 2TiB, 5TB, 500GB, 1,024GiB")
+    pl.add_argument("--files", help="file count: 30M, 10,000,000, 250k")
     pl.add_argument("--average-file-size", help="e.g. 64KiB")
-    pl.add_argument("--daily-change", required=True, help="share changed per run, e.g. 2%%")
+    pl.add_argument("--daily-change", required=True, help="share changed per run: 2%% or 0.02")
     pl.add_argument("--throughput-mode", required=True, choices=tuple(planner.EFS_LIMITS))
     pl.add_argument("--provisioned-mibps", type=float)
-    pl.add_argument("--window", required=True, help="backup window, e.g. 4h")
+    pl.add_argument("--window", required=True, help="backup window with a unit: 4h, 90m, 1h30m, 3600s")
+    pl.add_argument("--margin", default=f"{planner.SAFETY_MARGIN:.0%}",
+                    help="safety margin of the window to keep free (default %(default)s); less is a warning")
     pl.add_argument("--old-table", action="store_true", help="also reproduce the old Data Pipeline sizing table")
     return parser
 
@@ -130,8 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Output:
+    """stdout gets the result (exactly one JSON document with --json); stderr every message and the progress.
+    ``context`` collects what a failure's JSON must still carry (the execution a command started)."""
+
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        self.context: Dict[str, Any] = {}
 
     def info(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -141,6 +231,16 @@ class Output:
             print(json.dumps(document, sort_keys=True, default=str), flush=True)
         elif text:
             print(text, flush=True)
+
+    def error(self, message: str, code: int, details: Dict[str, Any]) -> None:
+        print(f"efs-backup: {message}", file=sys.stderr, flush=True)
+        if self.as_json:
+            document = dict(self.context, **details)
+            document.update(error=message, exit_code=code)
+            print(json.dumps(document, sort_keys=True, default=str), flush=True)
+
+    def reporter(self, every: float) -> progress.Reporter:
+        return progress.Reporter(sys.stderr, planner.format_bytes, every=every)
 
 
 def _connect(args):
@@ -154,7 +254,52 @@ def _age(seconds: Optional[float]) -> str:
     return planner.format_duration(max(0.0, seconds))
 
 
-# --------------------------------------------------------------------------------------------------- run
+def _now() -> float:
+    """The time status judges ages by (one seam, so a test can look at the same history days later)."""
+    return time.time()
+
+
+def _utc(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def _describe_running(found: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    now = time.time()
+    return [{"kind": e["kind"], "name": e["name"], "started": _utc(e["startDate"]),
+             "running_seconds": round(now - e["startDate"].timestamp()) if isinstance(e["startDate"], datetime)
+             else None} for e in found]
+
+
+def _busy(deployment, found: List[Dict[str, Any]], hint: str) -> CliError:
+    running = _describe_running(found)
+    first = running[0]
+    others = f" (and {len(running) - 1} more)" if len(running) > 1 else ""
+    return CliError(f"a {first['kind']} of backup-id {deployment.backup_id} is running: {first['name']}, started "
+                    f"{first['started']} ({progress.duration(first['running_seconds'] or 0)} ago){others}; "
+                    f"follow it with `efs-backup follow {first['name']}`; {hint}", EXIT_BUSY, {"running": running})
+
+
+def _queue_behind(deployment, found, args, out: Output) -> None:
+    """--queue: wait until no execution of either state machine runs (every --progress-interval a line)."""
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    last_line = 0.0
+    while found:
+        now = time.monotonic()
+        if now - last_line >= args.progress_interval or not last_line:
+            current = _describe_running(found)[0]
+            out.info(f"  queued: waiting for {current['kind']} {current['name']} (running "
+                     f"{progress.duration(current['running_seconds'] or 0)}) to end")
+            last_line = now
+        if deadline is not None and now > deadline:
+            raise _busy(deployment, found, f"still running after {args.timeout:.0f} s of --queue; nothing was "
+                                           "started")
+        time.sleep(executions.POLL_SECONDS)
+        found = executions.running_anywhere(deployment)
+
+
+# --------------------------------------------------------------------------------------------------- run / follow
 
 
 def cmd_run(args, out: Output) -> int:
@@ -168,21 +313,27 @@ def cmd_run(args, out: Output) -> int:
     payload: Dict[str, Any] = {"interval": args.interval, "retain": retain}
     if args.workers:
         payload["workers"] = args.workers
+    total = payload.get("workers", deployment.config.workers.count)
+    found = executions.running_anywhere(deployment)
+    if found and not args.queue:
+        raise _busy(deployment, found, "pass --queue to start this run when it ends; nothing was started")
+    if found:
+        _queue_behind(deployment, found, args, out)
     name = f"manual-{args.interval}-{executions.utc_stamp()}"
     execution = executions.start(deployment, arn, name, payload)
-    out.info(f"started {name} ({args.interval}, retain {retain}, workers "
-             f"{payload.get('workers', deployment.config.workers.count)})")
+    out.context.update(execution=name, execution_arn=execution)
+    out.info(f"started {name} ({args.interval}, workers {total})")
     if not args.wait:
+        out.info(f"follow it with `efs-backup follow {name}`")
         out.result({"execution": name, "execution_arn": execution, "input": payload}, execution)
         return EXIT_OK
-    total = payload.get("workers", deployment.config.workers.count)
+    described = executions.wait(deployment, execution, timeout=args.timeout,
+                                reporter=out.reporter(args.progress_interval), workers_total=total)
+    return _backup_result(deployment, name, execution, described, out)
 
-    def report(progress: executions.Progress, described: Dict[str, Any]) -> None:
-        out.info(f"  {described['status'].lower()}: workers reported {progress.reported}/{total}, "
-                 f"{planner.format_bytes(progress.bytes_transferred)} transferred, "
-                 f"{progress.files_scanned:,} files scanned")
 
-    described = executions.wait(deployment, execution, timeout=args.timeout, on_progress=report)
+def _backup_result(deployment, name: str, execution: str, described: Dict[str, Any], out: Output) -> int:
+    """The outcome of a finished backup execution: one line (or the document) and its exit code."""
     outcome = executions.backup_outcome(described)
     record = history.record(deployment, name)
     document = {"execution": name, "execution_arn": execution, "status": described["status"],
@@ -197,57 +348,134 @@ def cmd_run(args, out: Output) -> int:
         failed = summary.get("failed_parts") or []
         lines = [f"{name}: FAILED ({described['status']}); {error}"]
         lines += [f"  failed part {p.get('path')}: {p.get('reason')}" for p in failed[:10]]
+        lines.append(f"  worker logs: efs-backup logs --execution {name}")
         out.result(document, "\n".join(lines))
         return _failed_exit(record)
     totals = summary.get("totals", {})
-    text = (f"{name}: {outcome['outcome']} -> {summary.get('snapshot')} (id {summary.get('snapshot_id')}), "
-            f"{totals.get('files_scanned', 0):,} files scanned, {totals.get('files_transferred', 0):,} transferred "
-            f"({planner.format_bytes(totals.get('bytes_transferred', 0))}), {summary.get('warnings', 0)} warnings, "
-            f"{summary.get('duration_seconds', 0)} s")
+    took = ""
+    if isinstance(described.get("stopDate"), datetime) and isinstance(described.get("startDate"), datetime):
+        took = f" in {progress.duration((described['stopDate'] - described['startDate']).total_seconds())}"
+    text = (f"{name}: {outcome['outcome']} -> {summary.get('snapshot')} (id {summary.get('snapshot_id')}){took}: "
+            f"{_count(summary.get('parts', 0), 'part')}, {_count(totals.get('files_scanned', 0), 'file')} scanned, "
+            f"{_count(totals.get('files_transferred', 0), 'file')} transferred "
+            f"({planner.format_bytes(totals.get('bytes_transferred', 0))}), "
+            f"{_count(summary.get('warnings', 0), 'warning')}; the engine ran "
+            f"{progress.duration(summary.get('duration_seconds', 0))}")
     out.result(document, text)
     return EXIT_WARNINGS if outcome["outcome"] == "warning" else EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _input_of(described: Dict[str, Any]) -> Dict[str, Any]:
+    try:
+        value = json.loads(described.get("input") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def cmd_follow(args, out: Output) -> int:
+    deployment = _connect(args)
+    name = args.execution
+    if not name:
+        candidates = [e for e in (executions.newest(deployment, arn)
+                                  for arn in executions.machines(deployment).values()) if e]
+        if not candidates:
+            raise CliError("no execution yet", EXIT_REFUSED)
+        name = max(candidates, key=lambda e: e["startDate"])["name"]
+    found = executions.find(deployment, name)
+    if found is None:
+        raise CliError(f"no execution {name} in the backup or restore state machine of stack "
+                       f"{deployment.stack_name} (`efs-backup status` shows the running ones)", EXIT_REFUSED)
+    kind, arn, described = found
+    out.context.update(execution=name, execution_arn=arn)
+    request = _input_of(described)
+    total = request.get("workers") or deployment.config.workers.count
+    states = executions.RESTORE_WORKER_STATES if kind == "restore" else (executions.WORKER_STATE,)
+    out.info(f"following {kind} {name} (started {_utc(described['startDate'])})")
+    described = executions.wait(deployment, arn, timeout=args.timeout, reporter=out.reporter(args.progress_interval),
+                                worker_states=states, workers_total=total)
+    if kind == "backup":
+        return _backup_result(deployment, name, arn, described, out)
+    return _restore_result(deployment, name, described, request, out)
 
 
 # --------------------------------------------------------------------------------------------------- status / list
 
 
+def _freshness(deployment, interval: str, mine: List[history.Run], now: float) -> Dict[str, Any]:
+    """never-run (no run at all), no-success (runs, none successful), stale (a scheduled interval whose newest
+    snapshot is older than alarm_stale_multiple x the interval, as the stale alarm judges it), manual (unscheduled:
+    no staleness), or fresh."""
+    policy = deployment.config.retention_for(interval)
+    monitoring = deployment.config.monitoring
+    good = next((r for r in mine if r.status in history.SUCCESS), None)
+    age = history.age_seconds(good, now) if good else None
+    limit = monitoring.stale_after_seconds(interval)
+    if not mine:
+        state = "never-run"
+    elif good is None:
+        state = "no-success"
+    elif policy.schedule is None:
+        state = "manual"
+    elif age is None or age > limit:
+        state = "stale"
+    else:
+        state = "fresh"
+    return {"freshness": state, "stale": state == "stale", "newest": good, "newest_age_seconds": age,
+            "stale_after_seconds": limit if policy.schedule else None, "schedule": policy.schedule}
+
+
+def _freshness_text(entry: Dict[str, Any], multiple: float) -> str:
+    state = entry["freshness"]
+    if state == "never-run":
+        return "never run: no snapshot yet"
+    if state == "no-success":
+        return "no successful run yet: no snapshot"
+    text = f"newest snapshot {_age(entry['newest_age_seconds'])} old"
+    if state == "stale":
+        text += (f"  STALE (older than {multiple:g} x the interval = {_age(entry['stale_after_seconds'])}, "
+                 "alarm_stale_multiple)")
+    elif state == "manual":
+        text += " (no schedule: not checked for staleness)"
+    return text
+
+
 def cmd_status(args, out: Output) -> int:
     deployment = _connect(args)
-    machines = {"backup": deployment.output("StateMachineArn")}
-    if deployment.outputs.get("RestoreStateMachineArn"):
-        machines["restore"] = deployment.outputs["RestoreStateMachineArn"]
-    running = [{"kind": kind, "name": e["name"], "started": e["startDate"]}
-               for kind, arn in machines.items() for e in executions.running(deployment, arn)]
-    all_runs = history.runs(deployment)
-    backup_runs = history.backups(all_runs)
+    running = _describe_running(executions.running_anywhere(deployment))
+    backup_runs = history.backups(history.runs(deployment))
     intervals = []
     code = EXIT_OK
-    now = time.time()
+    now = _now()
     for interval in deployment.used_intervals():
         mine = [r for r in backup_runs if r.interval == interval]
         last = mine[0] if mine else None
-        good = next((r for r in mine if r.status in history.SUCCESS), None)
-        age = history.age_seconds(good, now) if good else None
-        stale = good is None or age is None or age > 2 * history.INTERVAL_SECONDS[interval]
+        fresh = _freshness(deployment, interval, mine, now)
+        good = fresh.pop("newest")
         entry = {"interval": interval, "retain": deployment.retain(interval),
-                 "last": last.to_json() if last else None,
-                 "newest_snapshot": good.to_json() if good else None, "newest_age_seconds": age, "stale": stale,
+                 "last": last.to_json() if last else None, "newest_snapshot": good.to_json() if good else None,
+                 **fresh,
                  "last_warnings": (last.summary.get("warning_parts") or []) if last else [],
                  "last_failed_parts": (last.summary.get("failed_parts") or []) if last else []}
         intervals.append(entry)
         if last and last.status == "failed":
             code = EXIT_FAILED
-        elif (stale or (last and last.status == "warning")) and code == EXIT_OK:
+        elif (fresh["freshness"] in ("never-run", "no-success", "stale") or (last and last.status == "warning")) \
+                and code == EXIT_OK:
             code = EXIT_WARNINGS
+    multiple = deployment.config.monitoring.stale_multiple
     lines = [f"efs-backup {deployment.config.environment}: stack {deployment.stack_name} ({deployment.region}), "
              f"backup-id {deployment.backup_id}"]
-    lines.append("running: " + (", ".join(f"{r['kind']} {r['name']}" for r in running) if running else "none"))
+    lines.append("running: " + (", ".join(f"{r['kind']} {r['name']} (since {r['started']})" for r in running)
+                                if running else "none"))
     for entry in intervals:
         last = entry["last"]
-        flag = "  STALE (older than 2 x the interval)" if entry["stale"] else ""
-        lines.append(f"  {entry['interval']:<8} last {last['status'] if last else 'never'}"
-                     f"{' (' + last['execution'] + ')' if last else ''}; newest snapshot "
-                     f"{_age(entry['newest_age_seconds'])} old{flag}")
+        said = f"last {last['status']} ({last['execution']}); " if last else ""
+        lines.append(f"  {entry['interval']:<8} {said}{_freshness_text(entry, multiple)}")
         for part in entry["last_warnings"][:5]:
             lines.append(f"      warning {part.get('path')}: {' | '.join(part.get('messages') or [])}")
         for part in entry["last_failed_parts"][:5]:
@@ -256,7 +484,7 @@ def cmd_status(args, out: Output) -> int:
             lines.append(f"      error: {last['error']}")
     out.result({"environment": deployment.config.environment, "stack": deployment.stack_name,
                 "region": deployment.region, "backup_id": deployment.backup_id, "running": running,
-                "intervals": intervals}, "\n".join(lines))
+                "stale_multiple": multiple, "intervals": intervals}, "\n".join(lines))
     return code
 
 
@@ -306,15 +534,66 @@ def _failure(record: Optional[history.Run], execution: str, described: Dict[str,
     return "; ".join(r for r in reasons if r) + f" (worker logs: efs-backup logs --execution {execution})"
 
 
-def cmd_restore(args, out: Output) -> int:
-    if args.in_place and args.target_path:
-        raise CliError("--in-place restores to '/'; do not combine it with --target-path", EXIT_USAGE)
-    deployment = _connect(args)
-    all_runs = history.runs(deployment)
-    snapshot, snapshot_id = args.snapshot, args.snapshot_id
-    if not history.snapshots(deployment, all_runs) and snapshot_id is None:
+def _restore_result(deployment, name: str, described: Dict[str, Any], request: Dict[str, Any], out: Output,
+                    document: Optional[Dict[str, Any]] = None) -> int:
+    """The outcome of a finished restore execution (a dry run: its plan)."""
+    document = dict(document or {}, execution=name, request=request, status=described["status"])
+    result = executions.output_of(described)
+    if result.get("outcome") == "already-running":
+        raise executions.busy_error(result.get("message"))
+    summary = result.get("summary") or {}
+    document["summary"] = summary
+    if described["status"] != "SUCCEEDED":
+        document["outcome"] = "failed"
+        record = history.record(deployment, name)
+        out.result(document, f"{name}: FAILED: {_failure(record, name, described)}")
+        return _failed_exit(record)
+    document["outcome"] = result.get("outcome", "success")
+    target = document.get("target") or restore.logical_target(name, request)
+    if request.get("dry_run"):
+        document["plan"] = summary
+        out.result(document, restore.human_plan(summary, planner.format_bytes, target))
+        return EXIT_OK
+    totals = summary.get("totals", {})
+    out.result(document, f"{name}: {document['outcome']}, {_count(totals.get('files_transferred', 0), 'file')} "
+                         f"({planner.format_bytes(totals.get('bytes_transferred', 0))}) restored into {target}")
+    return EXIT_WARNINGS if document["outcome"] == "warning" else EXIT_OK
+
+
+def _check_target_file_system(deployment, file_system_id: Optional[str]) -> None:
+    """A restore writes to production or to a file system of restore_target_file_systems, nothing else."""
+    if file_system_id is None:
+        return
+    config = deployment.config
+    allowed = [config.source_file_system_id] + [t.file_system_id for t in config.restore_targets]
+    if file_system_id not in allowed:
+        raise CliError(f"--target-file-system {file_system_id} is neither production ({config.source_file_system_id})"
+                       f" nor in restore_target_file_systems of environment {config.environment} "
+                       f"({', '.join(allowed[1:]) or 'none configured'}); the restore workers may write only to those",
+                       EXIT_REFUSED)
+
+
+def _chosen_snapshot(deployment, all_runs, args, out: Output) -> Dict[str, Any]:
+    """The run-history row of the snapshot the operator chose; refused (exit 3) when the history has none."""
+    if not history.snapshots(deployment, all_runs):
         raise CliError("nothing to restore: the run history has no successful backup of "
                        f"{deployment.backup_id}", EXIT_REFUSED)
+    if args.snapshot_id is not None:
+        row = next((r for r in history.snapshots(deployment, all_runs) if r["snapshot_id"] == args.snapshot_id),
+                   None)
+        if row is None:
+            gone = next((r for r in history.backups(all_runs) if r.summary.get("snapshot_id") == args.snapshot_id),
+                        None)
+            if gone is not None:
+                raise CliError(f"snapshot id {args.snapshot_id} ({gone.interval}, run {gone.execution}) has expired: "
+                               f"it is beyond retain_{gone.interval} = {deployment.retain(gone.interval)}; "
+                               "`efs-backup list` shows what is kept", EXIT_REFUSED)
+            raise CliError(f"no snapshot with id {args.snapshot_id} in the run history of backup-id "
+                           f"{deployment.backup_id} (`efs-backup list` shows the ids); nothing was started. A snapshot "
+                           "made outside the orchestration is restored with the engine (README, \"Restore with the "
+                           "engine\")", EXIT_REFUSED)
+        out.info(f"id {args.snapshot_id} is {row['name']}, finished {row['finished']}")
+        return row
     if args.at is not None:
         row = history.snapshot_at(deployment, all_runs, restore.parse_time(args.at))
         if row is None:
@@ -322,21 +601,33 @@ def cmd_restore(args, out: Output) -> int:
                            EXIT_REFUSED)
         out.info(f"at {args.at}: the newest snapshot then is {row['name']} of {row['finished']} "
                  f"(id {row['snapshot_id']}); the restore state machine resolves --at itself")
-    if snapshot is not None:
-        row = history.resolve_snapshot(deployment, all_runs, snapshot)
-        if row is None:
-            raise CliError(f"nothing to restore: no snapshot {snapshot} in the run history (see `efs-backup list`)",
-                           EXIT_REFUSED)
-        if row.get("snapshot_id"):
-            out.info(f"{snapshot} is {row['name']} of {row['finished']} (id {row['snapshot_id']})")
-            snapshot, snapshot_id = None, row["snapshot_id"]
-    arn = deployment.output("RestoreStateMachineArn")
+        return row
+    row = history.resolve_snapshot(deployment, all_runs, args.snapshot)
+    if row is None:
+        raise CliError(f"nothing to restore: no snapshot {args.snapshot} in the run history (see `efs-backup list`)",
+                       EXIT_REFUSED)
+    label = row["name"] if args.snapshot == row["name"] else f"{args.snapshot} is {row['name']}"
+    out.info(f"{label}: finished {row['finished']}, id {row['snapshot_id']}")
+    return row
+
+
+def cmd_restore(args, out: Output) -> int:
+    if args.in_place and args.target_path:
+        raise CliError("--in-place restores to '/'; do not combine it with --target-path", EXIT_USAGE)
+    if args.no_wait and not (args.yes or args.dry_run):
+        raise CliError("--no-wait cannot wait for your confirmation: add --yes (the restore starts at once, pinned to "
+                       "the snapshot id) or --dry-run (the dry run starts), or drop --no-wait", EXIT_USAGE)
+    if args.no_wait and args.mirror and not args.dry_run:
+        raise CliError("a --mirror restore deletes: the CLI shows its plan before it starts, so it waits; drop "
+                       "--no-wait (--timeout bounds the wait)", EXIT_USAGE)
     stamp = executions.utc_stamp()
     name = f"restore-{stamp}"
     target = restore.target_path_for(name, args.target_path, args.in_place)
-    shown_target = target or restore.default_target(name)  # the real execution's default target
+    # [<file system>:]<path>; the default is the real execution's /efs-backup-restore/<name>
+    shown_target = restore.logical_target(name, {"target_path": target,
+                                                 "target_file_system_id": args.target_file_system})
 
-    def request(dry_run: bool, pinned_id: Optional[str]) -> Dict[str, Any]:
+    def request(dry_run: bool, pinned_id: Optional[str], snapshot=args.snapshot, snapshot_id=args.snapshot_id):
         """The dry run asks for what the operator chose; the real run for the snapshot the dry run resolved."""
         selector = ({"snapshot_id": pinned_id} if pinned_id else {"snapshot_id": snapshot_id} if snapshot_id
                     else {"snapshot": snapshot} if snapshot else {"at": args.at})
@@ -344,27 +635,57 @@ def cmd_restore(args, out: Output) -> int:
                                      target_file_system_id=args.target_file_system, mirror=args.mirror,
                                      dry_run=dry_run, workers=args.workers)
 
-    plan_request = request(True, None)
-
-    def report(progress: executions.Progress, described: Dict[str, Any]) -> None:
-        out.info(f"  {described['name']}: {described['status'].lower()}, workers reported {progress.reported}, "
-                 f"{planner.format_bytes(progress.bytes_transferred)} transferred")
-
+    request(True, None)  # every argument checked before anything is read or started
+    deployment = _connect(args)
+    _check_target_file_system(deployment, args.target_file_system)
+    arn = deployment.output("RestoreStateMachineArn")
+    row = _chosen_snapshot(deployment, history.runs(deployment), args, out)
+    snapshot, snapshot_id = args.snapshot, args.snapshot_id
+    if snapshot is not None and row.get("snapshot_id"):
+        snapshot, snapshot_id = None, row["snapshot_id"]
+    found = executions.running_anywhere(deployment)
+    if found:
+        raise _busy(deployment, found, "a restore needs the backup-id's lock: start it when that run ended; nothing "
+                                       "was started")
+    total = args.workers or deployment.config.workers.count
     states = executions.RESTORE_WORKER_STATES
-    plan_execution = executions.start(deployment, arn, f"{name}-plan", plan_request)
-    out.info(f"planning: {name}-plan")
-    described = executions.wait(deployment, plan_execution, timeout=args.timeout, on_progress=report,
-                                worker_states=states)
+
+    if args.no_wait and not args.dry_run:  # --yes --no-wait: no plan to wait for; pinned to the history's id
+        if not row.get("snapshot_id"):
+            raise CliError(f"{row['name']} has no snapshot id in the run history, so it cannot be pinned without "
+                           "the dry run; drop --no-wait", EXIT_REFUSED)
+        real_request = request(False, row["snapshot_id"])
+        execution = executions.start(deployment, arn, name, real_request)
+        out.context.update(execution=name, execution_arn=execution)
+        out.info(f"restoring: {name} -> {shown_target} (snapshot {row['name']}, id {row['snapshot_id']}); follow "
+                 f"it with `efs-backup follow {name}` (its outcome includes what it restored)")
+        out.result({"execution": name, "execution_arn": execution, "request": real_request, "target": shown_target},
+                   execution)
+        return EXIT_OK
+
+    plan_request = request(True, None, snapshot, snapshot_id)
+    plan_name = f"{name}-plan"
+    plan_execution = executions.start(deployment, arn, plan_name, plan_request)
+    out.context.update(plan_execution=plan_name, execution_arn=plan_execution)
+    if args.no_wait:  # --dry-run --no-wait
+        out.info(f"planning: {plan_name}; see the plan with `efs-backup follow {plan_name}`")
+        out.result({"plan_execution": plan_name, "execution_arn": plan_execution, "request": plan_request},
+                   plan_execution)
+        return EXIT_OK
+    out.info(f"planning: {plan_name}")
+    described = executions.wait(deployment, plan_execution, timeout=args.timeout,
+                                reporter=out.reporter(args.progress_interval), worker_states=states,
+                                workers_total=total)
     plan_output = executions.output_of(described)
     if plan_output.get("outcome") == "already-running":
         raise executions.busy_error(plan_output.get("message"))
     if described["status"] != "SUCCEEDED":
-        record = history.record(deployment, f"{name}-plan")
-        raise CliError(f"the dry run {name}-plan failed: {_failure(record, f'{name}-plan', described)}",
+        record = history.record(deployment, plan_name)
+        raise CliError(f"the dry run {plan_name} failed: {_failure(record, plan_name, described)}",
                        _failed_exit(record))
     summary = plan_output.get("summary") or {}
-    plan_text = restore.human_plan(summary, planner.format_bytes)
-    document: Dict[str, Any] = {"plan_execution": f"{name}-plan", "plan": summary, "request": plan_request}
+    plan_text = restore.human_plan(summary, planner.format_bytes, shown_target)
+    document: Dict[str, Any] = {"plan_execution": plan_name, "plan": summary, "request": plan_request}
     if args.dry_run:
         out.result(document, plan_text)
         return EXIT_OK
@@ -388,32 +709,16 @@ def cmd_restore(args, out: Output) -> int:
             raise CliError("declined; nothing was restored", EXIT_REFUSED)
     pinned = summary.get("snapshot_id")
     if not pinned:  # never let the real run resolve the selector again: it could pick another snapshot
-        raise CliError(f"the dry run {name}-plan reported no snapshot id; nothing was restored", EXIT_FAILED)
+        raise CliError(f"the dry run {plan_name} reported no snapshot id; nothing was restored", EXIT_FAILED)
     real_request = request(False, pinned)
-    document["request"] = real_request
     execution = executions.start(deployment, arn, name, real_request)
-    document["execution"] = name
-    document["target"] = shown_target
+    out.context.update(execution=name, execution_arn=execution)
+    document.update(execution=name, target=shown_target)
     out.info(f"restoring: {name} -> {shown_target}")
-    if args.no_wait:
-        out.result(document, execution)
-        return EXIT_OK
-    described = executions.wait(deployment, execution, timeout=args.timeout, on_progress=report, worker_states=states)
-    result = executions.output_of(described)
-    if result.get("outcome") == "already-running":
-        raise executions.busy_error(result.get("message"))
-    document["status"] = described["status"]
-    document["summary"] = result.get("summary")
-    if described["status"] != "SUCCEEDED":
-        document["outcome"] = "failed"
-        record = history.record(deployment, name)
-        out.result(document, f"{name}: FAILED: {_failure(record, name, described)}")
-        return _failed_exit(record)
-    document["outcome"] = result.get("outcome", "success")
-    totals = (result.get("summary") or {}).get("totals", {})
-    out.result(document, f"{name}: {document['outcome']}, {totals.get('files_transferred', 0):,} files "
-                         f"({planner.format_bytes(totals.get('bytes_transferred', 0))}) restored into {shown_target}")
-    return EXIT_WARNINGS if document["outcome"] == "warning" else EXIT_OK
+    described = executions.wait(deployment, execution, timeout=args.timeout,
+                                reporter=out.reporter(args.progress_interval), worker_states=states,
+                                workers_total=total)
+    return _restore_result(deployment, name, described, real_request, out, document)
 
 
 # --------------------------------------------------------------------------------------------------- logs
@@ -423,17 +728,22 @@ def cmd_logs(args, out: Output) -> int:
     deployment = _connect(args)
     execution = args.execution
     if not execution:
-        machines = [deployment.output("StateMachineArn")]
-        if deployment.outputs.get("RestoreStateMachineArn"):
-            machines.append(deployment.outputs["RestoreStateMachineArn"])
-        candidates = [e for e in (executions.newest(deployment, arn) for arn in machines) if e]
+        candidates = [e for e in (executions.newest(deployment, arn)
+                                  for arn in executions.machines(deployment).values()) if e]
         if not candidates:
             raise CliError("no execution yet", EXIT_REFUSED)
         execution = max(candidates, key=lambda e: e["startDate"])["name"]
+    else:
+        found = executions.find(deployment, execution)
+        if found is None:
+            raise CliError(f"no execution {execution} in the backup or restore state machine of stack "
+                           f"{deployment.stack_name} (`efs-backup status` shows running ones, `efs-backup list` the "
+                           "runs behind each snapshot)", EXIT_REFUSED)
     names = logs.streams(deployment, execution, args.role)
     if not names:
-        raise CliError(f"no worker log streams for execution {execution}"
-                       f"{' and role ' + args.role if args.role else ''}", EXIT_REFUSED)
+        raise CliError(f"execution {execution} has no worker log streams"
+                       f"{' of role ' + args.role if args.role else ''} (yet: workers ship their log within a "
+                       "minute of starting)", EXIT_REFUSED)
     document = {"execution": execution, "streams": []}
     for stream in names:
         entries = [{"timestamp": e["timestamp"], "message": e["message"]} for e in logs.events(deployment, stream)]
@@ -458,7 +768,10 @@ def cmd_plan(args, out: Output) -> int:
             average_file_size=planner.parse_size(args.average_file_size) if args.average_file_size else None,
             daily_change=planner.parse_fraction(args.daily_change), throughput_mode=args.throughput_mode,
             provisioned_mibps=args.provisioned_mibps)
-        result = planner.plan(load, planner.parse_duration(args.window))
+        margin = planner.parse_fraction(args.margin, what="--margin")
+        if margin >= 1:
+            raise planner.PlanError(f"--margin {args.margin}: must be less than 100%")
+        result = planner.plan(load, planner.parse_duration(args.window), margin=margin)
     except planner.PlanError as error:
         raise CliError(str(error), EXIT_REFUSED) from None
     document = result.to_json()
@@ -472,28 +785,48 @@ def cmd_plan(args, out: Output) -> int:
                 r["model_remaining_burst_hours"], r["model_workers"], r["model_instance_type"],
                 planner.format_duration(r["model_incremental_seconds"]), r["model_bottleneck"]) for r in rows)
     out.result(document, text)
-    return EXIT_OK if result.fits else EXIT_WARNINGS
+    return EXIT_OK if result.fits and not result.warnings else EXIT_WARNINGS
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "list": cmd_list, "restore": cmd_restore, "logs": cmd_logs,
-            "plan": cmd_plan}
+COMMANDS = {"run": cmd_run, "follow": cmd_follow, "status": cmd_status, "list": cmd_list, "restore": cmd_restore,
+            "logs": cmd_logs, "plan": cmd_plan}
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """--json anywhere before a lone '--' (known before parsing, so even a usage error answers in JSON)."""
+    words = list(argv)
+    return "--json" in (words[:words.index("--")] if "--" in words else words)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = Output(_wants_json(argv))
+    _Parser.json_mode = out.as_json
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_USAGE
-    out = Output(args.json)
-    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, --version
+            return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_USAGE
+        except UsageError as error:  # as argparse says it: the usage, then "<prog>: error: <message>"
+            print(error.usage + error.message, file=sys.stderr, flush=True)
+            if out.as_json:
+                print(json.dumps({"error": error.message, "exit_code": EXIT_USAGE, "usage": error.usage.strip()},
+                                 sort_keys=True), flush=True)
+            return EXIT_USAGE
         return COMMANDS[args.command](args, out)
     except CliError as error:
-        print(f"efs-backup: {error.message}", file=sys.stderr)
+        out.error(error.message, error.code, error.details)
         return error.code
     except KeyboardInterrupt:
-        print("efs-backup: interrupted (an execution already started keeps running)", file=sys.stderr)
+        out.error("interrupted (an execution already started keeps running)", EXIT_INTERRUPTED, {})
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `efs-backup logs | head`
         sys.stderr.close()
         return EXIT_OK
+    except Exception as error:  # a defect: the traceback on stderr; with --json still one document
+        traceback.print_exc()
+        out.error(f"internal error: {type(error).__name__}: {error}", EXIT_FAILED, {})
+        return EXIT_FAILED
+    finally:
+        _Parser.json_mode = False

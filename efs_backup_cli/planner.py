@@ -32,6 +32,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from efs_backup_cli.limits import max_workers
+
 KIB = 1024
 MIB = 1024 ** 2
 GIB = 1024 ** 3
@@ -97,10 +99,31 @@ BALANCE_FACTOR = 1.15
 # launched after them. An estimate, not measured here: two instance starts of ~2 minutes.
 RUN_FIXED_SECONDS = 2 * 120
 
-MAX_WORKERS = 32  # stacks/config.py MAX_WORKERS
+# The share of the window a plan keeps free by default: a day with more changes than usual, slower EFS latency or a
+# slow instance start must not push the run out of its window. Less left is a warning (and exit 2).
+SAFETY_MARGIN = 0.20
 
-BOTTLENECKS = ("metadata", "instance network", "EFS client limit", "EFS read throughput", "EFS write throughput",
-               "EFS burst credits", "EFS IOPS")
+# What limits a run, and what kind of limit it is: metadata (round trips per file: more workers help, up to the
+# file system's IOPS), throughput (bytes: bigger instances or a faster throughput mode help) or start-up (the
+# fixed cost of starting the instances: nothing in the fleet helps).
+BOTTLENECK_KINDS = {
+    "metadata": "metadata", "EFS IOPS": "metadata",
+    "instance network": "throughput", "EFS client limit": "throughput", "EFS read throughput": "throughput",
+    "EFS write throughput": "throughput", "EFS burst credits": "throughput",
+    "start-up": "start-up",
+}
+BOTTLENECKS = tuple(BOTTLENECK_KINDS)
+MAX_WORKERS = max_workers()  # stacks/config.py MAX_WORKERS: what the state machines accept
+WHAT_HELPS = {
+    "metadata": "more workers shorten it",
+    "EFS IOPS": "a file-system limit: more workers do not help",
+    "instance network": "bigger instances shorten it",
+    "EFS client limit": "EFS's per-client limit: more workers shorten it, bigger instances do not",
+    "EFS read throughput": "a file-system limit: more workers do not help",
+    "EFS write throughput": "a file-system limit: more workers do not help",
+    "EFS burst credits": "bursting credits run out: elastic or provisioned throughput help",
+    "start-up": "starting the instances dominates",
+}
 
 
 class PlanError(ValueError):
@@ -110,48 +133,66 @@ class PlanError(ValueError):
 # ----------------------------------------------------------------------------------------------- parsing helpers
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTP]?)(i?)B?\s*$", re.IGNORECASE)
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMG]?)\s*$", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGB]?)\s*$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)",
+                            re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _digits(text: str) -> str:
+    """'10,000,000' / '10_000_000' / '1 024' -> '10000000': thousands separators people type."""
+    raw = str(text).strip()
+    if re.match(r"^[0-9]{1,3}([,_ ][0-9]{3})+(\.[0-9]+)?\s*[A-Za-z]*$", raw):
+        raw = re.sub(r"(?<=[0-9])[,_ ](?=[0-9]{3})", "", raw)
+    return raw
 
 
 def parse_size(text: str) -> int:
-    """'2TiB', '500GB', '30MiB', '1024' (bytes) -> bytes. Binary with 'i', decimal without."""
-    match = _SIZE.match(str(text))
+    """'2TiB', '5TB', '500GB', '30MiB', '1,024GiB', '1024' (bytes) -> bytes. Binary with 'i', decimal without."""
+    match = _SIZE.match(_digits(text))
     if not match:
-        raise PlanError(f"{text!r} is not a size; expected e.g. 2TiB, 500GB, 30MiB")
+        raise PlanError(f"{text!r} is not a size; expected e.g. 2TiB, 5TB, 500GB, 30MiB")
     number, prefix, binary = float(match.group(1)), match.group(2).upper(), bool(match.group(3))
     power = "KMGTP".index(prefix) + 1 if prefix else 0
     return int(round(number * ((1024 if binary else 1000) ** power)))
 
 
 def parse_count(text: str) -> int:
-    """'30M', '250k', '1200' -> a count (decimal prefixes)."""
-    match = _COUNT.match(str(text))
+    """'30M', '10,000,000', '250k', '1.5G' (or '1.5B', billion), '1200' -> a count (decimal prefixes)."""
+    match = _COUNT.match(_digits(text))
     if not match:
-        raise PlanError(f"{text!r} is not a count; expected e.g. 30M, 250k, 1200")
-    power = "KMG".index(match.group(2).upper()) + 1 if match.group(2) else 0
+        raise PlanError(f"{text!r} is not a count; expected e.g. 30M, 10,000,000, 250k")
+    prefix = match.group(2).upper().replace("B", "G")
+    power = "KMG".index(prefix) + 1 if prefix else 0
     return int(round(float(match.group(1)) * 1000 ** power))
 
 
-def parse_fraction(text: str) -> float:
-    """'2%' or '0.02' -> 0.02."""
+def parse_fraction(text: str, what: str = "--daily-change") -> float:
+    """'2%' or '0.02' -> 0.02. A bare number of 1 or more is refused: '1' could mean 1% or 100%."""
     raw = str(text).strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise PlanError(f"{text!r} is not a fraction; expected e.g. 2% or 0.02") from None
+        raise PlanError(f"{what} {text!r} is not a share; expected e.g. 2% or 0.02") from None
+    if not raw.endswith("%") and value >= 1:
+        raise PlanError(f"{what} {text!r} is ambiguous: write {raw}% if you mean {raw} percent (a bare number is a "
+                        "fraction below 1: 0.02 is 2%, and 100% means everything)")
     if not 0 <= value <= 1:
-        raise PlanError(f"{text!r} is out of range; expected 0% to 100%")
+        raise PlanError(f"{what} {text!r} is out of range; expected 0% to 100%")
     return value
 
 
-def parse_duration(text: str) -> float:
-    """'4h', '90m', '3600' (seconds) -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise PlanError(f"{text!r} is not a duration; expected e.g. 4h, 90m, 15m")
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
-    return float(match.group(1)) * unit
+def parse_duration(text: str, bare_unit: Optional[str] = None) -> float:
+    """'4h', '90m', '1h30m', '2.5 hours', '3600s' -> seconds. A bare number is refused ('4' could be hours or
+    seconds) unless ``bare_unit`` says what it means (e.g. 's' for --timeout)."""
+    raw = str(text).strip()
+    if bare_unit and re.match(r"^[0-9]*\.?[0-9]+$", raw):
+        return float(raw) * _DURATION_UNITS[bare_unit]
+    parts = _DURATION_PART.findall(raw)
+    if not raw or not parts or _DURATION_PART.sub("", raw).strip():
+        hint = " (a bare number has no unit)" if re.match(r"^[0-9]*\.?[0-9]+$", raw) else ""
+        raise PlanError(f"{text!r} is not a duration{hint}; expected e.g. 4h, 90m, 1h30m, 3600s")
+    return sum(float(number) * _DURATION_UNITS[unit[0].lower()] for number, unit in parts)
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -236,6 +277,7 @@ class RunEstimate:
     seconds: float
     bottleneck: str
     terms: Dict[str, float] = field(default_factory=dict)  # seconds per limit (the largest binds)
+    limited_by: str = "metadata"  # the bottleneck's kind: metadata, throughput or start-up (BOTTLENECK_KINDS)
 
 
 def estimate_run(load: Workload, kind: str, workers: int, instance_type: str,
@@ -248,9 +290,11 @@ def estimate_run(load: Workload, kind: str, workers: int, instance_type: str,
     full = kind == "full"
     files_copied = load.files if full else math.ceil(load.files * load.daily_change)
     bytes_copied = load.size_bytes if full else load.size_bytes * load.daily_change
-    files_scanned = 0 if full else load.files  # a first run has nothing to compare with
+    files_scanned = load.files  # every run walks the whole tree (the engine's files_scanned counts it)
     writes = files_copied * (WRITES_PER_NEW_FILE if full else WRITES_PER_CHANGED_FILE)
-    reads = files_scanned * SCAN_READ_OPS_PER_FILE + files_copied  # a copied file is read on the source once
+    # A first run has nothing to compare with: its scan is the copy's own read of each file on the source. An
+    # incremental run compares every file on both sides, then reads each copied file once.
+    reads = (0 if full else files_scanned * SCAN_READ_OPS_PER_FILE) + files_copied
 
     read_iops, write_iops, fs_read, fs_write, per_client = EFS_LIMITS[load.throughput_mode]
     instance_rate = min(INSTANCE_BASELINE_GBPS[instance_type] * 1e9 / 8, per_client)
@@ -300,8 +344,12 @@ def estimate_run(load: Workload, kind: str, workers: int, instance_type: str,
         bottleneck = "EFS read throughput"
     else:
         bottleneck = "EFS IOPS"
+    if fixed_seconds > binding:  # a small run: most of its time is starting the instances
+        bottleneck = "start-up"
+    terms["start-up"] = fixed_seconds
     return RunEstimate(kind, workers, instance_type, files_scanned, files_copied, int(bytes_copied),
-                       binding + fixed_seconds, bottleneck, {k: round(v, 1) for k, v in terms.items()})
+                       binding + fixed_seconds, bottleneck, {k: round(v, 1) for k, v in terms.items()},
+                       BOTTLENECK_KINDS[bottleneck])
 
 
 def fleets() -> List[Tuple[int, str]]:
@@ -334,6 +382,9 @@ class Plan:
     recommendation: Dict[str, object]
     notes: List[str]
     constants: Dict[str, object]
+    margin: float = SAFETY_MARGIN  # share of the window to keep free
+    headroom_seconds: float = 0.0  # window - the incremental run (negative: it does not fit)
+    warnings: List[str] = field(default_factory=list)
 
     def to_json(self) -> Dict[str, object]:
         return asdict(self)
@@ -350,12 +401,19 @@ def constants() -> Dict[str, object]:
     }
 
 
-def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED_SECONDS) -> Plan:
-    """The cheapest fleet for the daily (incremental) run within the window, and what the first full run costs."""
+def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED_SECONDS,
+         margin: float = SAFETY_MARGIN) -> Plan:
+    """The cheapest fleet whose daily (incremental) run leaves ``margin`` of the window free, and what the first
+    full run costs. When no fleet leaves the margin: the fastest fleet, with a warning if it fits the window and
+    a note if it does not."""
     if window_seconds <= 0:
         raise PlanError("the window must be longer than 0")
-    fitting, fastest = cheapest_fitting(load, "incremental", window_seconds, fixed_seconds)
-    incremental = fitting or fastest
+    if not 0 <= margin < 1:
+        raise PlanError("the safety margin must be at least 0% and less than 100%")
+    roomy, _ = cheapest_fitting(load, "incremental", window_seconds * (1 - margin), fixed_seconds)
+    # Without a fleet that leaves the margin: the fastest (most headroom), whether it fits the window or not.
+    incremental = roomy or cheapest_fitting(load, "incremental", 0, fixed_seconds)[1]
+    fits = incremental.seconds <= window_seconds
     full_fit, full_fastest = cheapest_fitting(load, "full", window_seconds, fixed_seconds)
     # The first run with the recommended fleet (it may exceed the window: the first run is a one-off), and the
     # fleet that would make it fit (pass it with `efs-backup run --workers N`).
@@ -365,9 +423,9 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
         "window; the backup file system sized like production; the daily change is the change per run"
         % load.throughput_mode,
     ]
-    if not fitting:
+    if not fits:
         notes.append("no fleet of up to %d workers fits the incremental run into the window: the bottleneck is "
-                     "%s; shown is the fastest fleet" % (MAX_WORKERS, fastest.bottleneck))
+                     "%s; shown is the fastest fleet" % (MAX_WORKERS, incremental.bottleneck))
     if full.seconds > window_seconds:
         if full_fit:
             notes.append("the first full run takes longer than the window with this fleet; start it by hand with "
@@ -381,6 +439,14 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
     if load.throughput_mode == "bursting":
         notes.append("bursting: %.1f burst hours a day at this size (baseline %.1f MiB/s, burst %.0f MiB/s)"
                      % ((daily_burst_hours(load.size_bytes),) + tuple(r / MIB for r in burst_rates(load.size_bytes))))
+    warnings = []
+    headroom = window_seconds - incremental.seconds
+    if fits and not roomy:
+        warnings.append("the incremental run leaves %s of the %s window (%.0f%%), less than the %.0f%% safety "
+                        "margin, even with the fastest fleet (the bottleneck is %s): a busier day or slower EFS would "
+                        "overrun it; widen the window or reduce what a run must do"
+                        % (format_duration(headroom), format_duration(window_seconds),
+                           100 * headroom / window_seconds, 100 * margin, incremental.bottleneck))
     recommendation = {"workers": incremental.workers, "instance_type": incremental.instance_type,
                       "cdk_context": "-c worker_count=%d -c worker_instance_type=%s"
                                      % (incremental.workers, incremental.instance_type)}
@@ -389,8 +455,9 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
                 "average_file_size": round(load.average_file_size), "daily_change": load.daily_change,
                 "throughput_mode": load.throughput_mode,
                 "provisioned_mibps": load.provisioned_bytes_per_s / MIB if load.provisioned_bytes_per_s else None},
-        window_seconds=window_seconds, incremental=incremental, full=full, fits=bool(fitting),
-        recommendation=recommendation, notes=notes, constants=constants(),
+        window_seconds=window_seconds, incremental=incremental, full=full, fits=fits,
+        recommendation=recommendation, notes=notes, constants=constants(), margin=margin,
+        headroom_seconds=headroom, warnings=warnings,
     )
 
 
@@ -412,22 +479,60 @@ def format_bytes(count: float) -> str:
     return str(count)
 
 
+def what_helps(run: RunEstimate) -> str:
+    """WHAT_HELPS for this run's bottleneck, unless this fleet is already at that end of the range."""
+    largest = max(INSTANCE_BASELINE_GBPS, key=INSTANCE_BASELINE_GBPS.get)
+    if run.bottleneck == "metadata" and run.workers >= MAX_WORKERS:
+        return "already %d workers, the most a run takes" % MAX_WORKERS
+    if run.bottleneck == "instance network" and run.instance_type == largest:
+        return "already the largest instance type here (%s)" % largest
+    return WHAT_HELPS[run.bottleneck]
+
+
+def format_decimal_bytes(count: float) -> str:
+    """Decimal units, as disks and some consoles show sizes: 5.0 TB."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
+        count /= 1000.0
+    return str(count)
+
+
+def format_count(count: float) -> str:
+    return f"{int(count):,}"
+
+
 def human(result: Plan) -> str:
     inputs = result.inputs
+    window = result.window_seconds
     lines = [
-        "workload: %s in %s files (average %s), %.2f%% changed per run, %s throughput, window %s" % (
-            format_bytes(inputs["size_bytes"]), f"{inputs['files']:,}", format_bytes(inputs["average_file_size"]),
-            inputs["daily_change"] * 100, inputs["throughput_mode"], format_duration(result.window_seconds)),
+        "workload: %s (%s) in %s files (average %s), %s changed per run, %s throughput, window %s" % (
+            format_bytes(inputs["size_bytes"]), format_decimal_bytes(inputs["size_bytes"]),
+            format_count(inputs["files"]), format_bytes(inputs["average_file_size"]),
+            format_percent(inputs["daily_change"]), inputs["throughput_mode"], format_duration(window)),
         "recommended: %d x %s  (%s)%s" % (result.recommendation["workers"], result.recommendation["instance_type"],
                                           result.recommendation["cdk_context"],
-                                          "" if result.fits else "  -- does NOT fit the window"),
+                                          "  -- does NOT fit the window" if not result.fits else
+                                          "  -- fits, but without the safety margin" if result.warnings else
+                                          "  -- the cheapest fleet that leaves the %.0f%% safety margin"
+                                          % (100 * result.margin)),
     ]
     for run in (result.incremental, result.full):
-        lines.append("  %-11s %8s  bottleneck: %-20s scanned %s, copied %s files / %s" % (
-            run.kind, format_duration(run.seconds), run.bottleneck, f"{run.files_scanned:,}",
-            f"{run.files_copied:,}", format_bytes(run.bytes_copied)))
+        kind = "" if run.limited_by == run.bottleneck else " [%s]" % run.limited_by
+        lines.append("  %-11s %7s  bottleneck: %s%s; %s" % (
+            run.kind, format_duration(run.seconds), run.bottleneck, kind, what_helps(run)))
+        lines.append("  %-11s %7s  scanned %s files, copied %s files / %s" % (
+            "", "", format_count(run.files_scanned), format_count(run.files_copied), format_bytes(run.bytes_copied)))
+    if result.headroom_seconds >= 0:
+        lines.append("  headroom: the incremental run leaves %s of the window free (%.0f%%; safety margin %.0f%%)" % (
+            format_duration(result.headroom_seconds), 100 * result.headroom_seconds / window, 100 * result.margin))
+    lines.extend("  warning: " + warning for warning in result.warnings)
     lines.extend("  note: " + note for note in result.notes)
     return "\n".join(lines)
+
+
+def format_percent(fraction: float) -> str:
+    return ("%.2f%%" % (100 * fraction)).replace(".00%", "%")
 
 
 # ----------------------------------------------------------------------------------------------- the old table
@@ -459,7 +564,7 @@ def old_table_rows() -> List[Dict[str, object]]:
         load = workload(size=size, files=None, average_file_size=OLD_TABLE_AVERAGE_FILE_SIZE,
                         daily_change=change / size, throughput_mode="bursting")
         # The old 15 minutes are the copy alone (Data Pipeline started the instance beforehand): no fixed cost.
-        result = plan(load, OLD_TABLE_WINDOW_SECONDS, fixed_seconds=0)
+        result = plan(load, OLD_TABLE_WINDOW_SECONDS, fixed_seconds=0, margin=0)  # the old table kept none
         _, burst = burst_rates(size)
         remaining = daily_burst_hours(size) - result.incremental.bytes_copied / burst / 3600
         rows.append({"size": size_text, "daily_change": change_text, "old_remaining_burst_hours": old_hours,

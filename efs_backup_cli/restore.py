@@ -122,10 +122,18 @@ def plan_deletes(summary: Dict[str, Any]) -> int:
     return _count(deleted, "files") + _count(deleted, "dirs")
 
 
-def human_plan(summary: Dict[str, Any], format_bytes) -> str:
+def logical_target(name: str, request: Dict[str, Any]) -> str:
+    """Where a restore writes, as the operator names it: [<file system>:]<path on it> (the summary's target is the
+    worker's mount path)."""
+    path = request.get("target_path") or default_target(name)
+    fs = request.get("target_file_system_id")
+    return f"{fs}:{path}" if fs else path
+
+
+def human_plan(summary: Dict[str, Any], format_bytes, target: Optional[str] = None) -> str:
     plan = summary.get("plan") or {}
     lines = ["restore plan: snapshot %s (id %s) -> %s, mode %s, paths %s" % (
-        summary.get("snapshot"), summary.get("snapshot_id"), summary.get("target"), summary.get("mode"),
+        summary.get("snapshot"), summary.get("snapshot_id"), target or summary.get("target"), summary.get("mode"),
         ", ".join(summary.get("paths") or []) or "(all)")]
     for kind in plan_kinds(plan):
         entry = plan.get(kind) or {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -35,6 +36,47 @@ MAX_RETAIN = MAX_LINKED_TREES - 1
 # Workers per run. The state machine spreads workers over the subnets from a list of this length.
 MAX_WORKERS = 32
 
+# --- worker heartbeats and progress (issue 11, item 4) -----------------------------------------------------------
+# A worker's first heartbeat comes only after the instance booted, cloud-init ran the user data and the scripts were
+# downloaded: 45-90 s on EC2 (user data runs at the end of boot: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+# user-data.html). The heartbeat timeout must leave room for that twice over. The States Language requires
+# HeartbeatSeconds to be smaller than TimeoutSeconds (https://states-language.net/spec.html#task-state; the task
+# timeout bounds a task "regardless of the number of SendTaskHeartbeat requests received":
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskHeartbeat.html); this app asks for at
+# most half, so a lost worker is always noticed by its heartbeat, long before the task timeout.
+WORKER_FIRST_HEARTBEAT_SECONDS = 90
+MIN_HEARTBEAT_TIMEOUT_SECONDS = 2 * WORKER_FIRST_HEARTBEAT_SECONDS
+MAX_HEARTBEAT_TIMEOUT_SECONDS = 3600
+# worker.sh withholds heartbeats once the engine has shown no progress for worker_stall_seconds; the engine proves
+# progress every ENGINE_PROGRESS_SECONDS (a round trip to each mounted file system), so the limit must cover several
+# of those plus an NFS retry (timeo=600 is 60 s per try).
+ENGINE_PROGRESS_SECONDS = 15
+MIN_STALL_SECONDS = 120
+MAX_STALL_SECONDS = 3600
+_emulated_first_heartbeat: Optional[int] = None
+
+
+@contextmanager
+def emulated_worker_boot(first_heartbeat_seconds: int):
+    """THE EMULATOR SEAM for the heartbeat bound, for tests only: moto's simulated workers "boot" in well under a
+    second, so the end-to-end tests may use heartbeat timeouts of seconds. Real deployments never pass through it."""
+    global _emulated_first_heartbeat
+    previous, _emulated_first_heartbeat = _emulated_first_heartbeat, first_heartbeat_seconds
+    try:
+        yield
+    finally:
+        _emulated_first_heartbeat = previous
+
+
+def _heartbeat_timeout(value: Any) -> int:
+    first = _emulated_first_heartbeat if _emulated_first_heartbeat is not None else WORKER_FIRST_HEARTBEAT_SECONDS
+    low = 2 * first
+    try:
+        return _integer(value, low, MAX_HEARTBEAT_TIMEOUT_SECONDS)
+    except _Invalid as invalid:
+        raise _Invalid(f"{invalid} (a worker's first heartbeat comes only after boot, cloud-init and the script "
+                       f"download, up to {first} s on EC2, so the timeout must be at least twice that)") from None
+
 # The lifecycle transitions EFS accepts (LifecyclePolicy AFTER_<n>_DAY[S]).
 EFS_LIFECYCLE_DAYS: Tuple[int, ...] = (1, 7, 14, 30, 60, 90, 180, 270, 365)
 
@@ -47,6 +89,10 @@ GATEWAY_ENDPOINTS: Tuple[str, ...] = ("s3", "dynamodb")
 INTERFACE_ENDPOINTS: Tuple[str, ...] = ("states", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "sns")
 VPC_ENDPOINTS: Tuple[str, ...] = ("s3", "states", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages",
                                   "dynamodb", "sns")
+# Without private DNS, the workers' AWS CLI reaches an interface endpoint through its service-specific endpoint
+# variable (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html; identifiers:
+# https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html).
+ENDPOINT_URL_VARIABLES: Dict[str, str] = {"states": "AWS_ENDPOINT_URL_SFN", "logs": "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"}
 
 KMS_AWS_MANAGED = "aws-managed"
 KMS_CREATE = "create"
@@ -149,6 +195,15 @@ class IntervalPolicy:
 
 
 @dataclass(frozen=True)
+class WorkerImage:
+    """A worker image with amazon-efs-utils, nfs-utils and rsync preinstalled (``worker_image``): workers then need
+    no package repository at run time. Exactly one of ami_id and ssm_parameter is set."""
+
+    ami_id: Optional[str] = None
+    ssm_parameter: Optional[str] = None  # a parameter of this account holding the AMI id, resolved at each launch
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """The EC2 workers an execution launches."""
 
@@ -158,6 +213,8 @@ class WorkerSettings:
     heartbeat_timeout_seconds: int
     timeout_hours: int
     root_volume_gib: int
+    stall_seconds: int = 300  # worker.sh withholds heartbeats after this long without engine progress
+    image: Optional["WorkerImage"] = None  # None: Amazon Linux 2023 (latest), packages installed with dnf at boot
 
     @property
     def architecture(self) -> str:
@@ -177,6 +234,9 @@ class VpcEndpointSettings:
 
     services: Tuple[str, ...] = ()
     route_table_ids: Tuple[str, ...] = ()  # where the gateway endpoints (s3, dynamodb) are routed
+    existing: Tuple[str, ...] = ()  # services whose endpoints already exist in the VPC (never created here)
+    existing_security_group_ids: Tuple[str, ...] = ()  # their groups: HTTPS from the backup-client group
+    private_dns: bool = True  # False: workers are pointed at the created endpoints by AWS_ENDPOINT_URL_<SERVICE>
 
     @property
     def gateway_services(self) -> Tuple[str, ...]:
@@ -534,6 +594,35 @@ def _vpc_endpoints(value: Any) -> Tuple[str, ...]:
     return tuple(items)
 
 
+def _security_group_ids(value: Any) -> Tuple[str, ...]:
+    expectation = "none, or a list of security group ids (sg- followed by 8 or 17 hex digits; comma-separated with -c)"
+    items = _id_list(value, expectation)
+    bad = [item for item in items if not isinstance(item, str) or not _SG_ID.match(item)]
+    if bad:
+        raise _Invalid(f"{', '.join(map(_describe, bad))} is not a security group id; expected {expectation}")
+    if len(set(items)) != len(items):
+        raise _Invalid(f"{_describe(value)} lists a security group twice; expected each group once")
+    return tuple(items)
+
+
+_AMI_ID = re.compile(rf"^ami-{_HEX_ID}$")
+_SSM_PARAMETER = re.compile(r"^ssm:(/[A-Za-z0-9_.\-/]{1,1010})$")
+
+
+def _worker_image(value: Any) -> Optional[WorkerImage]:
+    if _is_none(value):
+        return None
+    expectation = ("none, an AMI id (ami- followed by 8 or 17 hex digits) or ssm:/<parameter name> holding one, "
+                   "of an image with amazon-efs-utils, nfs-utils and rsync installed")
+    text = _string(value, expectation)
+    if _AMI_ID.match(text):
+        return WorkerImage(ami_id=text)
+    match = _SSM_PARAMETER.match(text)
+    if match:
+        return WorkerImage(ssm_parameter=match.group(1))
+    raise _Invalid(f"{_describe(value)} is not a worker image; expected {expectation}")
+
+
 def _route_table_ids(value: Any) -> Tuple[str, ...]:
     expectation = "none, or a list of route table ids (rtb- followed by 8 or 17 hex digits; comma-separated with -c)"
     items = _id_list(value, expectation)
@@ -660,6 +749,22 @@ KEYS: Dict[str, KeySpec] = {
               "(see \"What the workers need from the network\"), or none when a NAT or existing endpoints serve "
               "them. Interface endpoints get private DNS and admit HTTPS only from the backup-client group. "
               "With `-c`: comma-separated.", _vpc_endpoints),
+        _spec("existing_vpc_endpoints", "list of strings or none", (), "none",
+              "Services whose VPC endpoints (with private DNS) already exist in the VPC, any of `"
+              + "`, `".join(VPC_ENDPOINTS) + "`: the workers use them and the stack never creates a second one "
+              "(a second private-DNS endpoint for a service fails the deploy). `s3` means an S3 *gateway* "
+              "endpoint on the worker subnets' route tables. With `-c`: comma-separated.", _vpc_endpoints),
+        _spec("vpc_endpoint_private_dns", "boolean", True, "true",
+              "Private DNS on the interface endpoints this stack creates. `false` for a VPC that already has "
+              "endpoints with private DNS for those services (a second one fails the deploy) and whose endpoints "
+              "the workers must not use: the workers' AWS CLI then reaches the created `states` and `logs` endpoints "
+              "through `AWS_ENDPOINT_URL_SFN` / `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS` set in their user data, and the "
+              "other interface services (which the SSM agent cannot be pointed at that way) are refused.",
+              _boolean),
+        _spec("existing_vpc_endpoint_security_groups", "list of strings or none", (), "none",
+              "Security groups of those existing interface endpoints: each gains one HTTPS ingress rule from the "
+              "backup-client group, which gains HTTPS egress to it. With `-c`: comma-separated.",
+              _security_group_ids),
         _spec("route_table_ids", "list of strings or none", (), "none",
               "Route tables of the worker subnets, for the gateway endpoints (`s3`, `dynamodb`): required with "
               "them, not allowed without (imported subnets carry no route table). With `-c`: comma-separated.",
@@ -696,8 +801,22 @@ KEYS: Dict[str, KeySpec] = {
         _spec("worker_spot", "boolean", False, "false",
               "Launch workers as Spot instances (an interruption fails the run; the next run resumes).", _boolean),
         _spec("worker_heartbeat_timeout_seconds", "integer", 600, "600",
-              "A worker that sends no heartbeat for this long is considered lost and the run fails (10–3600; "
-              "workers beat every fifth of it).", _int_range(10, 3600)),
+              f"A worker that sends no heartbeat for this long is considered lost and the run fails "
+              f"({MIN_HEARTBEAT_TIMEOUT_SECONDS}–{MAX_HEARTBEAT_TIMEOUT_SECONDS}, and at most half of "
+              "`worker_timeout_hours`: the first heartbeat comes only after boot, cloud-init and the script "
+              "download, 45–90 s; workers beat every fifth of it).", _heartbeat_timeout),
+        _spec("worker_stall_seconds", "integer", 300, "300",
+              "A worker whose engine shows no progress for this long (it proves progress every "
+              f"{ENGINE_PROGRESS_SECONDS} s by a round trip to each mounted file system; a hung `hard` NFS mount "
+              "stops it) stops sending heartbeats, so the run fails after this plus "
+              f"`worker_heartbeat_timeout_seconds` ({MIN_STALL_SECONDS}–{MAX_STALL_SECONDS}).",
+              _int_range(MIN_STALL_SECONDS, MAX_STALL_SECONDS)),
+        _spec("worker_image", "string or none", None, "none",
+              "The workers' image: none = the latest Amazon Linux 2023 (AWS's public SSM parameter), which installs "
+              "`amazon-efs-utils` and `rsync` with dnf at every boot (needs the AL2023 repositories: an S3 gateway "
+              "endpoint or a NAT); or an image with them preinstalled, so workers need no package repository: "
+              "`ami-…`, or `ssm:/<parameter>` (a parameter of this account holding the AMI id, resolved at each "
+              "launch; the image must be owned by this account). See \"Worker images\".", _worker_image),
         _spec("worker_timeout_hours", "integer", 24, "24",
               "Longest a worker (or the finalize step) may run before the run fails (1–168).", _int_range(1, 168)),
         _spec("worker_root_volume_gib", "integer", 16, "16",
@@ -756,7 +875,11 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
     available = ", ".join(sorted(environments))
     env_name = context.get(ENV_CONTEXT_KEY)
     if env_name is None:
-        raise ConfigError([f"{ENV_CONTEXT_KEY}: no environment selected; pass -c env=<name> with one of: {available}"])
+        raise ConfigError([
+            f"{ENV_CONTEXT_KEY}: no environment selected; pass -c env=<name> with one of: {available} (every cdk "
+            "command synthesizes the app, bootstrap too: npx cdk bootstrap -c env=<name> bootstraps that "
+            "environment's account and region)"
+        ])
     if not isinstance(env_name, str) or env_name not in environments:
         raise ConfigError([f"{ENV_CONTEXT_KEY}: {env_name!r} is not a known environment; expected one of: {available}"])
 
@@ -831,7 +954,10 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             automatic_backups=values["backup_automatic_backups"],
         ),
         worker_https_egress=values["worker_https_egress"],
-        vpc_endpoints=VpcEndpointSettings(values["vpc_endpoints"], values["route_table_ids"]),
+        vpc_endpoints=VpcEndpointSettings(values["vpc_endpoints"], values["route_table_ids"],
+                                          values["existing_vpc_endpoints"],
+                                          values["existing_vpc_endpoint_security_groups"],
+                                          values["vpc_endpoint_private_dns"]),
         script_noncurrent_version_expiration_days=values["script_noncurrent_version_expiration_days"],
         access_log_retention_days=values["access_log_retention_days"],
         retention=tuple(
@@ -845,6 +971,8 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             heartbeat_timeout_seconds=values["worker_heartbeat_timeout_seconds"],
             timeout_hours=values["worker_timeout_hours"],
             root_volume_gib=values["worker_root_volume_gib"],
+            stall_seconds=values["worker_stall_seconds"],
+            image=values["worker_image"],
         ),
         notifications=NotificationSettings(values["notification_emails"], values["notify_on_success"]),
         schedule_timezone=values["schedule_timezone"],
@@ -965,6 +1093,28 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"route_table_ids: {raw['route_table_ids']!r} is set but vpc_endpoints asks for no gateway "
                 "endpoint (s3, dynamodb); expected none"
             )
+    if ok("vpc_endpoints", "vpc_endpoint_private_dns") and not values["vpc_endpoint_private_dns"]:
+        interfaces = [s for s in values["vpc_endpoints"] if s in INTERFACE_ENDPOINTS]
+        unsupported = [s for s in interfaces if s not in ENDPOINT_URL_VARIABLES]
+        if not interfaces:
+            problems.append(
+                "vpc_endpoint_private_dns: false but vpc_endpoints creates no interface endpoint; expected true, "
+                f"or some of {', '.join(ENDPOINT_URL_VARIABLES)} in vpc_endpoints"
+            )
+        if unsupported:
+            problems.append(
+                f"vpc_endpoint_private_dns: false cannot serve {', '.join(unsupported)} (only the workers' AWS CLI "
+                f"can be pointed at an endpoint, for {', '.join(ENDPOINT_URL_VARIABLES)}; the SSM agent follows "
+                "private DNS); expected those services left out of vpc_endpoints, or private DNS on"
+            )
+    if ok("vpc_endpoints", "existing_vpc_endpoints", "vpc_endpoint_private_dns") and values["vpc_endpoint_private_dns"]:
+        both = [s for s in values["vpc_endpoints"] if s in values["existing_vpc_endpoints"]]
+        if both:
+            problems.append(
+                f"vpc_endpoints: {', '.join(both)} already exist in the VPC (existing_vpc_endpoints); expected each "
+                "service in one list only (a second endpoint with private DNS for a service fails the deploy: "
+                "its private hosted zone conflicts with the existing one)"
+            )
     if ok("vpc_endpoints", "worker_https_egress"):
         egress = values["worker_https_egress"]
         reaches_s3 = egress is not None and any(d.startswith("pl-") or d == "0.0.0.0/0" for d in egress)
@@ -976,6 +1126,15 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 "aws ec2 describe-managed-prefix-lists --filters Name=prefix-list-name,"
                 "Values=com.amazonaws.<region>.s3) among the destinations"
             )
+    if ok("worker_heartbeat_timeout_seconds", "worker_timeout_hours"):
+        heartbeat, hours = values["worker_heartbeat_timeout_seconds"], values["worker_timeout_hours"]
+        if heartbeat * 2 > hours * 3600:
+            problems.append(
+                f"worker_heartbeat_timeout_seconds: {heartbeat} is more than half of worker_timeout_hours "
+                f"({hours} h = {hours * 3600} s); expected at most {hours * 1800} (Step Functions needs the heartbeat "
+                "timeout below the task timeout, and a lost worker must be noticed by its heartbeat first)"
+            )
+    problems.extend(_worker_network_problems(values, raw))
     retain_names = [f"retain_{i}" for i in INTERVALS]
     if ok(*retain_names):
         policies = [IntervalPolicy(i, values[f"retain_{i}"]) for i in INTERVALS]
@@ -992,6 +1151,59 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                 f"share each unchanged file; expected at most {MAX_LINKED_TREES} (EFS allows "
                 f"{EFS_HARD_LINK_LIMIT} hard links per file)"
             )
+    return problems
+
+
+# What a worker must reach over HTTPS to bootstrap and report (README "What the workers need from the network").
+# S3: the script bucket, and the Amazon Linux 2023 repositories dnf installs amazon-efs-utils and rsync from, which
+# are S3 buckets under dual-stack names (al2023-repos-<region>-<id>.s3.dualstack.<region>.amazonaws.com): an S3
+# *interface* endpoint does not serve those names, an S3 gateway endpoint or a NAT does
+# (https://repost.aws/knowledge-center/ec2-al1-al2-update-yum-without-internet).
+WORKER_NEEDS = {"s3": "the engine scripts and the Amazon Linux package repositories",
+                "states": "reporting task results and heartbeats to Step Functions",
+                "logs": "shipping the worker log to CloudWatch Logs"}
+
+
+def _worker_network_problems(values: Mapping[str, Any], raw: Mapping[str, Any]) -> List[str]:
+    """Refuse a network in which a worker cannot bootstrap or report: each service in WORKER_NEEDS must be reachable
+    through a NAT (0.0.0.0/0 in worker_https_egress), an endpoint this stack creates, or one the VPC already has."""
+    needed = ("worker_https_egress", "vpc_endpoints", "existing_vpc_endpoints", "existing_vpc_endpoint_security_groups",
+              "vpc_cidr", "worker_image")
+    if not all(name in values for name in needed):
+        return []
+    egress = values["worker_https_egress"] or (values["vpc_cidr"],)
+    nat = "0.0.0.0/0" in egress
+    prefix_list = any(d.startswith("pl-") for d in egress)
+    inside_vpc = values["vpc_cidr"] in egress or bool(values["existing_vpc_endpoint_security_groups"])
+    created, existing = values["vpc_endpoints"], values["existing_vpc_endpoints"]
+    problems = []
+    for service, why in WORKER_NEEDS.items():
+        if nat or service in created:
+            continue  # the created S3 gateway's prefix-list rule is checked above
+        # Without dnf (worker_image), S3 serves only the script bucket: an existing S3 interface endpoint will do.
+        dnf = values["worker_image"] is None
+        if service != "s3":
+            reached = inside_vpc
+        else:
+            reached = prefix_list if dnf else prefix_list or inside_vpc
+        if service in existing and reached:
+            continue
+        if service == "s3" and not dnf:
+            how = ("'s3' in vpc_endpoints or existing_vpc_endpoints (the script bucket; with worker_image no package "
+                   "repository is needed)")
+        elif service == "s3":
+            how = ("'s3' in vpc_endpoints (a gateway endpoint, with route_table_ids) or in existing_vpc_endpoints "
+                   "(an existing S3 gateway endpoint), either way with the region's S3 prefix list (pl-…) in "
+                   "worker_https_egress; an S3 interface endpoint cannot serve dnf's dual-stack repository names; "
+                   "or worker_image with the packages preinstalled")
+        else:
+            how = (f"'{service}' in vpc_endpoints, or in existing_vpc_endpoints with worker_https_egress reaching the "
+                   "VPC CIDR (or existing_vpc_endpoint_security_groups)")
+        problems.append(
+            f"worker network: workers in private subnets cannot reach {service} ({why}) with worker_https_egress "
+            f"{list(egress)!r}, vpc_endpoints {list(created)!r} and existing_vpc_endpoints {list(existing)!r}; "
+            f"expected {how}, or 0.0.0.0/0 in worker_https_egress for a NAT gateway"
+        )
     return problems
 
 

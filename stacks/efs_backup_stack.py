@@ -90,6 +90,21 @@ class EfsBackupStack(Stack):
         backup_file_system_arn = self.format_arn(
             service="elasticfilesystem", resource="file-system", resource_name=self.backup_file_system.file_system_id
         )
+        # Created only when configured (vpc_endpoints, existing_vpc_endpoint_security_groups): otherwise a NAT or
+        # existing endpoints serve the workers.
+        self.endpoints = None
+        if config.vpc_endpoints.services or config.vpc_endpoints.existing_security_group_ids:
+            self.endpoints = VpcEndpoints(
+                self,
+                "Endpoints",
+                settings=config.vpc_endpoints,
+                vpc=self.network.vpc,
+                subnets=self.network.subnets,
+                client_security_group=self.network.backup_client_security_group,
+                existing_security_group_ids=config.vpc_endpoints.existing_security_group_ids,
+            )
+        # Without private DNS the workers' user data points their AWS CLI at the created endpoints.
+        worker_environment = self.endpoints.worker_environment if self.endpoints else {}
         self.launch_template = WorkerLaunchTemplate(
             self,
             "WorkerLaunchTemplate",
@@ -97,6 +112,7 @@ class EfsBackupStack(Stack):
             worker=self.worker,
             security_groups=self.network.worker_security_groups,
             scripts=self.scripts,
+            environment=worker_environment,
             purpose="backup",
             file_systems=[
                 # No ClientWrite: production is mounted read-only, and with a production file-system policy EFS
@@ -132,6 +148,7 @@ class EfsBackupStack(Stack):
             worker=self.restore_worker,
             security_groups=self.network.worker_security_groups,
             scripts=self.scripts,
+            environment=worker_environment,
             purpose="restore",
             file_systems=[
                 # Write access on the backup file system serves the lock and the restore's bookkeeping only:
@@ -162,24 +179,6 @@ class EfsBackupStack(Stack):
             target_file_system_ids=[config.source_file_system_id]
             + [target.file_system_id for target in config.restore_targets],
         )
-        # Created only when configured (vpc_endpoints): otherwise a NAT or existing endpoints serve the workers.
-        self.endpoints = None
-        if config.vpc_endpoints.services:
-            self.endpoints = VpcEndpoints(
-                self,
-                "Endpoints",
-                settings=config.vpc_endpoints,
-                vpc=self.network.vpc,
-                subnets=self.network.subnets,
-                client_security_group=self.network.backup_client_security_group,
-                worker_roles=[self.worker.role, self.restore_worker.role],
-                script_bucket_arn=self.scripts.bucket.bucket_arn,
-                state_machine_arns=[self.workflow.state_machine.state_machine_arn,
-                                    self.restore_workflow.state_machine.state_machine_arn],
-                worker_log_group_arn=self.launch_template.log_group.log_group_arn,
-                run_table_arn=self.workflow.table.table_arn,
-                topic_arn=self.notifications.topic.topic_arn,
-            )
         self.schedules = Schedules(
             self,
             "Schedules",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the app, its tests and the local engine runner need, from this repository's own files:
-# Debian tools (rsync, shellcheck, strace for the benchmark), a Python virtualenv in .venv from requirements.txt, and the pinned CDK CLI
+# Debian tools (rsync, shellcheck, strace and a C compiler for the benchmark), a Python virtualenv in .venv from requirements.txt, and the pinned CDK CLI
 # (package.json + package-lock.json) in node_modules. Safe to run again: each step is idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,6 +9,10 @@ need_apt=()
 for tool in rsync shellcheck strace; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# a C compiler and libc headers build the benchmark's latency model (bench/latency_shim.c)
+if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
+  need_apt+=(gcc libc6-dev)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -34,6 +34,9 @@
 #
 # Environment:
 #   EFS_BACKUP_HOME          install root (default /opt/efs-backup): scripts/, mnt/, log/ live under it.
+#   EFS_BACKUP_STALL_SECONDS heartbeats stop after this long without progress (user data: worker_stall_seconds;
+#                            default 300). The engine's probe period is EFS_BACKUP_PROGRESS_SECONDS (default 15).
+#   EFS_BACKUP_PACKAGES      "preinstalled" (user data, with worker_image): never run dnf; a missing package fails.
 #   EFS_BACKUP_LOCAL_MOUNTS  THE MOUNT SEAM, for tests only: "SRC_DIR:BACKUP_DIR[:OTHER_DIR]" (OTHER_DIR stands for
 #                            any restore target other than the production file system). mount_filesystems then
 #                            bind-mounts these local directories (--rbind; read-only where EFS is mounted read-only;
@@ -129,10 +132,38 @@ report_failure() {
   sfn send-task-failure --task-token "$TASK_TASK_TOKEN" --error "$error" --cause "${cause:0:32000}" >/dev/null
 }
 
+# ------------------------------------------------------------------------------------ progress and heartbeats
+# A heartbeat must prove progress, not a live shell loop. PROGRESS_FILE is touched by this script at each of its
+# own steps (note_progress) and, while the engine runs, by the engine's progress probe (EFS_BACKUP_PROGRESS_FILE:
+# every EFS_BACKUP_PROGRESS_SECONDS, after a round trip to each mounted file system). The heartbeat loop sends
+# send-task-heartbeat (the first at once: boot already took most of the first period) only while that file is
+# younger than STALL_SECONDS (the user data sets EFS_BACKUP_STALL_SECONDS from worker_stall_seconds). A hung hard
+# NFS mount or a stopped engine therefore fails the task after STALL_SECONDS plus its heartbeat timeout.
+PROGRESS_FILE="$EFS_BACKUP_HOME/progress"
+STALL_SECONDS="${EFS_BACKUP_STALL_SECONDS:-300}"
+export EFS_BACKUP_PROGRESS_FILE="$PROGRESS_FILE"
+
+note_progress() {
+  touch "$PROGRESS_FILE"
+}
+
+progress_age() {
+  local changed
+  changed="$(stat -c %Y "$PROGRESS_FILE" 2>/dev/null || echo 0)"
+  echo $(($(date +%s) - changed))
+}
+
 start_heartbeat() {
+  note_progress
   (
-    while sleep "$TASK_HEARTBEAT_SECONDS"; do
-      sfn send-task-heartbeat --task-token "$TASK_TASK_TOKEN" >/dev/null 2>&1 || log "heartbeat not accepted"
+    while true; do
+      age="$(progress_age)"
+      if ((age <= STALL_SECONDS)); then
+        sfn send-task-heartbeat --task-token "$TASK_TASK_TOKEN" >/dev/null 2>&1 || log "heartbeat not accepted"
+      else
+        log "no progress for ${age}s (limit ${STALL_SECONDS}s: a hung file system or engine?): heartbeat withheld"
+      fi
+      sleep "$TASK_HEARTBEAT_SECONDS"
     done
   ) &
   HEARTBEAT_PID=$!
@@ -185,6 +216,7 @@ mount_filesystems() {
       mount -t efs -o "$options" "$fs_id:$fs_path" "$mount_point" || { log "mounting $fs_id:$fs_path failed"; return 1; }
       MOUNTED+=("$mount_point")
     fi
+    note_progress
   done
 }
 
@@ -196,16 +228,24 @@ unmount_filesystems() {
   MOUNTED=()
 }
 
+# amazon-efs-utils and rsync: installed with dnf from the Amazon Linux 2023 repositories (an S3 gateway endpoint or a
+# NAT must reach them), unless the image has them (worker_image: the user data sets EFS_BACKUP_PACKAGES=preinstalled,
+# and a missing package is then an error of the image, never a dnf call that would hang without a repository).
 install_packages() {
   local missing=()
   command -v rsync >/dev/null 2>&1 || missing+=(rsync)
   if [[ -z "${EFS_BACKUP_LOCAL_MOUNTS:-}" ]] && ! command -v mount.efs >/dev/null 2>&1; then
     missing+=(amazon-efs-utils)
   fi
+  if [[ "${#missing[@]}" -gt 0 && "${EFS_BACKUP_PACKAGES:-}" == preinstalled ]]; then
+    log "the worker image (worker_image) lacks ${missing[*]}; it must have them preinstalled"
+    return 1
+  fi
   if [[ "${#missing[@]}" -gt 0 ]]; then
     log "installing ${missing[*]} from the distribution repositories"
     dnf install -y -q "${missing[@]}"
   fi
+  note_progress
 }
 
 # ---------------------------------------------------------------------------------------------- engine steps
@@ -213,7 +253,9 @@ install_packages() {
 # Runs the engine; its last stdout line (JSON) lands in ENGINE_OUTPUT, its exit code is returned.
 engine() {
   local output status=0
+  note_progress
   output="$(python3 "$ENGINE" "$@")" || status=$?
+  note_progress
   ENGINE_OUTPUT="$(printf '%s\n' "$output" | tail -n 1)"
   return "$status"
 }

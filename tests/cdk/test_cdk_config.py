@@ -34,6 +34,9 @@ def valid_environment(**changes):
         "source_file_system_id": "fs-0123456789abcdef0",
         "source_mount_target_security_group_id": "sg-0123456789abcdef0",
         "source_client_security_group": "create",
+        # The VPC's own endpoints serve the workers (S3 gateway: its prefix list; states and logs: private DNS).
+        "existing_vpc_endpoints": ["s3", "states", "logs"],
+        "worker_https_egress": ["10.1.0.0/16", "pl-6da54004"],
     }
     environment.update(changes)
     return {key: value for key, value in environment.items() if value is not ...}
@@ -81,7 +84,7 @@ def test_valid_environment_parses_into_a_frozen_typed_config():
         SubnetPlacement("subnet-0123456789abcdef1", "eu-west-1b"),
     )
     assert config.source_client_security_group_id is None and config.creates_source_client_security_group
-    assert config.worker_https_egress == ("10.1.0.0/16",)  # defaults to the VPC CIDR
+    assert config.worker_https_egress == ("10.1.0.0/16", "pl-6da54004")  # the VPC CIDR and the S3 prefix list
     fs = config.backup_file_system
     assert (fs.performance_mode, fs.throughput_mode, fs.provisioned_throughput_mibps) == ("generalPurpose", "elastic", None)
     assert fs.kms_key == KmsKeyChoice("aws-managed")

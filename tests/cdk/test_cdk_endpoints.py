@@ -1,7 +1,9 @@
-"""Optional VPC endpoints (``vpc_endpoints``, ``route_table_ids``): configuration rules and the template.
+"""VPC endpoints (``vpc_endpoints``, ``route_table_ids``, ``existing_vpc_endpoints``,
+``existing_vpc_endpoint_security_groups``): configuration rules, the template, and the worker network check.
 
-``production-eu`` ships with endpoints (S3 gateway, Step Functions, Logs, SSM, SSM messages), ``example`` without;
-a ``-c`` variant covers the remaining services.
+``production-eu`` ships with created endpoints (S3 gateway, Step Functions, Logs, SSM, SSM messages), ``example``
+with the VPC's existing ones; a ``-c`` variant covers the remaining services. Endpoint policies stay at AWS's
+default (issue 11, item 9): a policy admitting only the worker roles would cut every other workload in the VPC off.
 """
 
 from __future__ import annotations
@@ -25,16 +27,6 @@ def resolved(synth, value):
     return synth.stack.resolve(value)
 
 
-def worker_roles(synth):
-    """The principals the endpoint policies admit: the backup and the restore worker roles (CDK sorts them)."""
-    return sorted((resolved(synth, role.role_arn) for role in (synth.stack.worker.role, synth.stack.restore_worker.role)),
-                  key=json.dumps)
-
-
-def statements(props):
-    return props["PolicyDocument"]["Statement"]
-
-
 # ------------------------------------------------------------------------------------------------ configuration
 
 
@@ -47,11 +39,14 @@ def problems(**overrides):
 def test_endpoints_default_to_none_and_parse_from_command_line_strings():
     assert load_config(context_for("example")).vpc_endpoints.services == ()
     config = load_config(context_for("example", vpc_endpoints="s3,states,logs", route_table_ids="rtb-12345678",
-                                     worker_https_egress="172.31.0.0/16,pl-63a5400a"))
+                                     worker_https_egress="172.31.0.0/16,pl-63a5400a", existing_vpc_endpoints="none"))
     assert config.vpc_endpoints.gateway_services == ("s3",)
     assert config.vpc_endpoints.interface_services == ("states", "logs")
     assert config.vpc_endpoints.route_table_ids == ("rtb-12345678",)
     assert load_config(context_for("example", vpc_endpoints="none")).vpc_endpoints.services == ()
+    existing = load_config(context_for("example", existing_vpc_endpoint_security_groups="sg-0123abcd,sg-4567cdef"))
+    assert existing.vpc_endpoints.existing == ("s3", "states", "logs")
+    assert existing.vpc_endpoints.existing_security_group_ids == ("sg-0123abcd", "sg-4567cdef")
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -61,18 +56,53 @@ def test_endpoints_default_to_none_and_parse_from_command_line_strings():
     ({"vpc_endpoints": "states", "route_table_ids": "rtb-123"}, "route_table_ids: 'rtb-123' is not a route table id"),
     ({"route_table_ids": "rtb-12345678"}, "route_table_ids: 'rtb-12345678' is set but vpc_endpoints asks for no "
                                           "gateway endpoint (s3, dynamodb); expected none"),
+    ({"existing_vpc_endpoint_security_groups": "sg-1"}, "existing_vpc_endpoint_security_groups: 'sg-1' is not a "
+                                                        "security group id"),
     ({"vpc_endpoints": "dynamodb"}, "route_table_ids: missing; expected the route tables of the worker subnets "
                                     "because vpc_endpoints asks for the gateway endpoint dynamodb"),
 ])
 def test_bad_endpoint_settings_are_reported(overrides, expected):
-    (problem,) = problems(**overrides)
+    (problem,) = problems(existing_vpc_endpoints="none", worker_https_egress="0.0.0.0/0", **overrides)
     assert problem.startswith(expected), problem
 
 
 def test_s3_gateway_needs_route_tables_and_a_way_through_the_security_group_reported_together():
-    found = problems(vpc_endpoints="s3")
+    found = problems(vpc_endpoints="s3", existing_vpc_endpoints="states,logs", worker_https_egress="172.31.0.0/16")
     assert [p.split(":", 1)[0] for p in found] == ["route_table_ids", "worker_https_egress"]
     assert "S3 prefix list id (pl-" in found[1]
+
+
+def test_an_endpoint_the_vpc_already_has_is_never_created_again():
+    (problem,) = problems(vpc_endpoints="states")
+    assert problem.startswith("vpc_endpoints: states already exist in the VPC (existing_vpc_endpoints)")
+    assert "fails the deploy" in problem
+
+
+@pytest.mark.parametrize("overrides, unreachable", [
+    # HTTPS only inside the VPC and nothing declared: no way to S3, Step Functions or Logs.
+    ({"existing_vpc_endpoints": "none", "worker_https_egress": "172.31.0.0/16"}, ["s3", "states", "logs"]),
+    # An existing S3 endpoint without the S3 prefix list: neither the script bucket nor dnf's repositories.
+    ({"worker_https_egress": "172.31.0.0/16"}, ["s3"]),
+    # Step Functions missing: a worker could never report.
+    ({"existing_vpc_endpoints": "s3,logs"}, ["states"]),
+])
+def test_a_network_in_which_workers_cannot_bootstrap_or_report_is_refused(overrides, unreachable):
+    found = problems(**overrides)
+    assert [p.split(" ")[8] for p in found] == unreachable, found
+    assert all(p.startswith("worker network: workers in private subnets cannot reach") for p in found)
+    if "s3" in unreachable:
+        (s3,) = [p for p in found if " reach s3 " in p]
+        assert "S3 interface endpoint cannot serve dnf's dual-stack repository names" in s3
+
+
+@pytest.mark.parametrize("overrides", [
+    {"existing_vpc_endpoints": "none", "worker_https_egress": "0.0.0.0/0"},  # NAT
+    {"existing_vpc_endpoints": "none", "vpc_endpoints": "s3,states,logs", "route_table_ids": "rtb-12345678",
+     "worker_https_egress": "pl-63a5400a"},  # created endpoints
+    {},  # the example: the VPC's own endpoints
+])
+def test_networks_that_reach_every_service_are_accepted(overrides):
+    load_config(context_for("example", **overrides))
 
 
 # ------------------------------------------------------------------------------------------------ template
@@ -83,28 +113,34 @@ def test_example_creates_no_endpoints(synthesized):
     assert endpoints(synth) == {} and synth.stack.endpoints is None
 
 
+def test_existing_endpoint_groups_admit_the_workers_over_https(tmp_path):
+    synth = synthesize("example", tmp_path, existing_vpc_endpoint_security_groups="sg-0123abcd")
+    client = resolved(synth, synth.stack.network.backup_client_security_group.security_group_id)
+    resources = synth.template_json["Resources"].values()
+    assert endpoints(synth) == {}
+    ingress = [r["Properties"] for r in resources if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+               and r["Properties"]["GroupId"] == "sg-0123abcd"]
+    assert [(r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]) for r in ingress] == [(HTTPS, HTTPS, client)]
+    egress = [r["Properties"] for r in resources if r["Type"] == "AWS::EC2::SecurityGroupEgress"
+              and r["Properties"].get("DestinationSecurityGroupId") == "sg-0123abcd"]
+    assert [(r["FromPort"], r["GroupId"]) for r in egress] == [(HTTPS, client)]
+
+
 def test_production_endpoints_follow_the_configuration(synthesized):
     synth = synthesized("production-eu")
     assert sorted(endpoints(synth)) == sorted(synth.config.vpc_endpoints.services)
     assert set(synth.stack.endpoints.endpoint_ids) == set(synth.config.vpc_endpoints.services)
 
 
-def test_s3_gateway_is_routed_through_the_configured_route_tables_with_a_narrow_policy(synthesized):
+def test_s3_gateway_is_routed_through_the_configured_route_tables_with_the_default_policy(synthesized):
     synth = synthesized("production-eu")
     s3 = endpoints(synth)["s3"]
     assert s3["VpcEndpointType"] == "Gateway"
     assert s3["ServiceName"] == "com.amazonaws.eu-west-1.s3"
     assert s3["RouteTableIds"] == list(synth.config.vpc_endpoints.route_table_ids)
-    bucket = resolved(synth, synth.stack.scripts.bucket.bucket_arn)
-    by_sid = {s["Sid"]: s for s in statements(s3)}
-    assert by_sid["WorkersReadTheScriptBucket"]["Principal"] == {"AWS": worker_roles(synth)}
-    assert by_sid["WorkersReadTheScriptBucket"]["Action"] == "s3:GetObject"
-    assert by_sid["WorkersReadTheScriptBucket"]["Resource"] == {"Fn::Join": ["", [bucket, "/*"]]}
-    assert by_sid["WorkersListTheScriptBucket"]["Resource"] == bucket
-    repos = by_sid["AmazonLinuxRepositories"]
-    assert repos["Principal"] == {"AWS": "*"} and repos["Action"] == "s3:GetObject"
-    assert repos["Resource"] == "arn:aws:s3:::al2023-repos-eu-west-1-*/*"
-    assert all(s["Effect"] == "Allow" and "*" not in str(s["Action"]) for s in statements(s3))
+    # No policy: AWS's default (full access) applies, so everything else routed through these route tables keeps
+    # reaching S3; the worker role's own IAM policy limits the workers.
+    assert "PolicyDocument" not in s3
 
 
 def test_interface_endpoints_in_every_subnet_private_dns_https_only_from_the_workers(synthesized):
@@ -117,9 +153,7 @@ def test_interface_endpoints_in_every_subnet_private_dns_https_only_from_the_wor
         assert props["VpcEndpointType"] == "Interface" and props["PrivateDnsEnabled"] is True
         assert props["SubnetIds"] == list(synth.config.subnet_ids)
         assert props["SecurityGroupIds"] == [group]
-        for statement in statements(props):
-            assert statement["Principal"] == {"AWS": worker_roles(synth)}, "only the worker roles"
-            assert "*" not in str(statement["Action"])
+        assert "PolicyDocument" not in props, "other tenants of the VPC must keep using the service"
     ingress = [r["Properties"] for r in synth.template_json["Resources"].values()
                if r["Type"] == "AWS::EC2::SecurityGroupIngress" and r["Properties"]["GroupId"] == group]
     assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]) for r in ingress] == [
@@ -129,23 +163,10 @@ def test_interface_endpoints_in_every_subnet_private_dns_https_only_from_the_wor
     assert [e["Description"] for e in group_resource["Properties"]["SecurityGroupEgress"]] == ["Disallow all traffic"]
 
 
-def test_interface_policies_name_this_stacks_resources(synthesized):
-    synth = synthesized("production-eu")
-    found = endpoints(synth)
-    (states,) = statements(found["states"])
-    assert sorted(states["Resource"], key=json.dumps) == sorted(
-        (resolved(synth, workflow.state_machine.state_machine_arn)
-         for workflow in (synth.stack.workflow, synth.stack.restore_workflow)), key=json.dumps)
-    assert sorted(states["Action"]) == ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"]
-    (logs,) = statements(found["logs"])
-    assert logs["Resource"] == resolved(synth, synth.stack.launch_template.log_group.log_group_arn)
-    assert "logs:PutLogEvents" in logs["Action"]
-
-
 @pytest.fixture(scope="module")
 def every_endpoint(tmp_path_factory):
     return synthesize("example", tmp_path_factory.mktemp("cdk-endpoints"), vpc_endpoints=",".join(VPC_ENDPOINTS),
-                      route_table_ids="rtb-12345678", worker_https_egress="pl-63a5400a",
+                      route_table_ids="rtb-12345678", worker_https_egress="pl-63a5400a", existing_vpc_endpoints="none",
                       stack_name="EfsBackupEndpoints")
 
 
@@ -154,7 +175,54 @@ def test_every_service_can_be_created_and_synthesizes_nag_clean(every_endpoint):
     found = endpoints(every_endpoint)
     assert sorted(found) == sorted(VPC_ENDPOINTS)
     assert found["dynamodb"]["VpcEndpointType"] == "Gateway"
-    (table,) = statements(found["dynamodb"])
-    assert table["Resource"] == resolved(every_endpoint, every_endpoint.stack.workflow.table.table_arn)
-    (sns,) = statements(found["sns"])
-    assert sns["Resource"] == resolved(every_endpoint, every_endpoint.stack.notifications.topic.topic_arn)
+    assert not [service for service, props in found.items() if "PolicyDocument" in props]
+
+
+# ------------------------------------------------------------------------------------ endpoints without private DNS
+
+
+def test_private_dns_off_serves_only_what_the_workers_cli_can_be_pointed_at():
+    base = dict(existing_vpc_endpoints="s3,states,logs", vpc_endpoint_private_dns="false")
+    (problem,) = problems(**base)
+    assert problem.startswith("vpc_endpoint_private_dns: false but vpc_endpoints creates no interface endpoint")
+    (problem,) = problems(vpc_endpoints="states,ssm", **base)
+    assert problem.startswith("vpc_endpoint_private_dns: false cannot serve ssm")
+    # Beside existing private-DNS endpoints for the same services: no conflict, nothing refused.
+    config = load_config(context_for("example", vpc_endpoints="states,logs", **base))
+    assert config.vpc_endpoints.private_dns is False
+
+
+def test_without_private_dns_the_user_data_points_the_cli_at_the_created_endpoints(tmp_path):
+    synth = synthesize("example", tmp_path, vpc_endpoints="states,logs", vpc_endpoint_private_dns="false",
+                       stack_name="EfsBackupNoPrivateDns")
+    found = endpoints(synth)
+    assert {found[s]["PrivateDnsEnabled"] for s in ("states", "logs")} == {False}
+    for template in (synth.stack.launch_template, synth.stack.restore_launch_template):
+        head = resolved(synth, template.bootstrap_pieces()["head"])
+        text = json.dumps(head)
+        for variable, service in (("AWS_ENDPOINT_URL_SFN", "states"), ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "logs")):
+            logical_id = synth.stack.resolve(synth.stack.endpoints.interface_endpoints[service].vpc_endpoint_id)["Ref"]
+            assert f'export {variable}=\\"https://' in text
+            assert {"Fn::Select": [0, {"Fn::GetAtt": [logical_id, "DnsEntries"]}]} == _dns_entry(head, logical_id)
+
+
+def _dns_entry(value, logical_id):
+    """Find the Fn::Select of the endpoint's first DnsEntries item inside a resolved value."""
+    if isinstance(value, dict):
+        if value.get("Fn::Select", [None, None])[1] == {"Fn::GetAtt": [logical_id, "DnsEntries"]}:
+            return value
+        for item in value.values():
+            found = _dns_entry(item, logical_id)
+            if found:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            found = _dns_entry(item, logical_id)
+            if found:
+                return found
+    return None
+
+
+def test_with_private_dns_the_user_data_sets_no_endpoint_url(synthesized):
+    head = synthesized("production-eu").stack.launch_template.bootstrap_pieces()["head"]
+    assert "AWS_ENDPOINT_URL" not in head

@@ -23,7 +23,7 @@ def test_parsers():
     assert p.parse_fraction("2%") == pytest.approx(0.02) and p.parse_fraction("0.5") == 0.5
     assert p.parse_duration("4h") == 4 * 3600 and p.parse_duration("90m") == 5400
     for bad, parse in (("two", p.parse_size), ("x", p.parse_count), ("150%", p.parse_fraction),
-                       ("4 weeks", p.parse_duration)):
+                       ("4 weeks", p.parse_duration), ("14400", p.parse_duration)):
         with pytest.raises(p.PlanError):
             parse(bad)
 
@@ -104,14 +104,14 @@ def test_monotonic(mode):
 
 def test_plan_recommends_the_cheapest_fleet_that_fits():
     work = load()
-    result = p.plan(work, 4 * 3600)
+    result = p.plan(work, 4 * 3600, margin=0)
     chosen = result.incremental
     assert result.fits and chosen.seconds <= 4 * 3600
     price = chosen.workers * p.INSTANCE_PRICE_UNITS[chosen.instance_type]
     for workers, instance_type in p.fleets():
         if workers * p.INSTANCE_PRICE_UNITS[instance_type] < price:
             assert p.estimate_run(work, "incremental", workers, instance_type).seconds > 4 * 3600
-    wider = p.plan(work, 8 * 3600).incremental
+    wider = p.plan(work, 8 * 3600, margin=0).incremental
     assert wider.workers * p.INSTANCE_PRICE_UNITS[wider.instance_type] <= price, "a longer window never costs more"
 
 
@@ -160,9 +160,9 @@ def test_old_table_through_the_model():
 
 def test_plan_command(capsys):
     code = main(["plan", "--size", "2TiB", "--files", "30M", "--daily-change", "2%", "--throughput-mode", "elastic",
-                 "--window", "4h", "--json"])
+                 "--window", "8h", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and out["fits"] and out["recommendation"]["workers"] >= 1
+    assert code == 0 and out["fits"] and out["recommendation"]["workers"] >= 1 and out["warnings"] == []
     assert out["incremental"]["bottleneck"] in p.BOTTLENECKS
     assert out["constants"]["writes_per_changed_file"] == p.WRITES_PER_CHANGED_FILE
     code = main(["plan", "--size", "20TiB", "--files", "3G", "--daily-change", "2%", "--throughput-mode",
@@ -175,3 +175,98 @@ def test_plan_command(capsys):
                  "--window", "4h", "--old-table"])
     assert code == 0 and "m3.xlarge" in capsys.readouterr().out
     assert main(["plan", "--size", "1TiB"]) == 64
+
+
+def test_units_people_type():
+    assert p.parse_count("10,000,000") == p.parse_count("10M") == p.parse_count("10_000_000") == 10_000_000
+    assert p.parse_count("1.5k") == 1500 and p.parse_count("2B") == p.parse_count("2G") == 2_000_000_000
+    assert p.parse_size("5TB") == 5 * 1000 ** 4 and p.parse_size("1,024GiB") == p.TIB
+    assert p.parse_fraction("1%") == pytest.approx(0.01) and p.parse_fraction("0.01") == 0.01
+    assert p.parse_fraction("100%") == 1.0
+    assert p.parse_duration("4h") == 4 * 3600 and p.parse_duration("90m") == 5400
+    assert p.parse_duration("1h30m") == 5400 and p.parse_duration("2.5 hours") == 9000
+    assert p.parse_duration("3600s") == 3600 and p.parse_duration("600", bare_unit="s") == 600
+    for bad in ("4", "90", "4 weeks", "h", ""):
+        with pytest.raises(p.PlanError, match="not a duration"):
+            p.parse_duration(bad)
+    with pytest.raises(p.PlanError, match="bare number has no unit"):
+        p.parse_duration("4")
+    for ambiguous in ("1", "2", "50"):
+        with pytest.raises(p.PlanError, match="ambiguous"):
+            p.parse_fraction(ambiguous)
+    with pytest.raises(p.PlanError, match="not a count"):
+        p.parse_count("10,00,000")
+
+
+def test_plan_command_refuses_ambiguous_units_and_prints_units(capsys):
+    base = ["plan", "--size", "5TB", "--files", "10,000,000", "--throughput-mode", "elastic"]
+    assert main(base + ["--daily-change", "1", "--window", "4h"]) == 3
+    assert "--daily-change '1' is ambiguous: write 1% if you mean 1 percent" in capsys.readouterr().err
+    assert main(base + ["--daily-change", "1%", "--window", "4", "--json"]) == 3
+    error = json.loads(capsys.readouterr().out)
+    assert error == {"error": "'4' is not a duration (a bare number has no unit); expected e.g. 4h, 90m, 1h30m, "
+                              "3600s", "exit_code": 3}
+    code = main(base + ["--daily-change", "0.01", "--window", "90m"])
+    text = capsys.readouterr().out
+    assert text.startswith("workload: 4.5 TiB (5.0 TB) in 10,000,000 files (average 488.3 KiB), 1% changed per "
+                           "run, elastic throughput, window 1h30m\n"), text
+    full = text.splitlines()[text.splitlines().index(next(l for l in text.splitlines() if l.startswith("  full"))) + 1]
+    assert full.strip() == "scanned 10,000,000 files, copied 10,000,000 files / 4.5 TiB", "a first run scans too"
+
+
+def test_the_recommendation_leaves_the_safety_margin_else_warns():
+    work = load()  # 2 TiB, 30 M files, 2%, elastic
+    window = 4 * 3600
+    roomy = p.plan(work, window)
+    chosen = roomy.incremental
+    assert roomy.fits and roomy.warnings == [] and roomy.margin == p.SAFETY_MARGIN
+    assert chosen.seconds <= (1 - p.SAFETY_MARGIN) * window and roomy.headroom_seconds == window - chosen.seconds
+    price = chosen.workers * p.INSTANCE_PRICE_UNITS[chosen.instance_type]
+    for workers, instance_type in p.fleets():
+        if workers * p.INSTANCE_PRICE_UNITS[instance_type] < price:
+            assert p.estimate_run(work, "incremental", workers, instance_type).seconds > (1 - p.SAFETY_MARGIN) * window
+    assert p.plan(work, window, margin=0).incremental.seconds > chosen.seconds, "without a margin: cheaper, tighter"
+    # One hour: the fastest fleet fits, but no fleet leaves 20% of it free.
+    tight = p.plan(work, 3600)
+    fastest = p.cheapest_fitting(work, "incremental", 0)[1]
+    assert tight.fits and tight.incremental == fastest
+    headroom = 3600 - fastest.seconds
+    assert 0 < headroom < p.SAFETY_MARGIN * 3600
+    (warning,) = tight.warnings
+    assert warning.startswith("the incremental run leaves %s of the 1h00m window (%.0f%%), less than the 20%% "
+                              "safety margin, even with the fastest fleet" % (p.format_duration(headroom),
+                                                                               100 * headroom / 3600))
+    assert p.plan(work, 3600, margin=0.05).warnings == [], "a smaller margin is met"
+    argv = ["plan", "--size", "2TiB", "--files", "30M", "--daily-change", "2%", "--throughput-mode", "elastic"]
+    assert main(argv + ["--window", "1h"]) == 2, "a warning is exit 2"
+    assert main(argv + ["--window", "1h", "--margin", "5%"]) == 0
+    assert main(argv + ["--window", "1h", "--margin", "100%"]) == 3
+
+
+def test_plan_command_prints_the_warning_and_the_headroom(capsys):
+    main(["plan", "--size", "2TiB", "--files", "30M", "--daily-change", "2%", "--throughput-mode", "elastic",
+          "--window", "1h"])
+    text = capsys.readouterr().out
+    headroom = 3600 - p.cheapest_fitting(load(), "incremental", 0)[1].seconds
+    left = "%s of the 1h00m window (%.0f%%)" % (p.format_duration(headroom), 100 * headroom / 3600)
+    assert "-- fits, but without the safety margin" in text
+    assert "\n  warning: the incremental run leaves " + left in text
+    assert "\n  headroom: the incremental run leaves %s of the window free (%.0f%%; safety margin 20%%)" % (
+        p.format_duration(headroom), 100 * headroom / 3600) in text
+
+
+def test_the_limiting_resource_is_labelled_by_its_kind():
+    many_small = p.estimate_run(load(), "incremental", 4, "m6i.large")
+    assert (many_small.bottleneck, many_small.limited_by) == ("metadata", "metadata")
+    big_files = p.workload(size=p.TIB, files=None, average_file_size=p.GIB, daily_change=0.5,
+                           throughput_mode="elastic")
+    network = p.estimate_run(big_files, "incremental", 1, "m6i.large")
+    assert (network.bottleneck, network.limited_by) == ("instance network", "throughput")
+    assert network.terms["instance network"] > network.terms["metadata"]
+    tiny = p.workload(size=p.TIB, files=None, average_file_size=p.GIB, daily_change=0.001,
+                      throughput_mode="elastic")
+    start = p.estimate_run(tiny, "incremental", 1, "m6i.large")
+    assert start.bottleneck == "start-up" and start.limited_by == "start-up"
+    assert start.terms["start-up"] == p.RUN_FIXED_SECONDS > start.terms["worker (metadata + data)"]
+    assert set(p.BOTTLENECK_KINDS.values()) == {"metadata", "throughput", "start-up"}
+    assert set(p.WHAT_HELPS) == set(p.BOTTLENECKS)

@@ -180,3 +180,68 @@ def test_python_dash_m_runs_the_cli():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["recommendation"]["workers"] >= 1
+
+
+def test_version_prints_the_cli_and_the_engine_version(capsys):
+    import efs_backup_cli
+    from efs_backup_engine import ENGINE_VERSION
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"efs-backup CLI {efs_backup_cli.__version__}, engine {ENGINE_VERSION}\n"
+    assert main(["--json", "--version"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"cli": efs_backup_cli.__version__, "engine": ENGINE_VERSION}
+
+
+def test_every_json_invocation_prints_exactly_one_document(capsys, monkeypatch):
+    """Usage errors, --help and errors before any AWS call answer in JSON too."""
+    monkeypatch.delenv("EFS_BACKUP_ENV", raising=False)
+    assert main(["--json", "run"]) == 64
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["exit_code"] == 64 and "--interval" in document["error"] and document["usage"].startswith("usage:")
+    assert "the following arguments are required: --interval" in captured.err
+    assert main(["--json", "status"]) == 5
+    assert json.loads(capsys.readouterr().out)["error"].startswith("no environment: pass --env NAME")
+    assert main(["plan", "--help", "--json"]) == 0
+    assert "--daily-change" in json.loads(capsys.readouterr().out)["help"]
+    assert main(["--json", "--env", "example", "-c", "env=production-eu", "list"]) == 64
+    assert "choose the environment with --env" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_the_workers_limit_is_the_stack_configs(capsys):
+    """One definition: stacks/config.py MAX_WORKERS, which both state machines' input validation use."""
+    from stacks.config import MAX_WORKERS
+    from efs_backup_cli import limits, planner
+
+    assert limits.max_workers() == MAX_WORKERS == planner.MAX_WORKERS
+    assert main(["--env", "example", "run", "--interval", "daily", "--workers", str(MAX_WORKERS + 1)]) == 64
+    assert f"{MAX_WORKERS + 1} is more than {MAX_WORKERS}" in capsys.readouterr().err
+
+
+def test_closest_configuration_key():
+    from stacks.config import KEYS
+    from efs_backup_cli.limits import closest_key
+
+    assert closest_key("RetainDaily", KEYS) == "retain_daily"
+    assert closest_key("RETAIN_WEEKLY", KEYS) == "retain_weekly"
+    assert closest_key("retain_dayly", KEYS) == "retain_daily"
+    assert closest_key("worker-instance-type", KEYS) == "worker_instance_type"
+    assert closest_key("frobnicate", KEYS) is None
+
+
+def test_an_interrupt_after_starting_still_answers_in_json(capsys, monkeypatch):
+    """Ctrl-C while waiting: exit 130, and the one JSON document names the execution that goes on."""
+    import efs_backup_cli.main as cli_main
+
+    def interrupted_while_waiting(args, out):
+        out.context.update(execution="manual-daily-20261128T080000Z",
+                           execution_arn="arn:...:manual-daily-20261128T080000Z")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli_main.COMMANDS, "list", interrupted_while_waiting)
+    assert main(["--json", "--env", "example", "list"]) == 130
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"error": "interrupted (an execution already started keeps running)",
+                                        "exit_code": 130, "execution": "manual-daily-20261128T080000Z",
+                                        "execution_arn": "arn:...:manual-daily-20261128T080000Z"}
+    assert "interrupted" in captured.err

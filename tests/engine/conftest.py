@@ -17,7 +17,9 @@ _COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck), print_blo
 settings.register_profile("ci", max_examples=6, stateful_step_count=18,
                           phases=[Phase.explicit, Phase.reuse, Phase.generate], **_COMMON)
 settings.register_profile("shrink", max_examples=6, stateful_step_count=18, **_COMMON)
-settings.register_profile("soak", max_examples=2000, stateful_step_count=30, **_COMMON)
+# EFS_SOAK_EXAMPLES splits a soak over processes (each with its own --hypothesis-seed); the README logs the total.
+settings.register_profile("soak", max_examples=int(os.environ.get("EFS_SOAK_EXAMPLES", "2000")),
+                          stateful_step_count=30, **_COMMON)
 if settings.get_current_profile_name() == "default":
     settings.load_profile("ci")
 

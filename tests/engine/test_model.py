@@ -192,6 +192,9 @@ class EngineModel(RuleBasedStateMachine):
         finally:
             event("runs per example: %d" % min(len(self.runs), 20))  # shown by --hypothesis-show-statistics
             shutil.rmtree(self.world, ignore_errors=True)
+            if os.environ.get("EFS_SOAK_LOG"):  # a soak's running count of finished examples (README)
+                with open(os.environ["EFS_SOAK_LOG"], "a") as log:
+                    log.write("example runs=%d ok=%s\n" % (len(self.runs), not self.running))
 
     # -- the world ------------------------------------------------------------------------------------------
     @initialize()

@@ -101,7 +101,9 @@ def create_network(moto: MotoServer) -> Dict[str, str]:
     other_fs = moto.client("efs").create_file_system(CreationToken="restore-target")["FileSystemId"]
     return {"vpc_id": vpc, "vpc_cidr": "10.9.0.0/16", "subnets": f"{subnet}:{REGION}a",
             "source_mount_target_security_group_id": mount_target_sg, "source_client_security_group": client_sg,
-            "restore_target_file_systems": f"{other_fs}:{other_sg}"}
+            "restore_target_file_systems": f"{other_fs}:{other_sg}",
+            # As the example environment: the VPC's own endpoints (S3 gateway via its prefix list, states, logs).
+            "worker_https_egress": "10.9.0.0/16,pl-63a5400a"}
 
 
 def upload_assets(moto: MotoServer, outdir: Path, stack_name: str) -> Dict[str, Path]:
@@ -330,8 +332,11 @@ class WorkerFleet:
 def synth_for_moto(outdir: Path, network: Dict[str, str], **overrides: str):
     sys.path.insert(0, str(REPO_ROOT / "tests" / "cdk"))
     from cdk_helpers import synthesize  # noqa: E402
+    from stacks.config import emulated_worker_boot
 
-    return synthesize("example", outdir, **network, **overrides)
+    # Simulated workers start in well under a second: heartbeat timeouts of seconds are allowed here only.
+    with emulated_worker_boot(5):
+        return synthesize("example", outdir, **network, **overrides)
 
 
 def copy_scripts_into_bucket(moto: MotoServer, bucket: str, prefix: str, scripts_dir: Path) -> None:

@@ -26,7 +26,7 @@ from efs_backup_engine import preflight, restore as restores, run as runs, summa
 from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WARNINGS, EngineError
 from efs_backup_engine.fsutil import read_json
 from efs_backup_engine.layout import INTERVALS, Layout
-from efs_backup_engine.lock import Heartbeat, RunLock, describe_owner
+from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -458,6 +458,9 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
+    # Under worker.sh: prove progress while this command runs (see lock.ProgressProbe).
+    ProgressProbe.from_environment([getattr(args, name, None) for name in ("source", "backup_root", "state_dir",
+                                                                           "target")])
     try:
         return COMMANDS[args.command](args)
     except EngineError as exc:

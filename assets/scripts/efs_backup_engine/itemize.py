@@ -4,9 +4,8 @@ rsync escapes every control character (newline included) and, under LC_ALL=C, ev
 backslash-hash-three-octal-digits, and escapes a literal backslash-hash-digits in a name the same way, so the
 escape is unambiguous and each output line is exactly one item. `%L` appends " -> TARGET" to symlinks and
 " => LEADER" to hard-link followers (not always: a follower whose leader was not itemized has none); a name may
-itself contain those separators, so the cut is chosen by checking the source: the symlink whose target matches,
-or a leader already reported that is the same inode, for a name not reported yet; else the whole text when it is
-a name. The backup path no longer parses this output (treediff compares the trees itself); restores do.
+itself contain those separators, so the cut is chosen by checking the source (see _choose): a leader already reported that is the
+same inode, the whole text when it is a name, a leader of the same inode that was not itemized (up to date). The backup path no longer parses this output (treediff compares the trees itself); restores do.
 """
 
 import os
@@ -41,21 +40,26 @@ def _splits(rest, separator):
         start = pos + 1
 
 
-def _choose(rest, separator, valid, exists, emitted):
+def _choose(rest, separator, valid, exists, emitted, likely=None):
     """(name, other) for a line whose rest may carry " -> TARGET" or " => LEADER" (other None: no suffix).
 
-    A name may contain the separator itself, so the text alone can be ambiguous; the source decides: the cut
-    whose name and suffix are what the source holds (valid), for a name not reported yet in this listing;
-    else the whole rest when it is a name in the source; else the first valid cut; else the whole rest.
+    A name may contain the separator itself, so the text alone can be ambiguous; the source decides, in this
+    order: a cut that `likely` confirms (for hard links: the leader was reported earlier in this listing) for a
+    name not reported yet; the whole text when it is a name in the source not reported yet; a cut that `valid`
+    confirms (the symlink's target, or a leader of the same inode that was not itemized because it is up to
+    date); else the whole text.
     """
     cuts = [(unescape(name), unescape(other)) for name, other in _splits(rest, separator)]
     whole = unescape(rest)
     valid_cuts = [cut for cut in cuts if valid(*cut)]
     for cut in valid_cuts:
-        if cut[0] not in emitted:
+        if cut[0] not in emitted and (likely is None or likely(*cut)):
             return cut
     if exists(whole) and whole not in emitted:
         return whole, None
+    for cut in valid_cuts:
+        if cut[0] not in emitted:
+            return cut
     if valid_cuts:
         return valid_cuts[0]
     return whole, None
@@ -76,11 +80,12 @@ def parse(stdout, source_dir):
         return lstat(name) is not None
 
     def same_inode(name, leader):
-        # rsync names the group's leader after the leader's own line: it must have been reported already
-        if leader not in emitted:
-            return False
         a, b = lstat(name), lstat(leader)
         return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+    def leader_reported(_name, leader):
+        # rsync names the group's leader after the leader's own line, when the leader was itemized at all
+        return leader in emitted
 
     def symlink_to(name, target):
         try:
@@ -101,7 +106,7 @@ def parse(stdout, source_dir):
         if code[1:2] == b"L" and b" -> " in rest:
             name, _target = _choose(rest, b" -> ", symlink_to, exists, emitted)
         elif code[0:1] == b"h" and b" => " in rest:
-            name, leader = _choose(rest, b" => ", same_inode, exists, emitted)
+            name, leader = _choose(rest, b" => ", same_inode, exists, emitted, leader_reported)
         else:
             name = unescape(rest)
         name, is_dir = _strip_dir(name)

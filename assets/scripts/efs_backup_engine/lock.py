@@ -12,6 +12,11 @@ A lock is stale only when no heartbeat file shows a live process:
     file system's own clock (fs_now), so clock skew between machines cannot make a live lock look stale.
 A lock that has no heartbeat at all is judged by the age of the lock directory itself.
 
+Heartbeats are refreshed every min(HEARTBEAT_EVERY, stale_after / BEATS_PER_STALE) seconds. The process that takes
+the lock beats from that moment on (a thread started by acquire()), so a long prepare (a first run counting
+millions of entries) keeps its lock and shows the workers joining it that it is alive: a joiner waits while the
+preparer's heartbeat advances and gives up once it is older than JOIN_STALL_BEATS beat periods (see run.join_run).
+
 Breaking a stale lock renames lock/ to lock-broken/<token>, where token is unique to that acquisition: when two
 runs race to break the same stale lock, only one rename can succeed (the tombstone exists afterwards), so the
 winner's fresh lock is never broken by the loser. Tombstones are small; they are pruned after a week.
@@ -28,6 +33,8 @@ from efs_backup_engine.fsutil import fs_now, makedirs, read_json, remove_tree, w
 
 DEFAULT_STALE_AFTER = 600
 HEARTBEAT_EVERY = 30
+BEATS_PER_STALE = 10
+JOIN_STALL_BEATS = 6
 TOMBSTONE_KEEP = 7 * 24 * 3600
 
 
@@ -63,6 +70,11 @@ def heartbeat_alive(name, age, stale_after):
     return age <= stale_after
 
 
+def beat_every(stale_after):
+    """Seconds between heartbeats: at least BEATS_PER_STALE beats within the stale limit."""
+    return min(HEARTBEAT_EVERY, stale_after / BEATS_PER_STALE)
+
+
 def describe_owner(owner):
     """What holds a lock, for messages: "a restore" or "interval daily" (owners written before kinds: backups)."""
     owner = owner or {}
@@ -76,6 +88,10 @@ class RunLock:
         self.layout = layout
         self.path = layout.lock_dir
         self.stale_after = stale_after
+        self.every = beat_every(stale_after)
+        # A joiner gives up on a preparer whose heartbeat is this old (another host; same host: the process).
+        self.join_stall_after = min(stale_after, JOIN_STALL_BEATS * self.every)
+        self._beater = None
 
     # -- inspection -------------------------------------------------------------------------------------
     def owner(self):
@@ -145,6 +161,7 @@ class RunLock:
             staged = self._stage(run_id, interval, kind)
             try:
                 os.rename(staged, self.path)
+                self._beater = Heartbeat(self, run_id).start()
                 return True
             except OSError:
                 remove_tree(staged)
@@ -215,7 +232,14 @@ class RunLock:
             return False  # lock released under us; check() reports it
         return True
 
+    def stop_beating(self):
+        """Stop the heartbeat thread that acquire() started (the heartbeat file stays)."""
+        if self._beater is not None:
+            self._beater.stop()
+            self._beater = None
+
     def end_beat(self):
+        self.stop_beating()
         try:
             os.unlink(os.path.join(self.path, heartbeat_name()))
         except FileNotFoundError:
@@ -226,6 +250,7 @@ class RunLock:
         owner = self.owner()
         if not owner or owner.get("run_id") != run_id:
             return
+        self.stop_beating()
         makedirs(self.layout.trash)
         released = os.path.join(self.layout.trash, "lock-" + owner.get("token", uuid.uuid4().hex))
         os.rename(self.path, released)
@@ -240,12 +265,13 @@ class RunLock:
 
 
 class Heartbeat:
-    """Background thread that keeps this process's heartbeat fresh while a run works."""
+    """Background thread that keeps this process's heartbeat fresh while a run works (every lock.every seconds,
+    while run_id owns the lock). As a context manager it also removes the heartbeat file at the end."""
 
-    def __init__(self, lock, run_id, every=HEARTBEAT_EVERY):
+    def __init__(self, lock, run_id, every=None):
         self.lock = lock
         self.run_id = run_id
-        self.every = every
+        self.every = lock.every if every is None else every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lock-heartbeat", daemon=True)
 
@@ -254,13 +280,82 @@ class Heartbeat:
             if not self.lock.beat(self.run_id):
                 return
 
-    def __enter__(self):
-        self.lock.beat(self.run_id)
+    def start(self):
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def stop(self):
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self):
+        self.lock.beat(self.run_id)
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
         self.lock.end_beat()
         return False
+
+
+PROGRESS_FILE_ENV = "EFS_BACKUP_PROGRESS_FILE"
+PROGRESS_SECONDS_ENV = "EFS_BACKUP_PROGRESS_SECONDS"
+PROGRESS_EVERY = 15
+
+
+class ProgressProbe:
+    """Proof of progress for an orchestrator (worker.sh withholds its Step Functions heartbeat without it).
+
+    A daemon thread that, every `every` seconds, makes a round trip to each file system the command works on and
+    then touches `path` (a local file). The round trip opens the directory: opening makes the NFS client revalidate
+    it with the server (close-to-open consistency, nfs(5)), so a `hard` mount whose server stopped answering blocks
+    it, and `path` stops advancing; so it does when the whole process is stopped. An error answer (a directory that
+    is gone) is still an answer. Started by cli.main for every command when PROGRESS_FILE_ENV is set."""
+
+    def __init__(self, path, directories, every=PROGRESS_EVERY):
+        self.path = path
+        self.directories = [d for d in directories if d]
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress-probe", daemon=True)
+
+    def probe(self):
+        for directory in self.directories:
+            try:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # the file system answered, with an error
+            try:
+                os.fstat(fd)
+            finally:
+                os.close(fd)
+        with open(self.path, "a"):
+            pass
+        os.utime(self.path)
+
+    def _run(self):
+        while True:
+            try:
+                self.probe()
+            except OSError:
+                pass  # the progress file itself could not be touched: the orchestrator sees no progress
+            if self._stop.wait(self.every):
+                return
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+
+    @classmethod
+    def from_environment(cls, directories, environ=None):
+        """The probe worker.sh asks for (PROGRESS_FILE_ENV, optional PROGRESS_SECONDS_ENV), started; else None."""
+        environ = os.environ if environ is None else environ
+        path = environ.get(PROGRESS_FILE_ENV)
+        if not path:
+            return None
+        every = float(environ.get(PROGRESS_SECONDS_ENV) or PROGRESS_EVERY)
+        return cls(path, directories, every).start()

@@ -21,7 +21,7 @@ from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
 from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
-from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_name
+from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_alive, heartbeat_name
 from efs_backup_engine.sync import sync_unit
 from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
 
@@ -32,7 +32,6 @@ UNITS_PER_WORKER = 16
 UNLIMITED = 2 ** 62
 DEFAULT_RESUME_MAX_AGE = 24 * 3600
 POLL_SECONDS = 0.5
-JOIN_TIMEOUT = 600
 ROOT_UNIT = {"path": "", "depth": 0, "estimate": None}
 
 
@@ -127,22 +126,39 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
         write_json_atomic(os.path.join(layout.run_dir(interval), "run.json"), run)
         if step:
             lock.end_beat()
+        else:
+            lock.stop_beating()  # the caller beats from here on (cli backup: Heartbeat around the workers)
         return run
     except BaseException:
         lock.release(run_id)
         raise
 
 
-def join_run(run_file, run_id, lock, timeout=JOIN_TIMEOUT):
-    """Another worker of the same run took the lock first: wait for its run.json, then work on that run."""
-    deadline = time.time() + timeout
+def join_run(run_file, run_id, lock):
+    """Another worker of the same run took the lock first: wait for its run.json, then work on that run.
+
+    There is no fixed deadline: a first run's prepare counts the source (up to FIRST_RUN_COUNT_CAP entries, one
+    listing at a time: minutes on a large EFS), so the joiner waits exactly as long as the preparer's heartbeat
+    (its lock heartbeat file, beaten every lock.every seconds since it took the lock) stays alive, and fails once
+    it is older than lock.join_stall_after (another host) or the preparing process is gone (this host), or the
+    lock no longer belongs to the run (the preparer failed and released it).
+    """
+    preparer = (lock.owner() or {}).get("heartbeat", "")
+    waited = time.time()
     while True:
         run = read_json(run_file)
         if run is not None and run["run_id"] == run_id:
             return dict(run, joined=True)
         lock.check(run_id)
-        if time.time() > deadline:
-            raise EngineError("run %s holds the lock but did not finish preparing within %d s" % (run_id, timeout))
+        ages = lock.heartbeats() or {}
+        if not (preparer in ages and heartbeat_alive(preparer, ages[preparer], lock.join_stall_after)):
+            run = read_json(run_file)  # it may have finished (and ended its beat) since the first read
+            if run is not None and run["run_id"] == run_id:
+                return dict(run, joined=True)
+            beat = "%.0f s old" % ages[preparer] if preparer in ages else "gone"
+            raise EngineError("run %s: the worker preparing it stopped beating (heartbeat %s %s; limit %.0f s) "
+                              "after this worker waited %.0f s for it; the run fails and the next one resumes"
+                              % (run_id, preparer or "?", beat, lock.join_stall_after, time.time() - waited))
         time.sleep(POLL_SECONDS)
 
 
@@ -328,8 +344,22 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     steps.append(("rename", run_rel, os.path.relpath(os.path.join(layout.trash, "run-" + run_id), layout.id_dir)))
     promotion.execute(layout, run_id, steps)
     lock.release(run_id)
-    promotion.empty_trash(layout)
+    _empty_trash_after_promotion(layout, run_id, result)
     return result
+
+
+def _empty_trash_after_promotion(layout, run_id, result):
+    """Deleting expired trees is lazy and best-effort: the snapshot is promoted, so an error here (EIO on NFS, a
+    directory the engine may not open) is a warning on the run, recorded in its history; the next run retries."""
+    try:
+        promotion.empty_trash(layout)
+    except OSError as exc:
+        result["warnings"] += 1
+        result["warning_parts"].append({"path": "(expiry)", "messages": [
+            "expired trees could not be deleted yet (the next run retries): %s: %s" % (type(exc).__name__, exc)]})
+        if result["status"] == "success":
+            result["status"] = "warning"
+        write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
 
 
 def note_crashed_workers(result, worker_exits):

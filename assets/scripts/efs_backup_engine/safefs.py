@@ -38,7 +38,7 @@ def open_child(dir_fd, name, force=False):
     force (trees the engine owns): a directory the engine may not read (mode 000 for an engine without
     CAP_DAC_OVERRIDE) is opened up for its owner first; the caller sets its attributes again afterwards."""
     try:
-        return os.open(name, O_DIR, dir_fd=dir_fd)
+        fd = os.open(name, O_DIR, dir_fd=dir_fd)
     except PermissionError:
         if not force:
             raise
@@ -51,6 +51,14 @@ def open_child(dir_fd, name, force=False):
         if exc.errno in NOT_A_DIR:
             raise NotADirectory(exc.errno, "not a directory (or a symlink)", os.fsdecode(name)) from None
         raise
+    if force:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o700 != 0o700:  # readable but not searchable or writable: entries could not be changed
+            try:
+                os.fchmod(fd, mode | 0o700)
+            except PermissionError:
+                pass  # not ours: the operation that needs it says so
+    return fd
 
 
 def open_dir(root_fd, rel, create=False, replace=False, force=False, mode=0o700):
@@ -199,12 +207,17 @@ def set_dir_attributes(fd, st):
     """Give an open directory the owner, group, permission bits and times of st (an lstat result). Directories are
     never shared between trees, so changing one in place is safe. An unprivileged engine keeps its own owner (as
     rsync does without root)."""
-    try:
-        os.fchown(fd, st.st_uid, st.st_gid)
-    except PermissionError:
-        pass
-    os.fchmod(fd, stat.S_IMODE(st.st_mode))
-    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    have = os.fstat(fd)
+    if (have.st_uid, have.st_gid) != (st.st_uid, st.st_gid):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except PermissionError:
+            pass
+        have = os.fstat(fd)  # chown may clear set-id bits
+    if stat.S_IMODE(have.st_mode) != stat.S_IMODE(st.st_mode):
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    if have.st_mtime_ns != st.st_mtime_ns:
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def link_at(src_dir_fd, src_name, dst_dir_fd, dst_name):

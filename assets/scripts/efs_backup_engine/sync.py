@@ -47,7 +47,7 @@ _SUMMARIES = ("rsync error: some files", "rsync warning: some files")
 # Errors that mean the work tree's shape surprised the walk (an entry replaced under it, a leftover of a killed
 # run): repaired by discarding the part's copy. Anything else (an I/O or permission error) fails the part.
 STRUCTURAL = (errno.ENOTDIR, errno.ELOOP, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY)
-_UNREADABLE = re.compile(r'failed to open "(.*)": Permission denied')
+_UNREADABLE = re.compile(r'(?:failed to open|opendir) "(.*)"(?::| failed:) Permission denied')
 
 
 def classify(exit_code, stderr):
@@ -137,6 +137,63 @@ def _describe(rel, names):
     return shown if names is None else "%s/{%s}" % (shown, ",".join(names[:3]) + (",..." if len(names) > 3 else ""))
 
 
+def _fresh(source, work_tree, rel, names, recursive):
+    """The very first copy of a part (no snapshot to link against, nothing of it in the work tree yet): one
+    ordinary rsync reproduces it exactly, hard-link groups included, at rsync's own speed. None if the part's
+    copy is not empty (then the comparison is needed)."""
+    rel_b = os.fsencode(rel)
+    src_root = safefs.open_root(source)
+    dst_root = safefs.open_root(work_tree)
+    held = []
+    try:
+        try:
+            src_fd = safefs.open_dir(src_root, rel_b)
+        except (FileNotFoundError, safefs.NotADirectory, PermissionError):
+            return None  # the comparison reports it
+        held.append(src_fd)
+        dst_fd = safefs.open_dir(dst_root, rel_b, create=True, replace=True)
+        held.append(dst_fd)
+        with os.scandir(dst_fd) as entries:
+            present = {entry.name for entry in entries}
+        if (present if names is None else present & set(names)):
+            return None
+        if names is None:
+            sources = [fd_path(src_fd)]
+        else:
+            sources = [fd_path(src_fd) + name for name in names]
+        recursion = ["-r"] if recursive else ["--no-r", "-d"]
+        code, out, err = run_rsync(RSYNC_BASE + recursion + sources + [fd_path(dst_fd)], pass_fds=tuple(held))
+    finally:
+        for fd in held + [src_root, dst_root]:
+            os.close(fd)
+    result = new_result()
+    stats = parse_stats(out)
+    status, messages = classify(code, err)
+    result.update(status=status, messages=messages, rsync_exit=code)
+    result["pass"] = "fresh"
+    result.update(files_scanned=stats.get("files", 0), dirs=stats.get("dirs", 0),
+                  bytes_total=stats.get("total_size", 0), special=stats.get("special", 0),
+                  files_transferred=stats.get("transferred", 0), bytes_transferred=stats.get("transferred_size", 0),
+                  created=stats.get("created", 0))
+    for line in err.decode("utf-8", "replace").splitlines():
+        match = _UNREADABLE.search(line)
+        if match:
+            result["unreadable"].append(os.path.join(rel, _unit_relative(match.group(1))))
+    if names is not None:
+        missing = [name for name in names if not os.path.lexists(os.path.join(source, rel, name))]
+        for name in missing:
+            result["messages"].append("%s vanished from the source before it was copied"
+                                      % os.path.join(rel, name))
+            result["status"] = worst(result["status"], "warning")
+    return result
+
+
+def _unit_relative(path):
+    """A path rsync printed through a /proc/self/fd/N root, relative to that root."""
+    match = re.match(r"^/proc/self/fd/\d+/?(.*)$", path)
+    return match.group(1) if match else path
+
+
 @contextlib.contextmanager
 def _parent_times_kept(work_tree, rel, names):
     """The directory holding the part's entries belongs to another part that may have finished: rebuilding this
@@ -181,22 +238,23 @@ def _discard(work_tree, rel, names):
 
 
 def _sync(source, work_tree, rel, names, recursive, link_dests):
+    if not link_dests:
+        fresh = _fresh(source, work_tree, rel, names, recursive)
+        if fresh is not None:
+            return fresh
     result = new_result()
-    rel_b = os.fsencode(rel)
     with treediff.Trees(source, work_tree, link_dests) as trees:
-        diff = treediff.compare_part(trees, rel_b, [os.fsencode(name) for name in names] if names is not None
-                                     else None, recursive)
+        diff = treediff.compare_part(trees, rel, list(names) if names is not None else None, recursive)
         result["pass"] = "incremental" if diff.dest_existed else "fresh"
         result.update(diff.counts())
-        result["unreadable"] = [os.fsdecode(path) for path in diff.unreadable]
+        result["unreadable"] = list(diff.unreadable)
         for path in diff.unreadable:
-            result["messages"].append("unreadable in the source: %s (kept as in the newest snapshot)"
-                                      % os.fsdecode(path))
+            result["messages"].append("unreadable in the source: %s (kept as in the newest snapshot)" % path)
         if diff.unreadable or diff.vanished:
             result["status"] = "warning"
         result["messages"] += diff.messages
         if diff.transfer:
-            listing = b"\0".join(diff.transfer) + b"\0"
+            listing = b"\0".join(os.fsencode(path) for path in diff.transfer) + b"\0"
             code, out, err = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--no-implied-dirs"]
                                        + [fd_path(diff.src_fd), fd_path(diff.dst_fd)],
                                        files_from=listing, pass_fds=(diff.src_fd, diff.dst_fd))
@@ -211,12 +269,12 @@ def _sync(source, work_tree, rel, names, recursive, link_dests):
             for line in err.decode("utf-8", "replace").splitlines():
                 match = _UNREADABLE.search(line)
                 if match:
-                    result["unreadable"].append(match.group(1))
+                    result["unreadable"].append(os.path.join(rel, _unit_relative(match.group(1))))
         try:
             diff.finish()  # directory attributes, deepest first, after every entry is in place
         except OSError as exc:
             result["status"] = "failed"
             result["messages"].append("setting directory attributes in part %s: %s: %s"
-                                      % (os.fsdecode(rel_b) or ".", type(exc).__name__, exc))
+                                      % (rel or ".", type(exc).__name__, exc))
     return result
 

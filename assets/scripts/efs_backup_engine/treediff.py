@@ -33,16 +33,19 @@ class Vanished(Exception):
     """The part's source directory is gone or no longer a directory."""
 
 
+class SourceUnreadable(Exception):
+    """A source directory could be opened but not listed (a permission error on the source side only)."""
+
+
 def join(path, name):
-    return path + b"/" + name if path else name
-
-
-def parent_of(path):
-    return path.rpartition(b"/")[0]
+    if not name:
+        return path
+    return path + "/" + name if path else name
 
 
 class Trees:
-    """The open roots: the source, the work tree and the link destinations (newest snapshots first)."""
+    """The open roots: the source, the work tree and the link destinations (run.link_dests: the newest snapshot of
+    the run's interval, then the newest of all when that is another one)."""
 
     def __init__(self, source, work_tree, link_dests):
         self.paths = (source, work_tree, list(link_dests))
@@ -73,16 +76,22 @@ class Trees:
 
 
 def _listing(dir_fd, only=None):
-    """{name bytes: lstat} of a directory's entries (only: just these names). An entry that disappears between
-    the listing and its lstat (another part's rsync renaming its temporary file) is not listed."""
+    """{name: lstat} of a directory's entries (only: just these names). An entry that disappears between the
+    listing and its lstat (another part's rsync renaming its temporary file) is not listed. Names and paths in
+    this module are str (os.fsdecode: surrogate escapes keep every byte)."""
+    if only is None:
+        try:
+            with os.scandir(dir_fd) as entries:
+                return {entry.name: entry.stat(follow_symlinks=False) for entry in entries}
+        except FileNotFoundError:
+            pass  # an entry vanished under the listing: list again, one entry at a time
     found = {}
     with os.scandir(dir_fd) as entries:
         for entry in entries:
-            name = os.fsencode(entry.name)
-            if only is not None and name not in only:
+            if only is not None and entry.name not in only:
                 continue
             try:
-                found[name] = entry.stat(follow_symlinks=False)
+                found[entry.name] = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
     return found
@@ -128,10 +137,17 @@ def compare_part(trees, rel, names, recursive):
     part = PartDiff(trees, rel)
     try:
         part.open(names is None)
-        if names is None:
+        if part.src_fd is None:  # the part's own directory cannot be read: it keeps the newest copy
+            if names is None:
+                part._replace_with_newest(part.dst_fd, "")
+            else:
+                for name in names:
+                    if safefs.lstat_at(part.dst_fd, name) is not None:
+                        part._unreadable_dir(part.dst_fd, name, name)
+        elif names is None:
             part.compare_root(recursive)
         else:
-            part.walk(b"", set(names), True)
+            part.walk("", set(names), True)
         part.settle()
     except BaseException:
         part.close()
@@ -156,21 +172,26 @@ class PartDiff:
         self.deleted = self.changed = self.linked = self.made = 0
         self.dir_st = {}        # path -> source lstat of every directory walked (paths relative to the part's dir)
         self.dir_attrs = {}     # path -> source lstat: directories whose attributes are set at the end
-        self.groups = {}        # source (dev, ino) -> [(path, src st, dst st or None)], files with links > 1
+        self.groups = {}        # source inode -> [(path, src st, dst st or None)]: files with links > 1
         self.candidates = []    # (path, src st): regular files to link from the newest snapshot, else copy
-        self.kept = {}          # work-tree (dev, ino) -> [(path, src st)]: regular files left as they are
+        self.kept = {}          # work-tree inode -> (directory, name, src st): regular files left as they are
+        self.shared = {}        # work-tree inode -> [(directory, name, src st)]: kept under several names
 
     # -- opening the part ------------------------------------------------------------------------------------
     def open(self, whole_dir):
         trees, rel = self.trees, self.rel
         try:
             self.src_fd = safefs.open_dir(trees.src, rel)
+        except PermissionError:
+            if not safefs.components(rel):
+                raise  # the source itself: nothing to back up
+            self.src_fd = None  # compare_part keeps the newest snapshot's copy
         except (FileNotFoundError, safefs.NotADirectory):
             if not whole_dir or not safefs.components(rel):
                 raise
             self._drop_vanished_dir()
             raise Vanished("source directory %s vanished before it was copied; removed from the snapshot"
-                           % os.fsdecode(rel)) from None
+                           % rel) from None
         before = safefs.lstat_rel(trees.dst, rel)
         self.dst_fd = safefs.open_dir(trees.dst, rel, create=True, replace=True)
         if before is not None and stat.S_ISDIR(before.st_mode):
@@ -203,16 +224,25 @@ class PartDiff:
         src_st, dst_st = os.fstat(self.src_fd), os.fstat(self.dst_fd)
         self.scanned += 1
         self.dirs += 1
-        self.dir_st[b""] = src_st
+        self.dir_st[""] = src_st
         if dir_differs(src_st, dst_st):
-            self.dir_attrs[b""] = src_st
-        self.walk(b"", None, recursive)
+            self.dir_attrs[""] = src_st
+        self.walk("", None, recursive)
 
     # -- the walk ----------------------------------------------------------------------------------------------
     def walk(self, top, only, recursive):
         """Depth first, two fds per level open at a time."""
         subdirs = self._compare_dir(self.src_fd, self.dst_fd, top, only, recursive)
         stack = [(self.src_fd, self.dst_fd, top, iter(subdirs), False)]
+        try:
+            self._descend(stack)
+        finally:
+            for src_fd, dst_fd, _path, _pending, owned in stack:  # left by an error
+                if owned:
+                    os.close(src_fd)
+                    os.close(dst_fd)
+
+    def _descend(self, stack):
         while stack:
             src_fd, dst_fd, path, pending, owned = stack[-1]
             name = next(pending, None)
@@ -239,7 +269,7 @@ class PartDiff:
                 raise
             try:
                 subdirs = self._compare_dir(child_src, child_dst, child, None, True)
-            except PermissionError:
+            except SourceUnreadable:
                 os.close(child_src)
                 os.close(child_dst)
                 self._unreadable_dir(dst_fd, child, name)
@@ -252,8 +282,11 @@ class PartDiff:
 
     def _compare_dir(self, src_fd, dst_fd, path, only, recursive):
         """Compare one directory's entries (only: the names in scope, None for all); returns the subdirectories
-        to descend into."""
-        src = _listing(src_fd, only)
+        to descend into. The common case (an unchanged single-link file) takes the first branch."""
+        try:
+            src = _listing(src_fd, only)
+        except PermissionError as exc:
+            raise SourceUnreadable(str(exc)) from None
         dst = _listing(dst_fd, only)
         for name in sorted((only or set()) - set(src)):
             self.messages.append("%s vanished from the source before it was copied; removed from the snapshot"
@@ -264,11 +297,23 @@ class PartDiff:
         for name in dst.keys() - src.keys():
             self.deleted += safefs.remove_at(dst_fd, name)
             touched = True
+        kept, owner = self.kept, OWNER_MATTERS
+        scanned = bytes_total = 0
         for name, src_st in src.items():
-            entry = join(path, name)
             dst_st = dst.get(name)
-            kind = stat.S_IFMT(src_st.st_mode)
-            self.scanned += 1
+            mode = src_st.st_mode
+            scanned += 1
+            if (dst_st is not None and dst_st.st_mode == mode and stat.S_ISREG(mode) and src_st.st_nlink == 1
+                    and dst_st.st_size == src_st.st_size and dst_st.st_mtime_ns == src_st.st_mtime_ns
+                    and not (owner and (dst_st.st_uid != src_st.st_uid or dst_st.st_gid != src_st.st_gid))):
+                bytes_total += src_st.st_size
+                if dst_st.st_ino in kept:
+                    self.shared.setdefault(dst_st.st_ino, [kept[dst_st.st_ino]]).append((path, name, src_st))
+                else:
+                    kept[dst_st.st_ino] = (path, name, src_st)
+                continue
+            entry = join(path, name)
+            kind = stat.S_IFMT(mode)
             if dst_st is not None and stat.S_IFMT(dst_st.st_mode) != kind:
                 self.deleted += safefs.remove_at(dst_fd, name)  # another type: never written through
                 dst_st = None
@@ -285,6 +330,8 @@ class PartDiff:
                 elif dir_differs(src_st, dst_st):
                     self.changed += 1
                     self.dir_attrs[entry] = src_st
+                elif stat.S_IMODE(dst_st.st_mode) & 0o700 != 0o700:
+                    self.dir_attrs[entry] = src_st  # opened up for the walk (safefs.open_child): set back after
                 if recursive:
                     if src_st.st_dev != self.dev:
                         self.messages.append("%s is another file system: not descended into (as rsync -x)"
@@ -293,16 +340,14 @@ class PartDiff:
                         subdirs.append(name)
                 continue
             if kind in (stat.S_IFREG, stat.S_IFLNK):
-                self.bytes_total += src_st.st_size
+                bytes_total += src_st.st_size
             else:
                 self.special += 1
             if kind == stat.S_IFREG and src_st.st_nlink > 1:
-                self.groups.setdefault((src_st.st_dev, src_st.st_ino), []).append((entry, src_st, dst_st))
+                self.groups.setdefault(src_st.st_ino, []).append((entry, src_st, dst_st))
                 continue
             if dst_st is not None and same_entry(src_st, dst_st, src_fd, dst_fd, name):
-                if kind == stat.S_IFREG:
-                    self.kept.setdefault((dst_st.st_dev, dst_st.st_ino), []).append((entry, src_st))
-                continue
+                continue  # an unchanged symlink or special (regular files took the first branch)
             self.changed += 1
             touched = True
             if dst_st is not None:
@@ -311,6 +356,8 @@ class PartDiff:
                 self.candidates.append((entry, src_st))
             else:
                 self.transfer.append(entry)
+        self.scanned += scanned
+        self.bytes_total += bytes_total
         if touched:
             self._touch(path)
         return subdirs
@@ -321,78 +368,97 @@ class PartDiff:
             self.dir_attrs[path] = self.dir_st[path]
 
     def _shown(self, path):
-        return os.fsdecode(join(self.rel, path) if self.rel else path)
+        return join(self.rel, path)
 
     def _unreadable_dir(self, dst_parent_fd, path, name):
         """A source directory that cannot be opened or read: never an empty directory (that would delete its
         backup), but the newest snapshot's copy of it, and a warning naming it."""
-        self.unreadable.append(join(self.rel, path) if self.rel else path)
         # The directory entry itself stays (the walk made it a directory; its parent may belong to a part that
         # has finished): only its contents are replaced.
         fd = safefs.open_child(dst_parent_fd, name, force=True)
         try:
-            with os.scandir(fd) as entries:
-                stale = [os.fsencode(entry.name) for entry in entries]
-            for entry in stale:
-                safefs.remove_at(fd, entry)
-            newest = self.link_caches[0].get(path) if self.link_caches else None
-            if newest is not None:
-                try:
-                    safefs.clone_tree(newest, fd)
-                except PermissionError as exc:
-                    self.messages.append("%s: the newest snapshot's copy is not readable either (%s): partly kept"
-                                         % (self._shown(path), exc))
+            self._replace_with_newest(fd, path)
         finally:
             os.close(fd)
+
+    def _replace_with_newest(self, fd, path):
+        """Make the work-tree directory fd (path in the part) the most recent snapshot's copy of it."""
+        self.unreadable.append(join(self.rel, path))
+        with os.scandir(fd) as entries:
+            stale = [entry.name for entry in entries]
+        for entry in stale:
+            safefs.remove_at(fd, entry)
+        newest = None
+        for cache in reversed(self.link_caches):  # the newest of all comes last: the most recent copy first
+            newest = cache.get(path)
+            if newest is not None:
+                break
+        if newest is not None:
+            try:
+                safefs.clone_tree(newest, fd)
+            except PermissionError as exc:
+                self.messages.append("%s: the newest snapshot's copy is not readable either (%s): partly kept"
+                                     % (self._shown(path), exc))
         if path in self.dir_st:
             self.dir_attrs[path] = self.dir_st[path]
 
     # -- hard links and links from the newest snapshot ----------------------------------------------------------
     def settle(self):
         """Decide hard-link groups, break work-tree groups the source no longer has, link from the newest
-        snapshot. Runs after the whole part was walked: it needs every name of every inode."""
+        snapshot. Runs after the whole part was walked: it needs every name of every inode.
+
+        kept: work-tree inode -> (directory, name, source lstat) of a file left as it is; shared: the inodes kept
+        under several names. Inode numbers are compared within one file system (the backup file system; the
+        source's with rsync -x semantics)."""
         broken = []
         for key, members in self.groups.items():
             if len(members) == 1:
                 path, src_st, dst_st = members[0]
                 if dst_st is not None and same_file(src_st, dst_st):
-                    self.kept.setdefault((dst_st.st_dev, dst_st.st_ino), []).append((path, src_st))
+                    self._keep(dst_st.st_ino, path, src_st)
                 else:
                     self._drop(path, present=dst_st is not None)
                     self.candidates.append((path, src_st))
                 continue
-            inodes = {(dst.st_dev, dst.st_ino) for _p, _s, dst in members if dst is not None}
+            inodes = {dst.st_ino for _p, _s, dst in members if dst is not None}
             if len(inodes) == 1 and all(dst is not None and same_file(src, dst) for _p, src, dst in members):
-                dst_key = inodes.pop()
-                self.kept.setdefault(dst_key, []).extend((path, src) for path, src, _d in members)
+                dst_ino = inodes.pop()
+                for path, src_st, _dst in members:
+                    self._keep(dst_ino, path, src_st)
             else:
                 broken.append(key)
-        for dst_key, names in list(self.kept.items()):
-            sources = {(src.st_dev, src.st_ino) for _path, src in names}
-            if len(names) > 1 and len(sources) > 1:  # names the source split apart
-                del self.kept[dst_key]
-                for path, src_st in names:
-                    src_key = (src_st.st_dev, src_st.st_ino)
-                    if len(self.groups.get(src_key, ())) > 1:
-                        if src_key not in broken:
-                            broken.append(src_key)
-                        continue
-                    self._drop(path, present=True)
-                    self.candidates.append((path, src_st))
+        for dst_ino, names in list(self.shared.items()):
+            if len({src.st_ino for _dir, _name, src in names}) == 1:
+                continue  # one source inode under several names: a group that is right
+            del self.kept[dst_ino]  # names the source split apart
+            for directory, name, src_st in names:
+                path = join(directory, name)
+                if len(self.groups.get(src_st.st_ino, ())) > 1:
+                    if src_st.st_ino not in broken:
+                        broken.append(src_st.st_ino)
+                    continue
+                self._drop(path, present=True)
+                self.candidates.append((path, src_st))
         for key in broken:
             for path, _src, dst_st in self.groups[key]:
                 self._drop(path, present=dst_st is not None)
                 self.transfer.append(path)
-        used = set(self.kept)
         for path, src_st in sorted(self.candidates, key=lambda item: item[0]):
-            if not self._link_from_newest(path, src_st, used):
+            if not self._link_from_newest(path, src_st, self.kept):
                 self.transfer.append(path)
         self.transfer.sort()
+
+    def _keep(self, dst_ino, path, src_st):
+        directory, _sep, name = path.rpartition("/")
+        if dst_ino in self.kept:
+            self.shared.setdefault(dst_ino, [self.kept[dst_ino]]).append((directory, name, src_st))
+        else:
+            self.kept[dst_ino] = (directory, name, src_st)
 
     def _drop(self, path, present):
         """Unlink a work-tree file that is about to be replaced (present: it is there)."""
         self.changed += 1
-        parent, name = path.rpartition(b"/")[0], path.rpartition(b"/")[2]
+        parent, _sep, name = path.rpartition("/")
         self._touch(parent)
         if present:
             fd = self.dst_cache.get(parent)
@@ -403,7 +469,7 @@ class PartDiff:
         """Hard-link path from the first link destination holding an identical file (rsync's --link-dest rule:
         regular file, same size, ns mtime, mode and owner), unless its inode is already used by another name of
         this part (that would merge files the source keeps apart). Any error (EMLINK...) leaves it to rsync."""
-        parent, name = path.rpartition(b"/")[0], path.rpartition(b"/")[2]
+        parent, _sep, name = path.rpartition("/")
         for cache in self.link_caches:
             fd = cache.get(parent)
             if fd is None:
@@ -411,8 +477,7 @@ class PartDiff:
             candidate = safefs.lstat_at(fd, name)
             if candidate is None or not same_file(src_st, candidate):
                 continue
-            key = (candidate.st_dev, candidate.st_ino)
-            if key in used:
+            if candidate.st_ino in used:
                 return False
             dst_fd = self.dst_cache.get(parent)
             if dst_fd is None:
@@ -421,7 +486,7 @@ class PartDiff:
                 safefs.link_at(fd, name, dst_fd, name)
             except OSError:
                 return False
-            used.add(key)
+            used[candidate.st_ino] = (parent, name, src_st)
             self.linked += 1
             return True
         return False
@@ -435,7 +500,7 @@ class PartDiff:
     def finish(self):
         """Set the attributes of every directory created or changed, deepest first (their entries are final)."""
         try:
-            for path in sorted(self.dir_attrs, key=lambda p: (-p.count(b"/"), p)):
+            for path in sorted(self.dir_attrs, key=lambda p: (-p.count("/"), p)):
                 try:
                     fd = safefs.open_dir(self.dst_fd, path, force=True) if path else os.dup(self.dst_fd)
                 except (FileNotFoundError, safefs.NotADirectory):

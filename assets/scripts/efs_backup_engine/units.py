@@ -91,10 +91,16 @@ def subdirectories(directory):
 
 
 class UnitStore:
+    """The run's parts on the backup file system. Unit, claim and result files never change once published (a
+    split rewrites its unit file, but only the worker holding the claim reads that), so each process reads every
+    file once: a claim attempt or a wait costs three directory listings, whatever the number of parts and
+    workers, plus one read per file it has not seen yet."""
+
     def __init__(self, run_dir):
         self.units_dir = os.path.join(run_dir, "units")
         self.claims_dir = os.path.join(run_dir, "claims")
         self.results_dir = os.path.join(run_dir, "results")
+        self._seen = {"units": {}, "claims": {}, "results": {}}
 
     def create(self):
         for path in (self.units_dir, self.claims_dir, self.results_dir):
@@ -105,35 +111,39 @@ class UnitStore:
         create_exclusive(os.path.join(self.units_dir, uid + ".json"), spec)
         return uid
 
+    def _files(self, kind, directory, keep, default=None):
+        """{name: parsed content} of the directory's published files (names for which keep(name) holds), read
+        once per process. An unreadable file (an unsynced one a machine crash left empty) is tried again next
+        time; a file that disappeared (a reset) is dropped."""
+        cache = self._seen[kind]
+        names = {name for name in os.listdir(directory) if keep(name)}
+        for name in list(cache):
+            if name not in names:
+                del cache[name]
+        for name in names - set(cache):
+            content = read_json(os.path.join(directory, name), default, corrupt_ok=True)
+            if content is not None:
+                cache[name] = content
+        return cache
+
     def units(self):
         """Every unit: the files, plus the children named in split records (which are written durably, so a
         child whose own unsynced file was lost in a machine crash is still known and gets done)."""
-        found = {}
-        for name in os.listdir(self.units_dir):
-            if name.endswith(".json"):
-                spec = read_json(os.path.join(self.units_dir, name), corrupt_ok=True)
-                if spec is not None:
-                    found[name[:-5]] = spec
+        files = self._files("units", self.units_dir, lambda name: name.endswith(".json"))
+        found = {name[:-5]: spec for name, spec in files.items()}
         for spec in list(found.values()):
             for child in spec.get("children") or ():
                 found.setdefault(unit_id(child), child)
         return found
 
     def claims(self):
-        claims = {}
-        for name in os.listdir(self.claims_dir):
-            if ".tmp-" not in name:
-                claims[name] = read_json(os.path.join(self.claims_dir, name), {}, corrupt_ok=True) or {}
-        return claims
+        files = self._files("claims", self.claims_dir, lambda name: ".tmp-" not in name, default={})
+        return {name: content or {} for name, content in files.items()}
 
     def results(self):
-        results = {}
-        for name in os.listdir(self.results_dir):
-            if name.endswith(".json"):
-                result = read_json(os.path.join(self.results_dir, name), corrupt_ok=True)
-                if result is not None:  # an unreadable result counts as not finished: the part is redone
-                    results[name[:-5]] = result
-        return results
+        """Finished units' outcomes (an unreadable result counts as not finished: the part is redone)."""
+        files = self._files("results", self.results_dir, lambda name: name.endswith(".json"))
+        return {name[:-5]: result for name, result in files.items()}
 
     def claim_next(self, worker):
         """Claim the largest unclaimed unit (unknown sizes first: they are the big ones). None if none is free.
@@ -149,7 +159,9 @@ class UnitStore:
 
         for uid in sorted((uid for uid in units if uid not in claimed), key=order):
             if create_exclusive(os.path.join(self.claims_dir, uid), worker):
-                return uid, units[uid]
+                # as it is now: a split by an earlier, killed attempt rewrote it (replayed as recorded)
+                spec = read_json(os.path.join(self.units_dir, uid + ".json"), corrupt_ok=True)
+                return uid, spec or units[uid]
         return None
 
     def split(self, uid, spec, children):
@@ -157,6 +169,7 @@ class UnitStore:
         if not spec.get("split"):
             spec = dict(spec, split=True, children=children)
             write_json_atomic(os.path.join(self.units_dir, uid + ".json"), spec)  # durable: names the children
+            self._seen["units"][uid + ".json"] = spec
         for child in spec["children"]:
             self.add(child)
         return spec
@@ -166,6 +179,7 @@ class UnitStore:
 
     def reset(self, keep_finished):
         """Make unfinished units (and failed ones) claimable again; with keep_finished=False, start over."""
+        self._seen = {"units": {}, "claims": {}, "results": {}}
         results = self.results()
         for uid in list(results):
             if not keep_finished or results[uid].get("status") == "failed":

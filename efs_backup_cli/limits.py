@@ -1,0 +1,71 @@
+"""What the CLI checks before it starts anything, from where the stack takes it: ``stacks/config.py`` (stdlib only,
+importable without aws-cdk-lib). The state machines validate the same limits; checking them here first means a bad
+value is a one-line usage error instead of a started (and failed) execution.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from typing import Iterable, Optional
+
+from efs_backup_cli.errors import EXIT_USAGE, CliError
+
+
+def config_module():
+    """``stacks.config`` of the repository the CLI runs from (the one beside cdk.json, else the package's)."""
+    try:
+        import stacks.config as config
+    except ImportError:
+        from efs_backup_cli.discovery import PACKAGE_ROOT
+
+        sys.path.insert(0, str(PACKAGE_ROOT))
+        import stacks.config as config
+    return config
+
+
+def max_workers() -> int:
+    """Workers per run, 1..MAX_WORKERS: what the backup and restore state machines accept (their ValidateInput)."""
+    return config_module().MAX_WORKERS
+
+
+def check_workers(count: int, flag: str = "--workers") -> int:
+    limit = max_workers()
+    if not 1 <= count <= limit:
+        raise CliError(f"{flag} {count}: a run takes 1 to {limit} workers (the state machine refuses more)",
+                       EXIT_USAGE)
+    return count
+
+
+def _snake(name: str) -> str:
+    """RetainDaily / retain-daily / RETAIN_DAILY -> retain_daily."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("-", "_").lower()
+
+
+def closest_key(name: str, known: Iterable[str]) -> Optional[str]:
+    """The known key ``name`` most likely means: its snake_case spelling, else the closest by difflib."""
+    known = sorted(known)
+    snake = _snake(name)
+    if snake in known:
+        return snake
+    matches = difflib.get_close_matches(snake, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def check_context_keys(overrides: Iterable[str], known: Iterable[str], reserved: Iterable[str] = ()) -> None:
+    """Every ``-c key=value`` must name a configuration key: an unknown one is an error naming the closest key
+    (``npx cdk`` would ignore a misspelt key and use the default; the CLI must not act on a configuration the
+    operator did not mean)."""
+    known = set(known)
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"-c {item!r}: expected key=value", EXIT_USAGE)
+        if key in reserved:
+            raise CliError(f"-c {key}: choose the environment with --env NAME (or EFS_BACKUP_ENV)", EXIT_USAGE)
+        if key not in known:
+            hint = closest_key(key, known)
+            suggestion = f"; did you mean {hint!r}?" if hint else ""
+            raise CliError(f"-c {key}: unknown configuration key{suggestion} (the keys are listed in README.md, "
+                           "\"Configuration reference\")", EXIT_USAGE)
