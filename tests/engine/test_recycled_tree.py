@@ -288,3 +288,24 @@ def test_a_failure_deleting_expired_trees_after_promotion_is_not_a_failed_run(en
     engine.backup(retain=1)
     assert engine.snapshots() == ["daily.0"]
     assert not diff(listing(src), listing(engine.snapshot("daily.0")))
+
+
+@pytest.mark.parametrize("workers,extra", [(1, ()), (2, ("--unit-files", "1"))])
+def test_directories_whose_modes_block_the_walk_keep_their_exact_modes(engine, canary, workers, extra):
+    """Found by the model suite (R3): directories that the owner cannot read or search (000, 0311, 0644), nested in
+    each other, new since the recycled tree: every mode in the snapshot is the source's (the engine may open them
+    up for its own walk, but must set them back)."""
+    src = engine.source
+    write(os.path.join(src, "a"), b"a\n")
+    four_runs(engine, workers, extra)
+    modes = {"b/locked0": 0o000, "b/locked0/locked2": 0o311, "b/locked1": 0o311, "c": 0o644, "c/d": 0o000,
+             "e": 0o555, "e/f": 0o644}
+    for rel in modes:
+        write(os.path.join(src, rel, "secret"), rel.encode())
+    for rel in sorted(modes, key=len, reverse=True):  # innermost first: the parents stay searchable meanwhile
+        os.chmod(os.path.join(src, rel), modes[rel])
+    state = listing(src)
+    for _ in range(2):
+        backup(engine, workers, extra=extra)
+        assert_snapshot_is(engine, "daily.0", state)
+    assert_snapshot_is(engine, "daily.1", state)
