@@ -37,10 +37,12 @@ failures to write there are accepted as honest failures.
 What the model never does, because no mtime-based tool can see it: an edit that keeps the size and restores the
 exact nanosecond mtime a snapshot already holds. Every time the model sets is unique (UniqueTimes).
 
-Profiles: "ci" (the default here; bounded, well inside the CI budget) and "soak" (thousands of examples):
+Profiles (registered in tests/engine/conftest.py; README, "Tests of the engine"): "ci" (the default; bounded, well
+inside the CI budget, no shrinking), "shrink" (replays saved failures and shrinks them) and "soak" (thousands of
+examples):
     .venv/bin/python -m pytest tests/engine/test_model.py -p no:randomly --hypothesis-profile soak
-(profiles are registered in tests/engine/conftest.py). Failing examples are kept in .hypothesis/ (not in git) and
-replayed first on the next run.
+Failing examples are kept in .hypothesis/ (not in git) and replayed first on the next run. Every example starts
+with 5 runs (so every later run recycles an expired snapshot) and ends with a run of its last changes.
 """
 
 import json
