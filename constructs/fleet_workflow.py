@@ -279,22 +279,46 @@ class FleetWorkflow(Construct):
 
         states: Dict[str, Any] = dict(job.validation)
         states.update({
-            "InvalidInput": {"Type": "Fail", "Error": "InvalidInput", "Cause": job.invalid_input_cause},
+            "InvalidInput": refusal(job.invalid_input_cause),
             "CheckWorkerCount": {
                 "Type": "Choice",
+                "Comment": "workers: a whole number 1..%d (ASL has no integer test: each allowed value is listed, "
+                           "so 2.5 or \"2\" is refused here instead of failing an intrinsic later)" % MAX_WORKERS,
                 "Choices": [
                     {"Variable": "$.workers", "IsPresent": False, "Next": "DefaultWorkerCount"},
                     {
                         "And": [
                             {"Variable": "$.workers", "IsNumeric": True},
-                            {"Variable": "$.workers", "NumericGreaterThanEquals": 1},
-                            {"Variable": "$.workers", "NumericLessThanEquals": MAX_WORKERS},
+                            {"Or": [{"Variable": "$.workers", "NumericEquals": n} for n in range(1, MAX_WORKERS + 1)]},
                         ],
                         "Next": "FindRunningExecutions",
                     },
                 ],
-                "Default": "InvalidInput",
+                "Default": "RefuseWorkerCount",
             },
+            "RefuseWorkerCount": refusal(
+                "workers must be a whole number from 1 to %d (or absent: the configured worker_count %d)"
+                % (MAX_WORKERS, workers.count)),
+            # ---- a refused input: recorded and notified like a failed run, before anything is launched
+            "RecordRefusedInput": self._record_refusal(next_state="NotifyRefusedInput"),
+            "NotifyRefusedInput": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": topic_arn,
+                    "Subject": f"efs-backup {backup_id} {job.kind}: INPUT REFUSED",
+                    "Message.$": (
+                        f"States.Format('efs-backup {job.kind} execution {{}} of backup-id {backup_id} was refused "
+                        "before anything was launched (nothing changed): {}. Input: {}', $.run_id, $.error.Cause, "
+                        "$.input)"
+                    ),
+                },
+                "ResultSelector": {"message_id.$": "$.MessageId"},
+                "ResultPath": "$.notified",
+                "Next": "InputRefused",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "InputRefused"}],
+            },
+            "InputRefused": {"Type": "Fail", "Error": "InvalidInput", "CausePath": "$.error.Cause"},
             "DefaultWorkerCount": {
                 "Type": "Pass",
                 "Result": workers.count,
@@ -429,6 +453,29 @@ class FleetWorkflow(Construct):
 
     def after_records(self, states: Dict[str, Any]) -> None:
         """Hook for a job's construct: splice states after RecordRun/RecordFailure (the role and table exist)."""
+
+    def _record_refusal(self, *, next_state: str) -> Dict[str, Any]:
+        """PutItem of a refused input (state made by ``refusal``): status failed, error InvalidInput and why."""
+        return {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:putItem",
+            "Parameters": {"TableName": self.table.table_name, "Item": {
+                "backup_id": {"S": self.backup_id},
+                "run": {"S.$": "States.Format('{}#{}', $.started, $.run_id)"},
+                "execution": {"S.$": "$.run_id"},
+                "kind": {"S": self.job.kind},
+                "started": {"S.$": "$.started"},
+                "status": {"S": "failed"},
+                "error": {"S.$": "States.JsonToString($.error)"},
+                "summary": {"S": "{}"},
+                "refused_input": {"S.$": "$.input"},
+            }},
+            "ResultSelector": {"recorded": True},
+            "ResultPath": "$.recorded",
+            "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
+                       "BackoffRate": 2}],
+            "Next": next_state,
+        }
 
     def _record(self, outcome: str, *, next_state: str) -> Dict[str, Any]:
         """PutItem of the run summary into the run-history table (readable without mounting EFS)."""
@@ -590,6 +637,22 @@ def run_history_table(scope: Construct, construct_id: str) -> dynamodb.Table:
         ),
         removal_policy=RemovalPolicy.RETAIN,
     )
+
+
+def refusal(cause: str) -> Dict[str, Any]:
+    """The state a job's validation goes to when it refuses the input: keeps the execution's name, start and input
+    and the reason, then records and notifies the refusal (RecordRefusedInput) and fails with InvalidInput."""
+    return {
+        "Type": "Pass",
+        "Comment": "refused input: nothing is launched",
+        "Parameters": {
+            "run_id.$": "$$.Execution.Name",
+            "started.$": "$$.State.EnteredTime",
+            "input.$": "States.JsonToString($$.Execution.Input)",
+            "error": {"Error": "InvalidInput", "Cause": cause},
+        },
+        "Next": "RecordRefusedInput",
+    }
 
 
 def optional_field_is_valid(path: str, test: Dict[str, Any]) -> Dict[str, Any]:

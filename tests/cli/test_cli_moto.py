@@ -123,7 +123,7 @@ def test_run_without_wait_then_a_second_run_is_busy(world, monkeypatch):
     assert code == 0, err
     first = json.loads(out)
     assert first["execution"].startswith("manual-daily-")
-    assert first["input"] == {"interval": "daily", "retain": 7}, "retain_daily of the example environment"
+    assert first["input"] == {"interval": "daily"}, "no retain: the deployed state machine has retain_daily"
     world.state["first"] = first["execution"]
     time.sleep(1.1)  # execution names carry the second
     code, out, err = cli(world, monkeypatch, *ENV, "--json", "run", "--interval", "daily", "--wait")

@@ -243,8 +243,8 @@ def test_schedules(env, synthesized):
         assert props["ScheduleExpressionTimezone"] == "UTC"
         assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
         assert props["State"] == "ENABLED"
-        assert json.loads(props["Target"]["Input"]) == {"interval": interval, "retain": policy.retain,
-                                                         "workers": synth.config.workers.count}
+        assert json.loads(props["Target"]["Input"]) == {"interval": interval,
+                                                         "workers": synth.config.workers.count}, "no retain"
 
 
 def test_schedules_can_be_disabled(synthesized):
