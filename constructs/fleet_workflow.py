@@ -50,7 +50,8 @@ TAG_BACKUP_ID = "efs-backup:backup-id"
 TAG_EXECUTION = "efs-backup:execution"
 TAG_ROLE = "efs-backup:role"
 TAG_WORKFLOW = "efs-backup:workflow"  # backup | restore: execution names are unique per state machine only
-ENGINE_WORK_FAILED = "EngineWorkFailed"  # the error worker.sh reports when parts failed (see worker.sh)
+ENGINE_WORK_FAILED = "EngineWorkFailed"
+TASK_KEY_ROOT = "tasks"  # tasks/<kind>/<execution>/<step>-<index>.json in the script bucket  # the error worker.sh reports when parts failed (see worker.sh)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,10 @@ class FleetWorkflow(Construct):
             retention=logs.RetentionDays.ONE_YEAR,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # Each worker's task (token and task) is an object here; the workers of this job read only this prefix.
+        self.task_bucket = launch_template.scripts.bucket
+        self.task_bucket_name = self.task_bucket.bucket_name
+        self.task_prefix = f"{TASK_KEY_ROOT}/{job.kind}/"
         self.role = iam.Role(
             self,
             "Role",
@@ -137,6 +142,7 @@ class FleetWorkflow(Construct):
             description=f"efs-backup {job.kind} state machine of backup-id {backup_id}: launch and stop workers, "
                         "record, notify",
         )
+        self.launch_template_settings = launch_template.settings
         self._grant(stack, launch_template, worker, subnet_ids, topic)
 
         definition = self.definition(
@@ -161,17 +167,18 @@ class FleetWorkflow(Construct):
         )
         # Workers report their own task's outcome and heartbeats (task tokens of this state machine only).
         self.state_machine.grant_task_response(worker.role)
-        self._acknowledge(stack)
+        self._acknowledge(stack, worker)
 
     # ------------------------------------------------------------------------------------------------ definition
 
     def definition(self, *, task_constants, subnet_ids, workers, launch_template, topic_arn) -> Dict[str, Any]:
         job = self.job
         backup_id = self.backup_id
-        timeout = workers.timeout_hours * 3600
-        # Workers are spread over the subnets: worker i goes to subnets[i mod n] (JSONPath has no modulo, so the
-        # list is laid out up to the largest worker count).
-        spread = [subnet_ids[i % len(subnet_ids)] for i in range(MAX_WORKERS)]
+        # Launch attempt a of worker i uses subnets[(i + a) mod n] and instance_types[a] (JSONPath has no modulo, so
+        # both lists are laid out up to the largest index used): workers are spread over the subnets, and a launch
+        # the capacity of one zone refused is tried in the next zone, then with the next configured instance type.
+        placement = launch_placements(subnet_ids, workers.instance_types)
+        attempts = len(placement["instance_types"])
         task_base = {
             "backup_id": backup_id,
             **task_constants,
@@ -183,54 +190,23 @@ class FleetWorkflow(Construct):
             **job.task_fields,
         }  # evaluated against PlanWorkers' output (in the Map's ItemSelector, or a Pass state before a launch)
 
-        def launch(role: str, subnet: str) -> Dict[str, Any]:
-            """A Task that starts one instance with this task's token in its user data and waits for its report.
-            ``$.task`` (the worker's named inputs) and ``$.bootstrap`` are in the state's input."""
-            return {
-                "Type": "Task",
-                "Comment": f"one instance running worker.sh ({role}); it reports with the task token",
-                "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances.waitForTaskToken",
-                "Parameters": {
-                    "LaunchTemplate": {
-                        "LaunchTemplateId": launch_template.launch_template_id,
-                        "Version": launch_template.launch_template_version,
-                    },
-                    "MinCount": 1,
-                    "MaxCount": 1,
-                    "NetworkInterfaces": [{
-                        "DeviceIndex": 0,
-                        **({"SubnetId.$": subnet} if subnet.startswith("$") else {"SubnetId": subnet}),
-                        "Groups": launch_template.security_group_ids,
-                        "AssociatePublicIpAddress": False,
-                        "DeleteOnTermination": True,
-                    }],
-                    "TagSpecifications": [
-                        {"ResourceType": kind, "Tags": [
-                            {"Key": TAG_BACKUP_ID, "Value": backup_id},
-                            {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
-                            {"Key": TAG_ROLE, "Value": role},
-                            {"Key": TAG_WORKFLOW, "Value": job.kind},
-                            {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
-                        ]}
-                        for kind in ("instance", "volume")
-                    ],
-                    "UserData.$": (
-                        "States.Base64Encode(States.Format('{}{}{}{}{}', $.bootstrap.head, $$.Task.Token, "
-                        "$.bootstrap.middle, States.JsonToString($.task), $.bootstrap.tail))"
-                    ),
-                },
-                "HeartbeatSeconds": workers.heartbeat_timeout_seconds,
-                "TimeoutSeconds": timeout,
-            }
+        def launch(step: str, role: str, *, done: Dict[str, Any], result_path: str,
+                   give_up: Optional[str], error_path: str = "$.error") -> Dict[str, Any]:
+            """The states that start one instance for ``step`` and wait for its report (see launch_states)."""
+            return launch_states(
+                step, role, launch_template=launch_template, task_bucket=self.task_bucket_name,
+                task_prefix=self.task_prefix, backup_id=backup_id, kind=job.kind, workers=workers,
+                attempts=attempts, done=done, result_path=result_path, give_up=give_up, error_path=error_path,
+            )
 
-        def single(role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
-            """One instance outside the Map (finalize or abort); its report becomes $.summary."""
-            return {
-                **launch(role, subnet_ids[0]),
-                "ResultPath": "$.summary",
-                "Next": next_state,
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": catch_next}],
-            }
+        def single(step: str, role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
+            """One instance outside the Map (finalize or abort); its report becomes $.summary. Any failure (the launch
+            given up, the worker's reported failure, a timeout) goes to catch_next with the error at error_path."""
+            states = launch(step, role, done={"Next": f"{step}Reported"}, result_path="$.summary",
+                            give_up=catch_next, error_path=error_path)
+            # The task (a restore's request, again) is not needed any more: keep the state small (256 KiB at most).
+            states[f"{step}Reported"] = {"Type": "Pass", "Result": {}, "ResultPath": "$.launch", "Next": next_state}
+            return states
 
         def cleanup(find: str, any_left: str, terminate: str, next_state: str) -> Dict[str, Any]:
             """Terminate every instance of this execution that is not terminated yet, then go on to next_state
@@ -271,9 +247,10 @@ class FleetWorkflow(Construct):
         def task_pass(role: str, next_state: str) -> Dict[str, Any]:
             return {
                 "Type": "Pass",
-                "Comment": f"the task object of the {role} instance",
-                "Parameters": {**task_base, "role": role, "worker_index": 0},
-                "ResultPath": "$.task",
+                "Comment": f"the task object of the {role} instance, its first launch attempt",
+                "Parameters": {"index": 0, "attempt": 0,
+                               "task": {**task_base, "role": role, "worker_index": 0}},
+                "ResultPath": "$.launch",
                 "Next": next_state,
             }
 
@@ -363,8 +340,9 @@ class FleetWorkflow(Construct):
                     # holds a datetime there that no intrinsic or integration can serialise.
                     "started.$": "$$.State.EnteredTime",
                     "indexes.$": "States.ArrayRange(0, States.MathAdd($.workers, -1), 1)",
-                    "subnets": spread,
+                    **placement,
                     "bootstrap": launch_template.bootstrap_pieces(),
+                    "envelope": TASK_ENVELOPE,
                     "summary": {},
                 },
                 "Next": "Workers",
@@ -375,28 +353,34 @@ class FleetWorkflow(Construct):
                            "is left",
                 "ItemsPath": "$.indexes",
                 "ItemSelector": {
-                    "index.$": "$$.Map.Item.Value",
                     "run_id.$": "$.run_id",
-                    "subnet.$": "States.ArrayGetItem($.subnets, $$.Map.Item.Value)",
+                    "subnets.$": "$.subnets",
+                    "instance_types.$": "$.instance_types",
+                    "backoff_seconds.$": "$.backoff_seconds",
                     "bootstrap.$": "$.bootstrap",
-                    "task": {**task_base, "role": job.work_role, "worker_index.$": "$$.Map.Item.Value"},
+                    "envelope.$": "$.envelope",
+                    "launch": {
+                        "index.$": "$$.Map.Item.Value",
+                        "attempt": 0,
+                        "task": {**task_base, "role": job.work_role, "worker_index.$": "$$.Map.Item.Value"},
+                    },
                 },
                 "MaxConcurrency": 0,
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
                     "StartAt": "LaunchWorker",
-                    "States": {
-                        # No Next, no Catch, no Retry: the Map's Catch handles every worker failure.
-                        "LaunchWorker": {**launch(job.work_role, "$.subnet"), "End": True},
-                    },
+                    # A launch given up fails the iteration (a Fail state): the Map's Catch handles every worker
+                    # failure. Each iteration's output is only its instance ids (reports stay out of the state).
+                    "States": launch("Worker", job.work_role, done={"End": True, "OutputPath": "$.launched"},
+                                     result_path="$.report", give_up=None),
                 },
                 "ResultPath": "$.worker_reports",
                 "Next": "FinalizeTask",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FindWorkerInstances"}],
             },
-            "FinalizeTask": task_pass(job.finalize_role, "Finalize"),
-            "Finalize": single(job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
-                               error_path="$.error"),
+            "FinalizeTask": task_pass(job.finalize_role, "LaunchFinalize"),
+            **single("Finalize", job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
+                     error_path="$.error"),
             "RecordRun": self._record("success", next_state="CheckOutcome"),
             "CheckOutcome": {
                 "Type": "Choice",
@@ -422,12 +406,12 @@ class FleetWorkflow(Construct):
                              "Next": "RecordFailedRunTask"}],
                 "Default": "ReleaseLockTask",
             },
-            "RecordFailedRunTask": task_pass(job.finalize_role, "RecordFailedRun"),
-            "RecordFailedRun": single(job.finalize_role, next_state="RecordFailure",
-                                      catch_next="FindLeftoverInstances", error_path="$.release_error"),
-            "ReleaseLockTask": task_pass(job.abort_role, "ReleaseLock"),
-            "ReleaseLock": single(job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
-                                  error_path="$.release_error"),
+            "RecordFailedRunTask": task_pass(job.finalize_role, "LaunchRecordFailedRun"),
+            **single("RecordFailedRun", job.finalize_role, next_state="RecordFailure",
+                     catch_next="FindLeftoverInstances", error_path="$.release_error"),
+            "ReleaseLockTask": task_pass(job.abort_role, "LaunchReleaseLock"),
+            **single("ReleaseLock", job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
+                     error_path="$.release_error"),
             # The finalize or abort instance itself failed (timed out, lost): it must not be left running.
             **cleanup("FindLeftoverInstances", "AnyLeftoverInstances", "TerminateLeftoverInstances", "RecordFailure"),
             "RecordFailure": self._record("failed", next_state="NotifyFailure"),
@@ -558,6 +542,11 @@ class FleetWorkflow(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
             ),
             iam.PolicyStatement(
+                sid="HandEachWorkerItsTask",
+                actions=["s3:PutObject"],
+                resources=[self.task_bucket.arn_for_objects(f"{self.task_prefix}*")],
+            ),
+            iam.PolicyStatement(
                 sid="FindWorkerInstances",
                 actions=["ec2:DescribeInstances"],
                 resources=["*"],
@@ -584,10 +573,63 @@ class FleetWorkflow(Construct):
                 resources=[topic.topic_arn],
             ),
         ]
+        settings = launch_template.settings
+        if settings.spot:
+            # A Spot launch through RunInstances also creates a spot-instances-request (untagged here: the launch
+            # tags only instances and volumes), and needs the Spot service-linked role, which EC2 creates on the
+            # first Spot request of an account if the caller may (https://docs.aws.amazon.com/AWSEC2/latest/
+            # UserGuide/service-linked-roles-spot-instance-requests.html; the spot-instances-request resource of
+            # RunInstances: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+            statements += [
+                iam.PolicyStatement(
+                    sid="RunWorkersAsSpotInstances",
+                    actions=["ec2:RunInstances"],
+                    resources=[arn("spot-instances-request", "*")],
+                ),
+                iam.PolicyStatement(
+                    sid="CreateTheSpotServiceLinkedRoleOnce",
+                    actions=["iam:CreateServiceLinkedRole"],
+                    resources=[stack.format_arn(service="iam", region="", resource="role",
+                                                resource_name="aws-service-role/spot.amazonaws.com/"
+                                                              "AWSServiceRoleForEC2Spot")],
+                    conditions={"StringLike": {"iam:AWSServiceName": "spot.amazonaws.com"}},
+                ),
+            ]
+        # Encrypted root volumes: the principal that calls RunInstances must be allowed to use the volume's KMS key
+        # (kms:CreateGrant for AWS resources only, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt*;
+        # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions),
+        # otherwise an instance whose default EBS key is customer managed goes from pending to terminated
+        # (Client.InvalidKMSKey.InvalidState). The AWS managed aws/ebs key needs no grant. worker_ebs_kms_key names
+        # the key (only it is granted); by default the account's own keys are granted through EC2 only.
+        keys = ([settings.ebs_kms_key_arn] if settings.ebs_kms_key_arn
+                else [stack.format_arn(service="kms", resource="key", resource_name="*")])
+        via_ec2 = {"kms:ViaService": f"ec2.{stack.region}.amazonaws.com"}
+        statements += [
+            iam.PolicyStatement(
+                sid="UseTheRootVolumeKeyThroughEc2",
+                actions=["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
+                         "kms:ReEncryptTo"],
+                resources=keys,
+                conditions={"StringEquals": via_ec2},
+            ),
+            iam.PolicyStatement(
+                sid="LetEc2GrantItselfTheRootVolumeKey",
+                actions=["kms:CreateGrant"],
+                resources=keys,
+                conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
+        ]
         for statement in statements:
             self.role.add_to_principal_policy(statement)
+        # The worker reads its own task object (its key is in its user data) and deletes it, every version of it:
+        # the task token must not outlive the task in a versioned bucket.
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="ReadAndDeleteOwnTask",
+            actions=["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[self.task_bucket.arn_for_objects(f"{self.task_prefix}*")],
+        ))
 
-    def _acknowledge(self, stack: Stack) -> None:
+    def _acknowledge(self, stack: Stack, worker: WorkerIdentity) -> None:
         """Each remaining wildcard of the state machine role, with its reason (cdk-nag IAM5)."""
         instance_any = nag_resource(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))
         volume_any = nag_resource(stack, stack.format_arn(service="ec2", resource="volume", resource_name="*"))
@@ -595,7 +637,29 @@ class FleetWorkflow(Construct):
                                                        resource_name="*"))
         image_any = nag_resource(stack, stack.format_arn(service="ec2", resource="image", resource_name="*",
                                                          account=""))
+        tasks = nag_resource(stack, self.task_bucket.arn_for_objects(f"{self.task_prefix}*"))
+        task_reason = ("Task objects are named by execution, step and worker index at run time "
+                       f"({self.task_prefix}<execution>/<step>-<index>.json); limited to this workflow's prefix.")
+        worker_policy = worker.role.node.find_child("DefaultPolicy").node.default_child
+        Validations.of(worker_policy).acknowledge(
+            Acknowledgment(id=f"{NAG_PACK}AwsSolutions-IAM5[Resource::{tasks}]", reason=task_reason))
+        extra: Dict[str, str] = {}
+        settings = self.launch_template_settings
+        if settings.spot:
+            spot = nag_resource(stack, stack.format_arn(service="ec2", resource="spot-instances-request",
+                                                        resource_name="*"))
+            extra[f"IAM5[Resource::{spot}]"] = (
+                "The Spot request is created by RunInstances itself (its id exists only after the launch); the "
+                "launch is otherwise limited by the template, subnets, images and tags of the other statements.")
+        if not settings.ebs_kms_key_arn:
+            any_key = nag_resource(stack, stack.format_arn(service="kms", resource="key", resource_name="*"))
+            extra[f"IAM5[Resource::{any_key}]"] = (
+                "The root volume's key is the account's EBS default key, which only the account knows (it may be "
+                "customer managed); usable through EC2 in this region only (kms:ViaService), grants only for AWS "
+                "resources. Set worker_ebs_kms_key to grant one key instead.")
         findings = {
+            **extra,
+            f"IAM5[Resource::{tasks}]": task_reason,
             "IAM5[Resource::*]": (
                 "ec2:DescribeInstances has no resource-level permissions (it only reads; the execution filters by its "
                 "tags), and the X-Ray and CloudWatch Logs delivery actions the CDK adds for tracing and logging "
@@ -637,6 +701,169 @@ def run_history_table(scope: Construct, construct_id: str) -> dynamodb.Table:
         ),
         removal_policy=RemovalPolicy.RETAIN,
     )
+
+
+# ------------------------------------------------------------------------------------------------ launching workers
+
+# What the worker's task object (in S3) holds: head + task token + middle + task JSON + tail (a token is base64-like
+# text, the task is JSON: no escaping needed; States.Format cannot write literal braces portably).
+TASK_ENVELOPE = {"head": '{"task_token": "', "middle": '", "task": ', "tail": "}"}
+# Retried in place first, with exponential backoff and full jitter: the error names Step Functions gives AWS SDK
+# integration errors (ServiceName.ErrorName + "Exception", https://docs.aws.amazon.com/step-functions/latest/dg/
+# supported-services-awssdk.html). RequestLimitExceeded: EC2 API throttling, retry with backoff
+# (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html); InsufficientInstanceCapacity: retry
+# later, in another zone or with another type (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+# troubleshooting-launch.html#troubleshooting-launch-capacity); InvalidParameterValue "Invalid IAM Instance
+# Profile": a role or instance profile created moments ago is not usable by EC2 yet (IAM is eventually consistent,
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+LAUNCH_RETRY_ERRORS = ("Ec2.InsufficientInstanceCapacityException", "Ec2.RequestLimitExceededException",
+                       "Ec2.InvalidParameterValueException")
+LAUNCH_RETRY = {"ErrorEquals": list(LAUNCH_RETRY_ERRORS), "IntervalSeconds": 5, "MaxAttempts": 3,
+                "BackoffRate": 2, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
+# After the in-place retries (or when the error has another name: some SDK paths report EC2 errors as
+# Ec2.Ec2Exception with the code only in the message, and moto names them after the API call), the launch moves on
+# to its next placement when the error or its message says it is worth another try. Matched on both fields.
+RETRYABLE_ERROR_PATTERNS = ("*InsufficientInstanceCapacity*", "*InsufficientCapacity*", "*RequestLimitExceeded*",
+                            "*Unsupported*")
+RETRYABLE_CAUSE_PATTERNS = (
+    "*sufficient*capacity*",  # "We currently do not have sufficient m6i.large capacity in the Availability Zone..."
+    "*no Spot capacity*",  # "There is no Spot capacity available that matches your request."
+    "*Request limit exceeded*",
+    "*is not supported in your requested Availability Zone*",  # error code Unsupported
+    "*Invalid IAM Instance Profile*", "*iamInstanceProfile*",  # a fresh instance profile (InvalidParameterValue)
+)
+MAX_BACKOFF_SECONDS = 60
+
+
+def launch_placements(subnet_ids: Sequence[str], instance_types: Sequence[str]) -> Dict[str, List[Any]]:
+    """The lists launch attempts pick from: attempt a of worker i uses ``subnets[i + a]`` and ``instance_types[a]``
+    (each instance type through every subnet, in order, then two more rounds of the last for throttling), and waits
+    up to ``backoff_seconds[a]`` (full jitter) before attempt a + 1."""
+    zones, types = len(subnet_ids), len(instance_types)
+    attempts = zones * types + 2
+    return {
+        "subnets": [subnet_ids[k % zones] for k in range(MAX_WORKERS + attempts)],
+        "instance_types": [instance_types[min(a // zones, types - 1)] for a in range(attempts)],
+        "backoff_seconds": [min(5 * 2 ** a, MAX_BACKOFF_SECONDS) for a in range(attempts)],
+    }
+
+
+def _field_matches(field: str, pattern: str) -> Dict[str, Any]:
+    path = f"$.launch_error.{field}"
+    return {"And": [{"Variable": path, "IsPresent": True}, {"Variable": path, "IsString": True},
+                    {"Variable": path, "StringMatches": pattern}]}
+
+
+def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate, task_bucket: str,
+                  task_prefix: str, backup_id: str, kind: str, workers: WorkerSettings, attempts: int,
+                  done: Dict[str, Any], result_path: str, give_up: Optional[str], error_path: str) -> Dict[str, Any]:
+    """One worker instance for ``step`` (a state name, also part of the task object's key):
+
+    ``Launch<step>`` (ec2:RunInstances, request-response: Retry with backoff and full jitter; a failed launch created
+    nothing, so trying again is safe) ─► ``<step>`` (s3:PutObject.waitForTaskToken: writes the task token and the
+    task to ``tasks/<kind>/<run_id>/<step>-<index>.json``, which the instance reads and deletes, then waits for the
+    worker's report under a heartbeat and a task timeout).
+    A launch error worth another try ─► ``<step>NextLaunch`` (next subnet / instance type, a random wait up to the
+    attempt's backoff) ─► ``Launch<step>``; otherwise, or after the last attempt, ``<step>LaunchGivenUp``: a Fail
+    state with the launch's error (``give_up`` None: inside the Map, whose Catch takes it) or the error stored at
+    ``error_path`` and on to ``give_up``.
+
+    The user data is constant-size (the bootstrap plus the object's key): what a task carries (a restore's paths)
+    never meets the 16 KB user-data limit or States.Base64Encode's 10,000 characters
+    (https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html#asl-intrsc-func-base64encode).
+    Expects in the state: ``run_id``, ``subnets``, ``instance_types``, ``backoff_seconds``, ``bootstrap``,
+    ``envelope`` and ``launch`` = {index, attempt, task}."""
+    key = f"States.Format('{task_prefix}{{}}/{step}-{{}}.json', $.run_id, $.launch.index)"
+    retry_next, next_launch, backoff, given_up = (f"{step}LaunchRetryable", f"{step}NextLaunch",
+                                                  f"{step}LaunchBackoff", f"{step}LaunchGivenUp")
+    tags = [
+        {"Key": TAG_BACKUP_ID, "Value": backup_id},
+        {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
+        {"Key": TAG_ROLE, "Value": role},
+        {"Key": TAG_WORKFLOW, "Value": kind},
+        {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
+    ]
+    wait: Dict[str, Any] = {
+        "Type": "Task",
+        "Comment": f"the task of the {role} instance, with its task token; waits for the worker's report",
+        "Resource": "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken",
+        "Parameters": {
+            "Bucket": task_bucket,
+            "Key.$": key,
+            "ContentType": "application/json",
+            "Body.$": ("States.Format('{}{}{}{}{}', $.envelope.head, $$.Task.Token, $.envelope.middle, "
+                       "States.JsonToString($.launch.task), $.envelope.tail)"),
+        },
+        "HeartbeatSeconds": workers.heartbeat_timeout_seconds,
+        "TimeoutSeconds": workers.timeout_hours * 3600,
+        "ResultPath": result_path,
+        **done,
+    }
+    if give_up is not None:
+        wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
+    return {
+        f"Launch{step}": {
+            "Type": "Task",
+            "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
+            "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
+            "Parameters": {
+                "LaunchTemplate": {
+                    "LaunchTemplateId": launch_template.launch_template_id,
+                    "Version": launch_template.launch_template_version,
+                },
+                "InstanceType.$": "States.ArrayGetItem($.instance_types, $.launch.attempt)",
+                "MinCount": 1,
+                "MaxCount": 1,
+                "NetworkInterfaces": [{
+                    "DeviceIndex": 0,
+                    "SubnetId.$": "States.ArrayGetItem($.subnets, States.MathAdd($.launch.index, $.launch.attempt))",
+                    "Groups": launch_template.security_group_ids,
+                    "AssociatePublicIpAddress": False,
+                    "DeleteOnTermination": True,
+                }],
+                "TagSpecifications": [{"ResourceType": resource, "Tags": tags} for resource in ("instance", "volume")],
+                "UserData.$": f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, "
+                              "$.bootstrap.tail))",
+            },
+            # SDK results hold timestamps (and moto cannot serialise them): keep the ids only.
+            "ResultSelector": {"instance_ids.$": "$.Instances[*].InstanceId"},
+            "ResultPath": "$.launched",
+            "Retry": [LAUNCH_RETRY],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": retry_next}],
+            "Next": step,
+        },
+        retry_next: {
+            "Type": "Choice",
+            "Comment": "capacity, throttling or a fresh instance profile, and attempts left: try the next placement",
+            "Choices": [{
+                "And": [
+                    {"Variable": "$.launch.attempt", "NumericLessThan": attempts - 1},
+                    {"Or": [_field_matches("Error", p) for p in RETRYABLE_ERROR_PATTERNS]
+                     + [_field_matches("Cause", p) for p in RETRYABLE_CAUSE_PATTERNS]},
+                ],
+                "Next": next_launch,
+            }],
+            "Default": given_up,
+        },
+        next_launch: {
+            "Type": "Pass",
+            "Parameters": {
+                "index.$": "$.launch.index",
+                "attempt.$": "States.MathAdd($.launch.attempt, 1)",
+                "task.$": "$.launch.task",
+                "delay.$": "States.MathRandom(1, States.ArrayGetItem($.backoff_seconds, $.launch.attempt))",
+            },
+            "ResultPath": "$.launch",
+            "Next": backoff,
+        },
+        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": f"Launch{step}"},
+        given_up: (
+            {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
+            if give_up is None else
+            {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
+        ),
+        step: wait,
+    }
 
 
 def refusal(cause: str) -> Dict[str, Any]:
