@@ -716,8 +716,11 @@ TASK_ENVELOPE = {"head": '{"task_token": "', "middle": '", "task": ', "tail": "}
 # troubleshooting-launch.html#troubleshooting-launch-capacity); InvalidParameterValue "Invalid IAM Instance
 # Profile": a role or instance profile created moments ago is not usable by EC2 yet (IAM is eventually consistent,
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+# EC2's SDK models no exception per error code, and Step Functions reports its errors as Ec2.Ec2Exception with the
+# code's message in the cause (e.g. https://github.com/CloudSnorkel/cdk-github-runners/issues/182): retried too (a
+# failed launch created nothing, so at worst a permanent error fails about a minute later).
 LAUNCH_RETRY_ERRORS = ("Ec2.InsufficientInstanceCapacityException", "Ec2.RequestLimitExceededException",
-                       "Ec2.InvalidParameterValueException")
+                       "Ec2.InvalidParameterValueException", "Ec2.Ec2Exception")
 LAUNCH_RETRY = {"ErrorEquals": list(LAUNCH_RETRY_ERRORS), "IntervalSeconds": 5, "MaxAttempts": 3,
                 "BackoffRate": 2, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
 # After the in-place retries (or when the error has another name: some SDK paths report EC2 errors as

@@ -18,6 +18,8 @@ from typing import Dict, List, Tuple
 
 import boto3
 
+TASK_OUTPUT_LIMIT = 256 * 1024
+
 
 def parse(argv: List[str]) -> Tuple[List[str], Dict[str, object]]:
     positional, options = [], {}
@@ -90,6 +92,11 @@ def main(argv: List[str]) -> int:
         sfn = client("stepfunctions", options)
         token = options["task-token"]
         if command == "send-task-success":
+            # AWS refuses task output over 256 KiB; moto does not check it, the shim does (quota: "Maximum input or
+            # output size for a task, state, or execution", https://docs.aws.amazon.com/step-functions/latest/dg/
+            # service-quotas.html).
+            if len(options["task-output"].encode("utf-8")) > TASK_OUTPUT_LIMIT:
+                raise SystemExit("aws shim: send-task-success: the task output exceeds the 256 KiB quota")
             sfn.send_task_success(taskToken=token, output=options["task-output"])
         elif command == "send-task-failure":
             sfn.send_task_failure(taskToken=token, error=options.get("error", ""), cause=options.get("cause", ""))
