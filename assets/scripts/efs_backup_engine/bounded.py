@@ -9,7 +9,8 @@ is cut down to ``max_bytes`` of UTF-8 JSON, and the full one stays where the eng
 system's ``<backup-id>/.efs-backup/history/<run-id>.json``, the promoted snapshot's manifest).
 
 What is cut, in this order, until it fits: the longest lists (halved, repeatedly: failed and warning parts, workers,
-plans), then long strings (kept to their first STRING_KEEP characters), then everything but the top-level scalars.
+plans), then long strings (kept to their first STRING_KEEP characters), then everything but the top-level scalars
+(strings cut to LAST_RESORT_KEEP) and flat objects, and finally, for a bound smaller than that, all but OUTCOME_KEYS.
 Top-level scalars and flat objects (status, snapshot, snapshot_id, counts, totals) are never removed, and a bounded report says what was cut in
 ``truncated``: ``{"original_bytes", "lists": {path: original length}, "strings": n, "note"}``. Python 3.9 stdlib.
 """
@@ -18,6 +19,8 @@ import copy
 import json
 
 STRING_KEEP = 500
+LAST_RESORT_KEEP = 100
+OUTCOME_KEYS = ("status", "snapshot", "snapshot_id", "run_id", "kind", "dry_run")
 
 
 def size_of(value):
@@ -83,7 +86,10 @@ def bound(report, max_bytes, note=None):
     if size_of(result) > max_bytes:  # only scalars are left to keep (and they are what a run's outcome is)
         result = {key: value for key, value in result.items() if _scalar(value)
                   or (isinstance(value, dict) and all(_scalar(item) for item in value.values()))}
-        result = {key: (value[:STRING_KEEP] + "..." if isinstance(value, str) and len(value) > STRING_KEEP
+        result = {key: (value[:LAST_RESORT_KEEP] + "..." if isinstance(value, str) and len(value) > LAST_RESORT_KEEP
                         else value) for key, value in result.items()}
         result["truncated"] = {"original_bytes": original, "note": note, "only_scalars_kept": True}
+    if size_of(result) > max_bytes:  # a bound smaller than the outcome itself: the outcome's names only
+        result = {key: result[key] for key in OUTCOME_KEYS if key in result}
+        result["truncated"] = {"original_bytes": original, "only_outcome_kept": True}
     return result
