@@ -6,10 +6,11 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
 (rendered with CDK tokens) so what runs is exactly what the tests validate with asl-validator and execute in moto:
 
     <the job's validation> ─► CheckWorkerCount ─► FindRunningExecutions ─► another one running? ─► AlreadyRunning
-        │ bad input ─► InvalidInput (fails)                                                        (ends, does nothing)
-        ▼
-    PlanWorkers ─► Workers (Map: LaunchWorker = ec2:runInstances.waitForTaskToken, the work role, per worker)
-        ▼ every worker reported success                       │ any failure, heartbeat or task timeout, launch error
+        │ bad input, workers not a whole 1..32 ─► RecordRefusedInput ─► NotifyRefusedInput         (ends, does nothing)
+        ▼                                         ─► InputRefused (fails; nothing launched)
+    PlanWorkers ─► Workers (Map, per worker: LaunchWorker = ec2:runInstances, retried ─► Worker = the task object
+        │                     with the task token, s3:putObject.waitForTaskToken; the work role; see launch_states)
+        ▼ every worker reported success                       │ any failure, heartbeat or task timeout, launch given up
     Finalize (an instance, the finalize role)                  ▼
         ▼                                               FindWorkerInstances ─► TerminateWorkers (tag: execution)
     RecordRun (DynamoDB) ─► success|warning? ─┐               ▼
@@ -21,9 +22,10 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
                                                           RecordFailure ─► NotifyFailure ─► RunFailed
 
 Tasks keep the state: results go to their own paths (trimmed by ResultSelector), never ``ResultPath: null``
-(moto's interpreter replaces the state with the result there). The Map keeps each worker's report in
-``$.worker_reports``. Every worker task has a heartbeat timeout (workers beat every fifth of it) and a task timeout;
-no callback task relies on ``Retry``. Instances carry the tags ``efs-backup:execution`` (execution name),
+(moto's interpreter replaces the state with the result there). The Map keeps each worker's instance ids in
+``$.worker_reports`` (the reports themselves stay out of the state: 256 KiB at most). Every worker task has a
+heartbeat timeout (workers beat every fifth of it) and a task timeout; launches (request-response) are retried, no
+callback task relies on ``Retry``. Instances carry the tags ``efs-backup:execution`` (execution name),
 ``efs-backup:backup-id`` and ``efs-backup:role``; the role may terminate only instances with this backup-id's tag.
 A successful execution's output is ``{"outcome", "execution", "backup_id", "summary"}`` (the engine's summary).
 """
