@@ -8,8 +8,8 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
     <the job's validation> ─► CheckWorkerCount ─► FindRunningExecutions ─► another one running? ─► AlreadyRunning
         │ bad input, workers not a whole 1..32 ─► RecordRefusedInput ─► NotifyRefusedInput         (ends, does nothing)
         ▼                                         ─► InputRefused (fails; nothing launched)
-    PlanWorkers ─► Workers (Map, per worker: LaunchWorker = ec2:runInstances, retried ─► Worker = the task object
-        │                     with the task token, s3:putObject.waitForTaskToken; the work role; see launch_states)
+    PlanWorkers ─► Workers (Map, per worker: StartWorker = ec2:runInstances, retried ─► LaunchWorker = the task
+        │                     object with the token, s3:putObject.waitForTaskToken; the work role; launch_states)
         ▼ every worker reported success                       │ any failure, heartbeat or task timeout, launch given up
     Finalize (an instance, the finalize role)                  ▼
         ▼                                               FindWorkerInstances ─► TerminateWorkers (tag: execution)
@@ -22,7 +22,7 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
                                                           RecordFailure ─► NotifyFailure ─► RunFailed
 
 Tasks keep the state: results go to their own paths (trimmed by ResultSelector), never ``ResultPath: null``
-(moto's interpreter replaces the state with the result there). The Map keeps each worker's instance ids in
+(moto's interpreter replaces the state with the result there). The Map keeps only a mark per worker in
 ``$.worker_reports`` (the reports themselves stay out of the state: 256 KiB at most). Every worker task has a
 heartbeat timeout (workers beat every fifth of it) and a task timeout; launches (request-response) are retried, no
 callback task relies on ``Retry``. Instances carry the tags ``efs-backup:execution`` (execution name),
@@ -193,10 +193,11 @@ class FleetWorkflow(Construct):
         }  # evaluated against PlanWorkers' output (in the Map's ItemSelector, or a Pass state before a launch)
 
         def launch(step: str, role: str, *, done: Dict[str, Any], result_path: str,
-                   give_up: Optional[str], error_path: str = "$.error") -> Dict[str, Any]:
+                   give_up: Optional[str], error_path: str = "$.error", wait_name: Optional[str] = None
+                   ) -> Dict[str, Any]:
             """The states that start one instance for ``step`` and wait for its report (see launch_states)."""
             return launch_states(
-                step, role, launch_template=launch_template, task_bucket=self.task_bucket_name,
+                step, role, wait_name=wait_name, launch_template=launch_template, task_bucket=self.task_bucket_name,
                 task_prefix=self.task_prefix, backup_id=backup_id, kind=job.kind, workers=workers,
                 attempts=attempts, done=done, result_path=result_path, give_up=give_up, error_path=error_path,
             )
@@ -370,17 +371,22 @@ class FleetWorkflow(Construct):
                 "MaxConcurrency": 0,
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
-                    "StartAt": "LaunchWorker",
+                    "StartAt": "StartWorker",
                     # A launch given up fails the iteration (a Fail state): the Map's Catch handles every worker
-                    # failure. Each iteration's output is only its instance ids (reports stay out of the state).
-                    "States": launch("Worker", job.work_role, done={"End": True, "OutputPath": "$.launched"},
-                                     result_path="$.report", give_up=None),
+                    # failure. The waiting state (named LaunchWorker: efs-backup-cli reads the worker reports from
+                    # its exits) outputs the worker's report; each iteration's output is only a mark (the reports
+                    # of 32 workers stay out of the state, 256 KiB at most).
+                    "States": {
+                        **launch("Worker", job.work_role, done={"Next": "WorkerReported"}, result_path="$",
+                                 give_up=None, wait_name="LaunchWorker"),
+                        "WorkerReported": {"Type": "Pass", "Result": {"reported": True}, "End": True},
+                    },
                 },
                 "ResultPath": "$.worker_reports",
                 "Next": "FinalizeTask",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FindWorkerInstances"}],
             },
-            "FinalizeTask": task_pass(job.finalize_role, "LaunchFinalize"),
+            "FinalizeTask": task_pass(job.finalize_role, "StartFinalize"),
             **single("Finalize", job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
                      error_path="$.error"),
             "RecordRun": self._record("success", next_state="CheckOutcome"),
@@ -408,10 +414,10 @@ class FleetWorkflow(Construct):
                              "Next": "RecordFailedRunTask"}],
                 "Default": "ReleaseLockTask",
             },
-            "RecordFailedRunTask": task_pass(job.finalize_role, "LaunchRecordFailedRun"),
+            "RecordFailedRunTask": task_pass(job.finalize_role, "StartRecordFailedRun"),
             **single("RecordFailedRun", job.finalize_role, next_state="RecordFailure",
                      catch_next="FindLeftoverInstances", error_path="$.release_error"),
-            "ReleaseLockTask": task_pass(job.abort_role, "LaunchReleaseLock"),
+            "ReleaseLockTask": task_pass(job.abort_role, "StartReleaseLock"),
             **single("ReleaseLock", job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
                      error_path="$.release_error"),
             # The finalize or abort instance itself failed (timed out, lost): it must not be left running.
@@ -761,15 +767,17 @@ def _field_matches(field: str, pattern: str) -> Dict[str, Any]:
 
 def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate, task_bucket: str,
                   task_prefix: str, backup_id: str, kind: str, workers: WorkerSettings, attempts: int,
-                  done: Dict[str, Any], result_path: str, give_up: Optional[str], error_path: str) -> Dict[str, Any]:
-    """One worker instance for ``step`` (a state name, also part of the task object's key):
+                  done: Dict[str, Any], result_path: str, give_up: Optional[str], error_path: str,
+                  wait_name: Optional[str] = None) -> Dict[str, Any]:
+    """One worker instance for ``step`` (the prefix of the state names, also part of the task object's key):
 
-    ``Launch<step>`` (ec2:RunInstances, request-response: Retry with backoff and full jitter; a failed launch created
-    nothing, so trying again is safe) ─► ``<step>`` (s3:PutObject.waitForTaskToken: writes the task token and the
+    ``Start<step>`` (ec2:RunInstances, request-response: Retry with backoff and full jitter; a failed launch created
+    nothing, so trying again is safe) ─► ``<step>`` or ``wait_name`` (s3:PutObject.waitForTaskToken: writes the task
+    token and the
     task to ``tasks/<kind>/<run_id>/<step>-<index>.json``, which the instance reads and deletes, then waits for the
     worker's report under a heartbeat and a task timeout).
     A launch error worth another try ─► ``<step>NextLaunch`` (next subnet / instance type, a random wait up to the
-    attempt's backoff) ─► ``Launch<step>``; otherwise, or after the last attempt, ``<step>LaunchGivenUp``: a Fail
+    attempt's backoff) ─► ``Start<step>``; otherwise, or after the last attempt, ``<step>LaunchGivenUp``: a Fail
     state with the launch's error (``give_up`` None: inside the Map, whose Catch takes it) or the error stored at
     ``error_path`` and on to ``give_up``.
 
@@ -779,6 +787,7 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
     Expects in the state: ``run_id``, ``subnets``, ``instance_types``, ``backoff_seconds``, ``bootstrap``,
     ``envelope`` and ``launch`` = {index, attempt, task}."""
     key = f"States.Format('{task_prefix}{{}}/{step}-{{}}.json', $.run_id, $.launch.index)"
+    start, wait_name = f"Start{step}", wait_name or step
     retry_next, next_launch, backoff, given_up = (f"{step}LaunchRetryable", f"{step}NextLaunch",
                                                   f"{step}LaunchBackoff", f"{step}LaunchGivenUp")
     tags = [
@@ -807,7 +816,7 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
     if give_up is not None:
         wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
     return {
-        f"Launch{step}": {
+        start: {
             "Type": "Task",
             "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
             "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
@@ -835,7 +844,7 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
             "ResultPath": "$.launched",
             "Retry": [LAUNCH_RETRY],
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": retry_next}],
-            "Next": step,
+            "Next": wait_name,
         },
         retry_next: {
             "Type": "Choice",
@@ -861,13 +870,13 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
             "ResultPath": "$.launch",
             "Next": backoff,
         },
-        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": f"Launch{step}"},
+        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": start},
         given_up: (
             {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
             if give_up is None else
             {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
         ),
-        step: wait,
+        wait_name: wait,
     }
 
 

@@ -125,6 +125,16 @@ def test_run_without_wait_then_a_second_run_is_busy(world, monkeypatch):
     assert first["execution"].startswith("manual-daily-")
     assert first["input"] == {"interval": "daily"}, "no retain: the deployed state machine has retain_daily"
     world.state["first"] = first["execution"]
+    # The first must have counted the running executions before the second starts (moto parses each definition
+    # when an execution starts, which takes seconds on a loaded machine: otherwise the first may see the second
+    # and end as already-running itself).
+    sfn = world.moto.client("stepfunctions")
+    first_arn = world.arn.replace(":stateMachine:", ":execution:") + ":" + first["execution"]
+    deadline = time.time() + 60
+    while not any(e.get("stateExitedEventDetails", {}).get("name") == "FindRunningExecutions"
+                  for e in sfn.get_execution_history(executionArn=first_arn, maxResults=1000)["events"]):
+        assert time.time() < deadline, "the first execution never got past FindRunningExecutions"
+        time.sleep(0.2)
     time.sleep(1.1)  # execution names carry the second
     code, out, err = cli(world, monkeypatch, *ENV, "--json", "run", "--interval", "daily", "--wait")
     assert code == 4, err

@@ -76,9 +76,9 @@ def test_every_launch_retries_with_full_jitter_then_moves_on_to_the_next_placeme
     states = all_states(definition_of(synthesized("production-eu").template_json, kind=kind))
     launches = {name: state for name, state in states.items()
                 if state.get("Resource", "").startswith("arn:aws:states:::aws-sdk:ec2:runInstances")}
-    assert set(launches) == {"LaunchWorker", "LaunchFinalize", "LaunchRecordFailedRun", "LaunchReleaseLock"}
+    assert set(launches) == {"StartWorker", "StartFinalize", "StartRecordFailedRun", "StartReleaseLock"}
     for name, launch in launches.items():
-        step = name[len("Launch"):]
+        step = name[len("Start"):]
         assert launch["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances", "never a callback task"
         (retry,) = launch["Retry"]
         assert retry == LAUNCH_RETRY and retry["JitterStrategy"] == "FULL" and retry["BackoffRate"] == 2
@@ -119,7 +119,7 @@ def test_user_data_is_a_constant_size_pointer_and_the_task_travels_in_s3(kind, s
     synth = synthesized("example")
     states = all_states(definition_of(synth.template_json, kind=kind))
     bootstrap = definition_of(synth.template_json, kind=kind)["States"]["PlanWorkers"]["Parameters"]["bootstrap"]
-    user_data = states["LaunchWorker"]["Parameters"]["UserData.$"]
+    user_data = states["StartWorker"]["Parameters"]["UserData.$"]
     key = f"States.Format('tasks/{kind}/{{}}/Worker-{{}}.json', $.run_id, $.launch.index)"
     assert user_data == f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, $.bootstrap.tail))"
     # the largest pointer: an 80-character execution name, worker index 31
@@ -127,7 +127,7 @@ def test_user_data_is_a_constant_size_pointer_and_the_task_travels_in_s3(kind, s
     assert len(rendered) < 2048 and "Task.Token" not in rendered
     assert re.search(r"<<'EFS_BACKUP_TASK'\n\{\"region\": \"us-east-1\", \"bucket\": \"REF-ScriptsBucket[^\"]*\", "
                      r"\"key\": \"$", bootstrap["head"]), "the pointer sits in a quoted heredoc"
-    wait = states["Worker"]
+    wait = states["LaunchWorker"]
     assert wait["Parameters"]["Key.$"] == key and wait["Parameters"]["Bucket"].startswith("REF-ScriptsBucket")
     assert "States.JsonToString($.launch.task)" in wait["Parameters"]["Body.$"]
 

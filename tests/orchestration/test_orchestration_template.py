@@ -106,17 +106,20 @@ def test_definition_structure(synthesized):
     workers = states["Workers"]
     assert workers["Type"] == "Map" and workers["Catch"][0]["ErrorEquals"] == ["States.ALL"]
     item_states = workers["ItemProcessor"]["States"]
-    launch, wait = item_states["LaunchWorker"], item_states["Worker"]
+    launch, wait = item_states["StartWorker"], item_states["LaunchWorker"]
     # The launch is a request-response call (retried), the wait a separate callback task (never retried).
-    assert launch["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances" and launch["Next"] == "Worker"
+    assert launch["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances" and launch["Next"] == "LaunchWorker"
     assert wait["Resource"] == "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken"
     assert wait["HeartbeatSeconds"] == 600 and wait["TimeoutSeconds"] == 24 * 3600
     assert "Retry" not in wait, "no Retry on callback tasks"
     assert "$$.Task.Token" in wait["Parameters"]["Body.$"] and "$$.Task.Token" not in json.dumps(launch)
-    assert wait["End"] is True and wait["OutputPath"] == "$.launched", "reports stay out of the Map's result"
+    # The waiting state outputs the worker's report (the CLI reads it from the state's exit); the iteration's output
+    # is a mark, so 32 reports never meet the state size limit.
+    assert wait["ResultPath"] == "$" and wait["Next"] == "WorkerReported"
+    assert item_states["WorkerReported"] == {"Type": "Pass", "Result": {"reported": True}, "End": True}
     assert item_states["WorkerLaunchGivenUp"]["Type"] == "Fail", "the Map's Catch takes a launch given up"
     for name in ("Finalize", "RecordFailedRun", "ReleaseLock"):
-        assert states[f"Launch{name}"]["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances"
+        assert states[f"Start{name}"]["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances"
         assert states[name]["Resource"].endswith("putObject.waitForTaskToken") and "Retry" not in states[name]
         assert states[f"{name}LaunchGivenUp"]["Next"] == states[name]["Catch"][0]["Next"], "same route as a failure"
         assert states[f"{name}Reported"]["Result"] == {}, "the task leaves the state once reported"
@@ -146,7 +149,7 @@ def test_every_instance_of_a_failed_run_is_terminated_and_a_success_stays_one(sy
         # instances are found by backup-id, execution and workflow (execution names are unique per state machine)
         filters = {f["Name"] for f in states["FindLeftoverInstances"]["Parameters"]["Filters"]}
         assert {"tag:efs-backup:execution", "tag:efs-backup:backup-id", "tag:efs-backup:workflow"} <= filters
-        tags = states["Workers"]["ItemProcessor"]["States"]["LaunchWorker"]["Parameters"]["TagSpecifications"][0]
+        tags = states["Workers"]["ItemProcessor"]["States"]["StartWorker"]["Parameters"]["TagSpecifications"][0]
         assert {"Key": "efs-backup:workflow", "Value": kind} in tags["Tags"]
         # a notification that cannot be sent does not fail a run that succeeded
         assert states["NotifySuccess"]["Catch"][0]["Next"] == "Done"
