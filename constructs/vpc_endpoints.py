@@ -71,6 +71,9 @@ class VpcEndpoints(Construct):
             "s3": [
                 allow(["s3:GetObject"], [f"{script_bucket_arn}/*"], sid="WorkersReadTheScriptBucket"),
                 allow(["s3:ListBucket"], [script_bucket_arn], sid="WorkersListTheScriptBucket"),
+                # Each worker deletes its task object (with its task token) once read: see fleet_workflow.py.
+                allow(["s3:DeleteObject", "s3:DeleteObjectVersion"], [f"{script_bucket_arn}/tasks/*"],
+                      sid="WorkersDeleteTheirTaskObjects"),
                 # dnf fetches Amazon Linux 2023 packages from these AWS-owned buckets without signing its requests.
                 allow(["s3:GetObject"], [f"arn:{stack.partition}:s3:::al2023-repos-{stack.region}-*/*"],
                       principal=iam.AnyPrincipal(), sid="AmazonLinuxRepositories"),

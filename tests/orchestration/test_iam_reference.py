@@ -352,6 +352,29 @@ def test_the_launching_role_cannot_do_more_than_that(variant, synthesized):
 
 # ----------------------------------------------------------------------------------------- the workers' calls
 
+# Endpoint service (com.amazonaws.<region>.<name>) -> the IAM service prefix of the calls that go through it.
+ENDPOINT_ACTION_PREFIX = {"s3": "s3", "states": "states", "logs": "logs", "dynamodb": "dynamodb"}
+
+
+def endpoint_policies(synth) -> Dict[str, List[Dict[str, Any]]]:
+    """Service name -> statements of the VPC endpoints the stack creates (resolved)."""
+    found = {}
+    for resource in synth.template_json["Resources"].values():
+        if resource["Type"] == "AWS::EC2::VPCEndpoint" and "PolicyDocument" in resource["Properties"]:
+            service = Resolver(synth).resolve(resource["Properties"]["ServiceName"]).rsplit(".", 1)[1]
+            found[service] = Resolver(synth).resolve(resource["Properties"]["PolicyDocument"])["Statement"]
+    return found
+
+
+def allowed_for(statements, principal_arn: str, access: Access) -> bool:
+    """``allowed`` for a resource policy: only statements whose Principal names principal_arn (or everyone)."""
+    def names(statement) -> bool:
+        principal = statement.get("Principal", {})
+        if principal == "*" or principal == {"AWS": "*"}:
+            return True
+        return principal_arn in _listed(principal.get("AWS", []))
+    return allowed([s for s in statements if names(s)], access)
+
 
 def worker_commands() -> List[Tuple[str, str]]:
     """(service, command) of every AWS CLI call in worker.sh and the bootstrap, and ("efs", "mount")."""
@@ -428,6 +451,14 @@ def test_every_call_of_the_workers_is_granted_as_the_reference_requires(env, kin
     for service, command in commands:
         for access in worker_accesses(synth, kind, service, command):
             assert allowed(statements, access), f"{kind} worker: {service} {command}: {access} is not granted"
+    # the VPC endpoints the stack creates must let those calls through too (their policies name the worker roles)
+    role_arn = Resolver(synth).resolve(synth.stack.resolve(identity.role.role_arn))
+    for service, endpoint_statements in endpoint_policies(synth).items():
+        for service_name, command in commands:
+            for access in worker_accesses(synth, kind, service_name, command):
+                if access.action.split(":")[0] == ENDPOINT_ACTION_PREFIX.get(service):
+                    assert allowed_for(endpoint_statements, role_arn, access), \
+                        f"{kind} worker: the {service} endpoint's policy refuses {access}"
     # and not the other workflow's tasks, nor another prefix, nor production writes for backup workers
     other = "restore" if kind == "backup" else "backup"
     bucket = Resolver(synth).resolve(synth.stack.resolve(synth.stack.scripts.bucket.bucket_name))
