@@ -41,7 +41,6 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple
 
 import pytest

@@ -12,7 +12,6 @@ One deployment (two subnets in two zones, worker_fallback_instance_types m6a.lar
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
