@@ -240,6 +240,8 @@ class WorkerFleet:
     other: Path  # stands for every restore target other than the production file system
     # (instance) -> False to leave an instance without a worker process (it never reports).
     should_run: Callable[[SimulatedInstance], bool] = lambda instance: True
+    # (instance) -> a command prefix for its bootstrap, e.g. setpriv dropping capabilities (root squashing).
+    command_prefix: Callable[[SimulatedInstance], List[str]] = lambda instance: []
     instances: Dict[str, SimulatedInstance] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -301,7 +303,8 @@ class WorkerFleet:
                    AWS_SHIM_CALL_LOG=str(home / "aws-calls.jsonl"),
                    PATH=f"{self.bin}:{os.environ['PATH']}")
         with open(home / "console.log", "w") as console:
-            instance.proc = subprocess.Popen(["bash", str(home / "user-data")], env=env, stdout=console,
+            instance.proc = subprocess.Popen([*self.command_prefix(instance), "bash", str(home / "user-data")],
+                                             env=env, stdout=console,
                                              stderr=subprocess.STDOUT, start_new_session=True)
 
     def of_execution(self, execution: str) -> List[SimulatedInstance]:

@@ -4,7 +4,8 @@ moto has no capacity and no throttling, so moto_faults.py makes RunInstances fai
 message) for chosen subnets / instance types; the real definition then has to carry the run through: the next
 zone, the configured fallback instance type, or a recorded and notified failure when nothing can launch. And a
 restore of 1,000 paths launches (the user data is constant-size: the task is an S3 object the worker reads and
-deletes) with a summary too big for a message (bounded, the full one on the backup file system).
+deletes) with a summary too big for a message (bounded, the full one on the backup file system), and a backup whose
+summary is bigger than Step Functions accepts (many unreadable long-named files) is promoted and reported a success.
 
 One deployment (two subnets in two zones, worker_fallback_instance_types m6a.large) for the scenarios, in file order.
 """
@@ -164,3 +165,42 @@ def test_a_restore_of_1000_paths_launches_and_its_big_summary_does_not_fail_it(w
     assert task_objects(world) == []
     (note,) = notifications(world)
     assert note["subject"].endswith("restore: success")
+
+
+# Root without these capabilities cannot read a root-owned mode-000 file: what a root-squashing NFS server does to
+# the files only their owners may read.
+SQUASHED = ["setpriv", "--inh-caps=-dac_read_search,-dac_override", "--bounding-set=-dac_read_search,-dac_override"]
+
+
+def test_a_promoted_backup_whose_summary_is_too_big_for_a_message_stays_a_success(world):
+    # 60 directories of 200 entries (the engine's smallest part, MIN_UNIT_FILES): each a part of its own, each with
+    # unreadable files whose whole path (rsync names it) is long: the summary lists 50 warning parts, 5 messages each.
+    deep = "/".join(["d" * 200] * 5)
+    for part in range(60):
+        top = world.source / f"squashed-{part:02d}"
+        directory = top / deep
+        directory.mkdir(parents=True)
+        for index in range(200):
+            (top / f"f{index:03d}").write_text(f"{index}\n")
+        for index in range(6):
+            unreadable = directory / f"unreadable-{index}-{'x' * 200}"
+            unreadable.write_text("secret\n")
+            unreadable.chmod(0)
+    world.fleet.command_prefix = lambda instance: SQUASHED if instance.execution == "big-summary" else []
+    try:
+        described = wait(world, start(world, "big-summary", interval="daily", workers=2), timeout=300)
+    finally:
+        world.fleet.command_prefix = lambda instance: []
+    assert described["status"] == "SUCCEEDED", worker_log(world, "big-summary")
+    summary = json.loads(described["output"])["summary"]
+    assert summary["status"] == "warning" and summary["snapshot"] == "daily.0"
+    assert summary["truncated"]["original_bytes"] > 256 * 1024, "too big for SendTaskSuccess (the shim refuses it)"
+    assert len(json.dumps(summary, sort_keys=True).encode()) <= 32 * 1024
+    full = json.loads((world.id_dir / ".efs-backup" / "history" / "big-summary.json").read_text())
+    assert full["snapshot_id"] == summary["snapshot_id"] and len(full["warning_parts"]) == 50
+    assert (world.id_dir / "daily.0" / "alpha" / "file0.txt").read_text() == "alpha 0\n", "promoted"
+    manifest = json.loads((world.id_dir / ".efs-backup" / "manifests" / "daily.0.json").read_text())
+    assert manifest["snapshot_id"] == summary["snapshot_id"]
+    (record,) = history(world, "big-summary")
+    assert record["status"] == "warning" and json.loads(record["summary"])["truncated"]
+    notifications(world)
