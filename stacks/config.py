@@ -149,6 +149,12 @@ class IntervalPolicy:
         return self.retain + 1 if self.enabled else 0
 
 
+def instance_architecture(instance_type: str) -> str:
+    """arm64 for Graviton families (a 'g' after the generation digit: m7g, c6gn, t4g), else x86_64."""
+    family = instance_type.split(".", 1)[0]
+    return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """The EC2 workers an execution launches."""
@@ -170,9 +176,7 @@ class WorkerSettings:
 
     @property
     def architecture(self) -> str:
-        """arm64 for Graviton families (a 'g' after the generation digit: m7g, c6gn, t4g), else x86_64."""
-        family = self.instance_type.split(".", 1)[0]
-        return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
+        return instance_architecture(self.instance_type)
 
     @property
     def heartbeat_interval_seconds(self) -> int:
@@ -982,8 +986,8 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
     if ok("worker_fallback_instance_types", "worker_instance_type"):
         primary = values["worker_instance_type"]
         fallback = values["worker_fallback_instance_types"]
-        arch = WorkerSettings(1, primary, False, 0, 0, 0).architecture
-        other = [t for t in fallback if WorkerSettings(1, t, False, 0, 0, 0).architecture != arch]
+        arch = instance_architecture(primary)
+        other = [t for t in fallback if instance_architecture(t) != arch]
         if primary in fallback:
             problems.append(f"worker_fallback_instance_types: lists worker_instance_type {primary!r}; expected only "
                             "other types (the primary type is always tried first)")

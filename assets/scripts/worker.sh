@@ -87,9 +87,10 @@ sys.stdout.write("".join("%s\0" % pointer[name] for name in ("region", "bucket",
 PY
   ) || { log "task pointer $pointer_file is unreadable"; return 1; }
   log "waiting for the task object s3://$bucket/$key"
-  until meta="$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" "$task_file" 2>/dev/null)"; do
+  until meta="$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" "$task_file" \
+    2>"$LOG_DIR/task-fetch.err")"; do
     if ((waited >= TASK_WAIT_SECONDS)); then
-      log "no task object after ${TASK_WAIT_SECONDS}s: nothing to do"
+      log "no task object after ${TASK_WAIT_SECONDS}s: nothing to do (last error: $(tail -n 1 "$LOG_DIR/task-fetch.err"))"
       return 1
     fi
     sleep "$TASK_POLL_SECONDS"

@@ -3,7 +3,8 @@ executing in moto, and a simulated worker fleet running the real user data, work
 directories through the mount seam (see moto_world.py for what stands in for what).
 
 The scenarios build on each other in file order (one deployment, one backup file system, like a real schedule):
-1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile, a
+refused inputs (an unused interval, a retain, workers not a whole number 1..32: recorded, notified, nothing
+launched), 1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile, a
 lost abort instance;
 then restores from what they backed up: bad requests, a dry run and a restore of chosen paths into a new directory, an
 in-place restore that keeps newer files, a restore onto another configured file system, a restore of a path the
