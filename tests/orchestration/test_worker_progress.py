@@ -34,8 +34,13 @@ PAUSE_SECONDS = 10
 SLACK = 2 + HEARTBEAT_SECONDS
 
 RECORDING_AWS = """#!/bin/bash
-# Records each AWS CLI call (time and arguments) for the test; every call succeeds.
+# Records each AWS CLI call (time and arguments) for the test; every call succeeds. `s3api get-object` (the task
+# object the pointer names) writes $TASK_OBJECT to its output file, as the real call writes the object.
 printf '%s %s\\n' "$(date +%s.%N)" "$*" >> "$AWS_CALLS"
+if [[ "$1 $2" == "s3api get-object" ]]; then
+  cp "$TASK_OBJECT" "${@: -1}"
+  echo '{}'
+fi
 """
 
 
@@ -88,14 +93,16 @@ def test_a_stopped_engine_stops_the_heartbeat_and_a_resumed_one_restarts_it(tmp_
     (bin_dir / "aws").write_text(RECORDING_AWS)
     (bin_dir / "aws").chmod(0o755)
     aws_calls = tmp_path / "aws-calls.log"
-    task_file = tmp_path / "task.json"
-    task_file.write_text(json.dumps({"task_token": "token-1", "task": {
+    task_object = tmp_path / "task-object.json"
+    task_file = tmp_path / "task-pointer.json"  # what the user data hands worker.sh: where its task object is
+    task_file.write_text(json.dumps({"region": "us-east-1", "bucket": "scripts", "key": "tasks/backup/x/work-0.json"}))
+    task_object.write_text(json.dumps({"task_token": "token-1", "task": {
         "role": "work", "backup_id": "prod", "worker_index": 0, "worker_count": 1, "run_id": "exec-progress",
         "source_file_system_id": "fs-12345678", "backup_file_system_id": "fs-87654321", "region": "us-east-1",
         "log_group": "worker-logs", "heartbeat_seconds": HEARTBEAT_SECONDS, "interval": "daily", "retain": 3}}))
     env = dict(os.environ, EFS_BACKUP_HOME=str(home), EFS_BACKUP_LOCAL_MOUNTS=f"{source}:{backup}",
                EFS_BACKUP_STALL_SECONDS=str(STALL_SECONDS), EFS_BACKUP_PROGRESS_SECONDS="0.5",
-               AWS_CALLS=str(aws_calls), PATH=f"{bin_dir}:{os.environ['PATH']}")
+               AWS_CALLS=str(aws_calls), TASK_OBJECT=str(task_object), PATH=f"{bin_dir}:{os.environ['PATH']}")
     worker = subprocess.Popen(["bash", str(WORKER), str(task_file)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, start_new_session=True)
     paused = None

@@ -21,6 +21,7 @@ A source directory that cannot be read (a permission error: root squashing on NF
 one: its copy becomes the newest snapshot's copy (hard links), and the part reports the path.
 """
 
+import contextlib
 import errno
 import os
 import stat
@@ -284,9 +285,25 @@ class PartDiff:
                 raise
             stack.append((child_src, child_dst, child, iter(subdirs), True))
 
+    @contextlib.contextmanager
+    def _naming(self, path):
+        """An error of an *at() call names only the entry: give it its full path in the work tree, so a failed
+        part's reason says which file could not be written."""
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(exc.filename, (str, bytes)) and "/" not in os.fsdecode(exc.filename):
+                exc.filename = os.path.join(self.trees.paths[1], self.rel, path, os.fsdecode(exc.filename))
+            raise
+
     def _compare_dir(self, src_fd, dst_fd, path, only, recursive):
         """Compare one directory's entries (only: the names in scope, None for all); returns the subdirectories
-        to descend into. The common case (an unchanged single-link file) takes the first branch."""
+        to descend into."""
+        with self._naming(path):
+            return self._compare_entries(src_fd, dst_fd, path, only, recursive)
+
+    def _compare_entries(self, src_fd, dst_fd, path, only, recursive):
+        """_compare_dir's work. The common case (an unchanged single-link file) takes the first branch."""
         try:
             src = _listing(src_fd, only)
         except PermissionError as exc:
@@ -464,6 +481,10 @@ class PartDiff:
         self.changed += 1
         parent, _sep, name = path.rpartition("/")
         self._touch(parent)
+        with self._naming(parent):
+            self._unlink(parent, name, present)
+
+    def _unlink(self, parent, name, present):
         if present:
             fd = self.dst_cache.get(parent)
             if fd is None:  # never leave it for rsync: rsync would chmod/chown a shared inode in place
