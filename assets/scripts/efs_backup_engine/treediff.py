@@ -141,6 +141,9 @@ def compare_part(trees, rel, names, recursive):
         part.open(names is None)
         if part.src_fd is None:  # the part's own directory cannot be read: it keeps the newest copy
             if names is None:
+                own = safefs.lstat_rel(trees.src, rel)  # its own attributes can be read (search on the parent)
+                if own is not None and stat.S_ISDIR(own.st_mode):
+                    part.dir_st[""] = own
                 part._replace_with_newest(part.dst_fd, "")
             else:
                 for name in names:
