@@ -1,7 +1,9 @@
 """The backup workflow: one execution is one backup run of one interval, on the worker fleet (see fleet_workflow.py).
 
-Input: ``{"interval": "daily", "retain": 7, "workers": 4}`` (``workers`` optional: the configured count); the
-schedules send exactly that. Worker roles: ``work`` (every worker: prepare/join, then work), ``finalize`` (promote
+Input: ``{"interval": "daily", "workers": 4}`` (``workers`` optional: the configured count); the schedules send
+exactly that. Retention is part of the deployment: each used interval's ``retain_<interval>`` is written into the
+definition (a Pass state per interval), so whoever may start an execution cannot expire snapshots, and an input that
+carries ``retain`` is refused (recorded and notified like every refused input). Worker roles: ``work`` (every worker: prepare/join, then work), ``finalize`` (promote
 and rotate, or record the failed parts), ``abort`` (record why the run stopped, release the lock). This construct
 also owns the run-history table both workflows record into, and publishes each run's metrics (run_metrics.py).
 """
@@ -13,33 +15,51 @@ from typing import Any, Dict, Sequence
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs.fleet_workflow import FleetJob, FleetWorkflow, success_notification
+from constructs.fleet_workflow import FleetJob, FleetWorkflow, refusal, success_notification
 from constructs.run_metrics import RunMetrics
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
-from stacks.config import INTERVALS, MAX_WORKERS, WorkerSettings
+from stacks.config import MAX_WORKERS, IntervalPolicy, WorkerSettings
 
 
-def backup_job(*, topic_arn: str, notify_on_success: bool) -> FleetJob:
-    interval_rules = [{"Variable": "$.interval", "StringEquals": i} for i in INTERVALS]
-    validation = {
+def backup_job(*, topic_arn: str, notify_on_success: bool, retention: Sequence[IntervalPolicy]) -> FleetJob:
+    """``retention``: every interval's policy from the deployment's configuration. Only used intervals (retain >= 1)
+    are accepted, and each one's retention is written into the definition: the input never carries it."""
+    used = [policy for policy in retention if policy.enabled]
+    if not used:
+        raise ValueError("the backup workflow needs at least one interval with retain >= 1")
+    expected = "{\"interval\": \"%s\", \"workers\": 1..%d (optional)}" % (
+        "|".join(p.interval for p in used), MAX_WORKERS)
+    validation: Dict[str, Any] = {
         "ValidateInput": {
             "Type": "Choice",
-            "Comment": "input: {interval: hourly|daily|weekly|monthly, retain: >= 1, workers?: 1..%d}" % MAX_WORKERS,
-            "Choices": [{
-                "And": [
-                    {"Variable": "$.interval", "IsPresent": True},
-                    {"Variable": "$.interval", "IsString": True},
-                    {"Or": interval_rules},
-                    {"Variable": "$.retain", "IsPresent": True},
-                    {"Variable": "$.retain", "IsNumeric": True},
-                    {"Variable": "$.retain", "NumericGreaterThanEquals": 1},
-                ],
-                "Next": "CheckWorkerCount",
-            }],
+            "Comment": "input: %s; retention comes from the deployment (retain_<interval>), never from the input"
+                       % expected,
+            "Choices": [{"Variable": "$.retain", "IsPresent": True, "Next": "RefuseRetain"}] + [
+                {
+                    "And": [
+                        {"Variable": "$.interval", "IsPresent": True},
+                        {"Variable": "$.interval", "IsString": True},
+                        {"Variable": "$.interval", "StringEquals": policy.interval},
+                    ],
+                    "Next": f"Retain{policy.interval.capitalize()}",
+                }
+                for policy in used
+            ],
             "Default": "InvalidInput",
         },
+        "RefuseRetain": refusal(
+            "retain is not accepted in the input: each interval's retention is part of the deployment "
+            "(retain_<interval> in the configuration) and changes only with a deploy; expected " + expected),
     }
+    for policy in used:
+        validation[f"Retain{policy.interval.capitalize()}"] = {
+            "Type": "Pass",
+            "Comment": f"retain_{policy.interval} of this deployment",
+            "Result": policy.retain,
+            "ResultPath": "$.retain",
+            "Next": "CheckWorkerCount",
+        }
     success_route = {}
     if notify_on_success:
         success_route["NotifySuccess"] = success_notification(
@@ -57,8 +77,7 @@ def backup_job(*, topic_arn: str, notify_on_success: bool) -> FleetJob:
         finalize_role="finalize",
         abort_role="abort",
         validation=validation,
-        invalid_input_cause="expected input {\"interval\": \"hourly|daily|weekly|monthly\", \"retain\": N >= 1, "
-                            "\"workers\": 1..%d (optional)}" % MAX_WORKERS,
+        invalid_input_cause="the input was refused; expected " + expected,
         job_fields={"interval.$": "$.interval", "retain.$": "$.retain"},
         task_fields={"interval.$": "$.interval", "retain.$": "$.retain"},
         record_fields={"interval": {"S.$": "$.interval"}},
@@ -90,11 +109,12 @@ class BackupWorkflow(FleetWorkflow):
         worker: WorkerIdentity,
         topic: sns.ITopic,
         notify_on_success: bool,
+        retention: Sequence[IntervalPolicy],
     ) -> None:
         super().__init__(
             scope,
             construct_id,
-            job=backup_job(topic_arn=topic.topic_arn, notify_on_success=notify_on_success),
+            job=backup_job(topic_arn=topic.topic_arn, notify_on_success=notify_on_success, retention=retention),
             state_machine_name=state_machine_name,
             backup_id=backup_id,
             source_file_system_id=source_file_system_id,

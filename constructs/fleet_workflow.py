@@ -6,10 +6,11 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
 (rendered with CDK tokens) so what runs is exactly what the tests validate with asl-validator and execute in moto:
 
     <the job's validation> ─► CheckWorkerCount ─► FindRunningExecutions ─► another one running? ─► AlreadyRunning
-        │ bad input ─► InvalidInput (fails)                                                        (ends, does nothing)
-        ▼
-    PlanWorkers ─► Workers (Map: LaunchWorker = ec2:runInstances.waitForTaskToken, the work role, per worker)
-        ▼ every worker reported success                       │ any failure, heartbeat or task timeout, launch error
+        │ bad input, workers not a whole 1..32 ─► RecordRefusedInput ─► NotifyRefusedInput         (ends, does nothing)
+        ▼                                         ─► InputRefused (fails; nothing launched)
+    PlanWorkers ─► Workers (Map, per worker: StartWorker = ec2:runInstances, retried ─► LaunchWorker = the task
+        │                     object with the token, s3:putObject.waitForTaskToken; the work role; launch_states)
+        ▼ every worker reported success                       │ any failure, heartbeat or task timeout, launch given up
     Finalize (an instance, the finalize role)                  ▼
         ▼                                               FindWorkerInstances ─► TerminateWorkers (tag: execution)
     RecordRun (DynamoDB) ─► success|warning? ─┐               ▼
@@ -21,9 +22,10 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
                                                           RecordFailure ─► NotifyFailure ─► RunFailed
 
 Tasks keep the state: results go to their own paths (trimmed by ResultSelector), never ``ResultPath: null``
-(moto's interpreter replaces the state with the result there). The Map keeps each worker's report in
-``$.worker_reports``. Every worker task has a heartbeat timeout (workers beat every fifth of it) and a task timeout;
-no callback task relies on ``Retry``. Instances carry the tags ``efs-backup:execution`` (execution name),
+(moto's interpreter replaces the state with the result there). The Map keeps only a mark per worker in
+``$.worker_reports`` (the reports themselves stay out of the state: 256 KiB at most). Every worker task has a
+heartbeat timeout (workers beat every fifth of it) and a task timeout; launches (request-response) are retried, no
+callback task relies on ``Retry``. Instances carry the tags ``efs-backup:execution`` (execution name),
 ``efs-backup:backup-id`` and ``efs-backup:role``; the role may terminate only instances with this backup-id's tag.
 A successful execution's output is ``{"outcome", "execution", "backup_id", "summary"}`` (the engine's summary).
 """
@@ -50,7 +52,8 @@ TAG_BACKUP_ID = "efs-backup:backup-id"
 TAG_EXECUTION = "efs-backup:execution"
 TAG_ROLE = "efs-backup:role"
 TAG_WORKFLOW = "efs-backup:workflow"  # backup | restore: execution names are unique per state machine only
-ENGINE_WORK_FAILED = "EngineWorkFailed"  # the error worker.sh reports when parts failed (see worker.sh)
+ENGINE_WORK_FAILED = "EngineWorkFailed"
+TASK_KEY_ROOT = "tasks"  # tasks/<kind>/<execution>/<step>-<index>.json in the script bucket  # the error worker.sh reports when parts failed (see worker.sh)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class FleetWorkflow(Construct):
             retention=logs.RetentionDays.ONE_YEAR,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # Each worker's task (token and task) is an object here; the workers of this job read only this prefix.
+        self.task_bucket = launch_template.scripts.bucket
+        self.task_bucket_name = self.task_bucket.bucket_name
+        self.task_prefix = f"{TASK_KEY_ROOT}/{job.kind}/"
         self.role = iam.Role(
             self,
             "Role",
@@ -137,6 +144,7 @@ class FleetWorkflow(Construct):
             description=f"efs-backup {job.kind} state machine of backup-id {backup_id}: launch and stop workers, "
                         "record, notify",
         )
+        self.launch_template_settings = launch_template.settings
         self._grant(stack, launch_template, worker, subnet_ids, topic)
 
         definition = self.definition(
@@ -161,17 +169,18 @@ class FleetWorkflow(Construct):
         )
         # Workers report their own task's outcome and heartbeats (task tokens of this state machine only).
         self.state_machine.grant_task_response(worker.role)
-        self._acknowledge(stack)
+        self._acknowledge(stack, worker)
 
     # ------------------------------------------------------------------------------------------------ definition
 
     def definition(self, *, task_constants, subnet_ids, workers, launch_template, topic_arn) -> Dict[str, Any]:
         job = self.job
         backup_id = self.backup_id
-        timeout = workers.timeout_hours * 3600
-        # Workers are spread over the subnets: worker i goes to subnets[i mod n] (JSONPath has no modulo, so the
-        # list is laid out up to the largest worker count).
-        spread = [subnet_ids[i % len(subnet_ids)] for i in range(MAX_WORKERS)]
+        # Launch attempt a of worker i uses subnets[(i + a) mod n] and instance_types[a] (JSONPath has no modulo, so
+        # both lists are laid out up to the largest index used): workers are spread over the subnets, and a launch
+        # the capacity of one zone refused is tried in the next zone, then with the next configured instance type.
+        placement = launch_placements(subnet_ids, workers.instance_types)
+        attempts = len(placement["instance_types"])
         task_base = {
             "backup_id": backup_id,
             **task_constants,
@@ -183,54 +192,24 @@ class FleetWorkflow(Construct):
             **job.task_fields,
         }  # evaluated against PlanWorkers' output (in the Map's ItemSelector, or a Pass state before a launch)
 
-        def launch(role: str, subnet: str) -> Dict[str, Any]:
-            """A Task that starts one instance with this task's token in its user data and waits for its report.
-            ``$.task`` (the worker's named inputs) and ``$.bootstrap`` are in the state's input."""
-            return {
-                "Type": "Task",
-                "Comment": f"one instance running worker.sh ({role}); it reports with the task token",
-                "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances.waitForTaskToken",
-                "Parameters": {
-                    "LaunchTemplate": {
-                        "LaunchTemplateId": launch_template.launch_template_id,
-                        "Version": launch_template.launch_template_version,
-                    },
-                    "MinCount": 1,
-                    "MaxCount": 1,
-                    "NetworkInterfaces": [{
-                        "DeviceIndex": 0,
-                        **({"SubnetId.$": subnet} if subnet.startswith("$") else {"SubnetId": subnet}),
-                        "Groups": launch_template.security_group_ids,
-                        "AssociatePublicIpAddress": False,
-                        "DeleteOnTermination": True,
-                    }],
-                    "TagSpecifications": [
-                        {"ResourceType": kind, "Tags": [
-                            {"Key": TAG_BACKUP_ID, "Value": backup_id},
-                            {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
-                            {"Key": TAG_ROLE, "Value": role},
-                            {"Key": TAG_WORKFLOW, "Value": job.kind},
-                            {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
-                        ]}
-                        for kind in ("instance", "volume")
-                    ],
-                    "UserData.$": (
-                        "States.Base64Encode(States.Format('{}{}{}{}{}', $.bootstrap.head, $$.Task.Token, "
-                        "$.bootstrap.middle, States.JsonToString($.task), $.bootstrap.tail))"
-                    ),
-                },
-                "HeartbeatSeconds": workers.heartbeat_timeout_seconds,
-                "TimeoutSeconds": timeout,
-            }
+        def launch(step: str, role: str, *, done: Dict[str, Any], result_path: str,
+                   give_up: Optional[str], error_path: str = "$.error", wait_name: Optional[str] = None
+                   ) -> Dict[str, Any]:
+            """The states that start one instance for ``step`` and wait for its report (see launch_states)."""
+            return launch_states(
+                step, role, wait_name=wait_name, launch_template=launch_template, task_bucket=self.task_bucket_name,
+                task_prefix=self.task_prefix, backup_id=backup_id, kind=job.kind, workers=workers,
+                attempts=attempts, done=done, result_path=result_path, give_up=give_up, error_path=error_path,
+            )
 
-        def single(role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
-            """One instance outside the Map (finalize or abort); its report becomes $.summary."""
-            return {
-                **launch(role, subnet_ids[0]),
-                "ResultPath": "$.summary",
-                "Next": next_state,
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": catch_next}],
-            }
+        def single(step: str, role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
+            """One instance outside the Map (finalize or abort); its report becomes $.summary. Any failure (the launch
+            given up, the worker's reported failure, a timeout) goes to catch_next with the error at error_path."""
+            states = launch(step, role, done={"Next": f"{step}Reported"}, result_path="$.summary",
+                            give_up=catch_next, error_path=error_path)
+            # The task (a restore's request, again) is not needed any more: keep the state small (256 KiB at most).
+            states[f"{step}Reported"] = {"Type": "Pass", "Result": {}, "ResultPath": "$.launch", "Next": next_state}
+            return states
 
         def cleanup(find: str, any_left: str, terminate: str, next_state: str) -> Dict[str, Any]:
             """Terminate every instance of this execution that is not terminated yet, then go on to next_state
@@ -271,30 +250,55 @@ class FleetWorkflow(Construct):
         def task_pass(role: str, next_state: str) -> Dict[str, Any]:
             return {
                 "Type": "Pass",
-                "Comment": f"the task object of the {role} instance",
-                "Parameters": {**task_base, "role": role, "worker_index": 0},
-                "ResultPath": "$.task",
+                "Comment": f"the task object of the {role} instance, its first launch attempt",
+                "Parameters": {"index": 0, "attempt": 0,
+                               "task": {**task_base, "role": role, "worker_index": 0}},
+                "ResultPath": "$.launch",
                 "Next": next_state,
             }
 
         states: Dict[str, Any] = dict(job.validation)
         states.update({
-            "InvalidInput": {"Type": "Fail", "Error": "InvalidInput", "Cause": job.invalid_input_cause},
+            "InvalidInput": refusal(job.invalid_input_cause),
             "CheckWorkerCount": {
                 "Type": "Choice",
+                "Comment": "workers: a whole number 1..%d (ASL has no integer test: each allowed value is listed, "
+                           "so 2.5 or \"2\" is refused here instead of failing an intrinsic later)" % MAX_WORKERS,
                 "Choices": [
                     {"Variable": "$.workers", "IsPresent": False, "Next": "DefaultWorkerCount"},
                     {
                         "And": [
                             {"Variable": "$.workers", "IsNumeric": True},
-                            {"Variable": "$.workers", "NumericGreaterThanEquals": 1},
-                            {"Variable": "$.workers", "NumericLessThanEquals": MAX_WORKERS},
+                            {"Or": [{"Variable": "$.workers", "NumericEquals": n} for n in range(1, MAX_WORKERS + 1)]},
                         ],
                         "Next": "FindRunningExecutions",
                     },
                 ],
-                "Default": "InvalidInput",
+                "Default": "RefuseWorkerCount",
             },
+            "RefuseWorkerCount": refusal(
+                "workers must be a whole number from 1 to %d (or absent: the configured worker_count %d)"
+                % (MAX_WORKERS, workers.count)),
+            # ---- a refused input: recorded and notified like a failed run, before anything is launched
+            "RecordRefusedInput": self._record_refusal(next_state="NotifyRefusedInput"),
+            "NotifyRefusedInput": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": topic_arn,
+                    "Subject": f"efs-backup {backup_id} {job.kind}: INPUT REFUSED",
+                    "Message.$": (
+                        f"States.Format('efs-backup {job.kind} execution {{}} of backup-id {backup_id} was refused "
+                        "before anything was launched (nothing changed): {}. Input: {}', $.run_id, $.error.Cause, "
+                        "$.input)"
+                    ),
+                },
+                "ResultSelector": {"message_id.$": "$.MessageId"},
+                "ResultPath": "$.notified",
+                "Next": "InputRefused",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "InputRefused"}],
+            },
+            "InputRefused": {"Type": "Fail", "Error": "InvalidInput", "CausePath": "$.error.Cause"},
             "DefaultWorkerCount": {
                 "Type": "Pass",
                 "Result": workers.count,
@@ -339,8 +343,9 @@ class FleetWorkflow(Construct):
                     # holds a datetime there that no intrinsic or integration can serialise.
                     "started.$": "$$.State.EnteredTime",
                     "indexes.$": "States.ArrayRange(0, States.MathAdd($.workers, -1), 1)",
-                    "subnets": spread,
+                    **placement,
                     "bootstrap": launch_template.bootstrap_pieces(),
+                    "envelope": TASK_ENVELOPE,
                     "summary": {},
                 },
                 "Next": "Workers",
@@ -351,28 +356,39 @@ class FleetWorkflow(Construct):
                            "is left",
                 "ItemsPath": "$.indexes",
                 "ItemSelector": {
-                    "index.$": "$$.Map.Item.Value",
                     "run_id.$": "$.run_id",
-                    "subnet.$": "States.ArrayGetItem($.subnets, $$.Map.Item.Value)",
+                    "subnets.$": "$.subnets",
+                    "instance_types.$": "$.instance_types",
+                    "backoff_seconds.$": "$.backoff_seconds",
                     "bootstrap.$": "$.bootstrap",
-                    "task": {**task_base, "role": job.work_role, "worker_index.$": "$$.Map.Item.Value"},
+                    "envelope.$": "$.envelope",
+                    "launch": {
+                        "index.$": "$$.Map.Item.Value",
+                        "attempt": 0,
+                        "task": {**task_base, "role": job.work_role, "worker_index.$": "$$.Map.Item.Value"},
+                    },
                 },
                 "MaxConcurrency": 0,
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
-                    "StartAt": "LaunchWorker",
+                    "StartAt": "StartWorker",
+                    # A launch given up fails the iteration (a Fail state): the Map's Catch handles every worker
+                    # failure. The waiting state (named LaunchWorker: efs-backup-cli reads the worker reports from
+                    # its exits) outputs the worker's report; each iteration's output is only a mark (the reports
+                    # of 32 workers stay out of the state, 256 KiB at most).
                     "States": {
-                        # No Next, no Catch, no Retry: the Map's Catch handles every worker failure.
-                        "LaunchWorker": {**launch(job.work_role, "$.subnet"), "End": True},
+                        **launch("Worker", job.work_role, done={"Next": "WorkerReported"}, result_path="$",
+                                 give_up=None, wait_name="LaunchWorker"),
+                        "WorkerReported": {"Type": "Pass", "Result": {"reported": True}, "End": True},
                     },
                 },
                 "ResultPath": "$.worker_reports",
                 "Next": "FinalizeTask",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FindWorkerInstances"}],
             },
-            "FinalizeTask": task_pass(job.finalize_role, "Finalize"),
-            "Finalize": single(job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
-                               error_path="$.error"),
+            "FinalizeTask": task_pass(job.finalize_role, "StartFinalize"),
+            **single("Finalize", job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
+                     error_path="$.error"),
             "RecordRun": self._record("success", next_state="CheckOutcome"),
             "CheckOutcome": {
                 "Type": "Choice",
@@ -398,12 +414,12 @@ class FleetWorkflow(Construct):
                              "Next": "RecordFailedRunTask"}],
                 "Default": "ReleaseLockTask",
             },
-            "RecordFailedRunTask": task_pass(job.finalize_role, "RecordFailedRun"),
-            "RecordFailedRun": single(job.finalize_role, next_state="RecordFailure",
-                                      catch_next="FindLeftoverInstances", error_path="$.release_error"),
-            "ReleaseLockTask": task_pass(job.abort_role, "ReleaseLock"),
-            "ReleaseLock": single(job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
-                                  error_path="$.release_error"),
+            "RecordFailedRunTask": task_pass(job.finalize_role, "StartRecordFailedRun"),
+            **single("RecordFailedRun", job.finalize_role, next_state="RecordFailure",
+                     catch_next="FindLeftoverInstances", error_path="$.release_error"),
+            "ReleaseLockTask": task_pass(job.abort_role, "StartReleaseLock"),
+            **single("ReleaseLock", job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
+                     error_path="$.release_error"),
             # The finalize or abort instance itself failed (timed out, lost): it must not be left running.
             **cleanup("FindLeftoverInstances", "AnyLeftoverInstances", "TerminateLeftoverInstances", "RecordFailure"),
             "RecordFailure": self._record("failed", next_state="NotifyFailure"),
@@ -429,6 +445,29 @@ class FleetWorkflow(Construct):
 
     def after_records(self, states: Dict[str, Any]) -> None:
         """Hook for a job's construct: splice states after RecordRun/RecordFailure (the role and table exist)."""
+
+    def _record_refusal(self, *, next_state: str) -> Dict[str, Any]:
+        """PutItem of a refused input (state made by ``refusal``): status failed, error InvalidInput and why."""
+        return {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:putItem",
+            "Parameters": {"TableName": self.table.table_name, "Item": {
+                "backup_id": {"S": self.backup_id},
+                "run": {"S.$": "States.Format('{}#{}', $.started, $.run_id)"},
+                "execution": {"S.$": "$.run_id"},
+                "kind": {"S": self.job.kind},
+                "started": {"S.$": "$.started"},
+                "status": {"S": "failed"},
+                "error": {"S.$": "States.JsonToString($.error)"},
+                "summary": {"S": "{}"},
+                "refused_input": {"S.$": "$.input"},
+            }},
+            "ResultSelector": {"recorded": True},
+            "ResultPath": "$.recorded",
+            "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
+                       "BackoffRate": 2}],
+            "Next": next_state,
+        }
 
     def _record(self, outcome: str, *, next_state: str) -> Dict[str, Any]:
         """PutItem of the run summary into the run-history table (readable without mounting EFS)."""
@@ -503,6 +542,11 @@ class FleetWorkflow(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
             ),
             iam.PolicyStatement(
+                sid="HandEachWorkerItsTask",
+                actions=["s3:PutObject"],
+                resources=[self.task_bucket.arn_for_objects(f"{self.task_prefix}*")],
+            ),
+            iam.PolicyStatement(
                 sid="FindWorkerInstances",
                 actions=["ec2:DescribeInstances"],
                 resources=["*"],
@@ -529,10 +573,63 @@ class FleetWorkflow(Construct):
                 resources=[topic.topic_arn],
             ),
         ]
+        settings = launch_template.settings
+        if settings.spot:
+            # A Spot launch through RunInstances also creates a spot-instances-request (untagged here: the launch
+            # tags only instances and volumes), and needs the Spot service-linked role, which EC2 creates on the
+            # first Spot request of an account if the caller may (https://docs.aws.amazon.com/AWSEC2/latest/
+            # UserGuide/service-linked-roles-spot-instance-requests.html; the spot-instances-request resource of
+            # RunInstances: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+            statements += [
+                iam.PolicyStatement(
+                    sid="RunWorkersAsSpotInstances",
+                    actions=["ec2:RunInstances"],
+                    resources=[arn("spot-instances-request", "*")],
+                ),
+                iam.PolicyStatement(
+                    sid="CreateTheSpotServiceLinkedRoleOnce",
+                    actions=["iam:CreateServiceLinkedRole"],
+                    resources=[stack.format_arn(service="iam", region="", resource="role",
+                                                resource_name="aws-service-role/spot.amazonaws.com/"
+                                                              "AWSServiceRoleForEC2Spot")],
+                    conditions={"StringLike": {"iam:AWSServiceName": "spot.amazonaws.com"}},
+                ),
+            ]
+        # Encrypted root volumes: the principal that calls RunInstances must be allowed to use the volume's KMS key
+        # (kms:CreateGrant for AWS resources only, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt*;
+        # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions),
+        # otherwise an instance whose default EBS key is customer managed goes from pending to terminated
+        # (Client.InvalidKMSKey.InvalidState). The AWS managed aws/ebs key needs no grant. worker_ebs_kms_key names
+        # the key (only it is granted); by default the account's own keys are granted through EC2 only.
+        keys = ([settings.ebs_kms_key_arn] if settings.ebs_kms_key_arn
+                else [stack.format_arn(service="kms", resource="key", resource_name="*")])
+        via_ec2 = {"kms:ViaService": f"ec2.{stack.region}.amazonaws.com"}
+        statements += [
+            iam.PolicyStatement(
+                sid="UseTheRootVolumeKeyThroughEc2",
+                actions=["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
+                         "kms:ReEncryptTo"],
+                resources=keys,
+                conditions={"StringEquals": via_ec2},
+            ),
+            iam.PolicyStatement(
+                sid="LetEc2GrantItselfTheRootVolumeKey",
+                actions=["kms:CreateGrant"],
+                resources=keys,
+                conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
+        ]
         for statement in statements:
             self.role.add_to_principal_policy(statement)
+        # The worker reads its own task object (its key is in its user data) and deletes it, every version of it:
+        # the task token must not outlive the task in a versioned bucket.
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="ReadAndDeleteOwnTask",
+            actions=["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[self.task_bucket.arn_for_objects(f"{self.task_prefix}*")],
+        ))
 
-    def _acknowledge(self, stack: Stack) -> None:
+    def _acknowledge(self, stack: Stack, worker: WorkerIdentity) -> None:
         """Each remaining wildcard of the state machine role, with its reason (cdk-nag IAM5)."""
         instance_any = nag_resource(stack, stack.format_arn(service="ec2", resource="instance", resource_name="*"))
         volume_any = nag_resource(stack, stack.format_arn(service="ec2", resource="volume", resource_name="*"))
@@ -540,7 +637,29 @@ class FleetWorkflow(Construct):
                                                        resource_name="*"))
         image_any = nag_resource(stack, stack.format_arn(service="ec2", resource="image", resource_name="*",
                                                          account=""))
+        tasks = nag_resource(stack, self.task_bucket.arn_for_objects(f"{self.task_prefix}*"))
+        task_reason = ("Task objects are named by execution, step and worker index at run time "
+                       f"({self.task_prefix}<execution>/<step>-<index>.json); limited to this workflow's prefix.")
+        worker_policy = worker.role.node.find_child("DefaultPolicy").node.default_child
+        Validations.of(worker_policy).acknowledge(
+            Acknowledgment(id=f"{NAG_PACK}AwsSolutions-IAM5[Resource::{tasks}]", reason=task_reason))
+        extra: Dict[str, str] = {}
+        settings = self.launch_template_settings
+        if settings.spot:
+            spot = nag_resource(stack, stack.format_arn(service="ec2", resource="spot-instances-request",
+                                                        resource_name="*"))
+            extra[f"IAM5[Resource::{spot}]"] = (
+                "The Spot request is created by RunInstances itself (its id exists only after the launch); the "
+                "launch is otherwise limited by the template, subnets, images and tags of the other statements.")
+        if not settings.ebs_kms_key_arn:
+            any_key = nag_resource(stack, stack.format_arn(service="kms", resource="key", resource_name="*"))
+            extra[f"IAM5[Resource::{any_key}]"] = (
+                "The root volume's key is the account's EBS default key, which only the account knows (it may be "
+                "customer managed); usable through EC2 in this region only (kms:ViaService), grants only for AWS "
+                "resources. Set worker_ebs_kms_key to grant one key instead.")
         findings = {
+            **extra,
+            f"IAM5[Resource::{tasks}]": task_reason,
             "IAM5[Resource::*]": (
                 "ec2:DescribeInstances has no resource-level permissions (it only reads; the execution filters by its "
                 "tags), and the X-Ray and CloudWatch Logs delivery actions the CDK adds for tracing and logging "
@@ -582,6 +701,191 @@ def run_history_table(scope: Construct, construct_id: str) -> dynamodb.Table:
         ),
         removal_policy=RemovalPolicy.RETAIN,
     )
+
+
+# ------------------------------------------------------------------------------------------------ launching workers
+
+# What the worker's task object (in S3) holds: head + task token + middle + task JSON + tail (a token is base64-like
+# text, the task is JSON: no escaping needed; States.Format cannot write literal braces portably).
+TASK_ENVELOPE = {"head": '{"task_token": "', "middle": '", "task": ', "tail": "}"}
+# Retried in place first, with exponential backoff and full jitter: the error names Step Functions gives AWS SDK
+# integration errors (ServiceName.ErrorName + "Exception", https://docs.aws.amazon.com/step-functions/latest/dg/
+# supported-services-awssdk.html). RequestLimitExceeded: EC2 API throttling, retry with backoff
+# (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html); InsufficientInstanceCapacity: retry
+# later, in another zone or with another type (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+# troubleshooting-launch.html#troubleshooting-launch-capacity); InvalidParameterValue "Invalid IAM Instance
+# Profile": a role or instance profile created moments ago is not usable by EC2 yet (IAM is eventually consistent,
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+# EC2's SDK models no exception per error code, and Step Functions reports its errors as Ec2.Ec2Exception with the
+# code's message in the cause (e.g. https://github.com/CloudSnorkel/cdk-github-runners/issues/182): retried too (a
+# failed launch created nothing, so at worst a permanent error fails about a minute later).
+LAUNCH_RETRY_ERRORS = ("Ec2.InsufficientInstanceCapacityException", "Ec2.RequestLimitExceededException",
+                       "Ec2.InvalidParameterValueException", "Ec2.Ec2Exception")
+LAUNCH_RETRY = {"ErrorEquals": list(LAUNCH_RETRY_ERRORS), "IntervalSeconds": 5, "MaxAttempts": 3,
+                "BackoffRate": 2, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
+# After the in-place retries (or when the error has another name: some SDK paths report EC2 errors as
+# Ec2.Ec2Exception with the code only in the message, and moto names them after the API call), the launch moves on
+# to its next placement when the error or its message says it is worth another try. Matched on both fields.
+RETRYABLE_ERROR_PATTERNS = ("*InsufficientInstanceCapacity*", "*InsufficientCapacity*", "*RequestLimitExceeded*",
+                            "*Unsupported*")
+RETRYABLE_CAUSE_PATTERNS = (
+    "*sufficient*capacity*",  # "We currently do not have sufficient m6i.large capacity in the Availability Zone..."
+    "*no Spot capacity*",  # "There is no Spot capacity available that matches your request."
+    "*Request limit exceeded*",
+    "*is not supported in your requested Availability Zone*",  # error code Unsupported
+    "*Invalid IAM Instance Profile*", "*iamInstanceProfile*",  # a fresh instance profile (InvalidParameterValue)
+)
+MAX_BACKOFF_SECONDS = 60
+
+
+def launch_placements(subnet_ids: Sequence[str], instance_types: Sequence[str]) -> Dict[str, List[Any]]:
+    """The lists launch attempts pick from: attempt a of worker i uses ``subnets[i + a]`` and ``instance_types[a]``
+    (each instance type through every subnet, in order, then two more rounds of the last for throttling), and waits
+    up to ``backoff_seconds[a]`` (full jitter) before attempt a + 1."""
+    zones, types = len(subnet_ids), len(instance_types)
+    attempts = zones * types + 2
+    return {
+        "subnets": [subnet_ids[k % zones] for k in range(MAX_WORKERS + attempts)],
+        "instance_types": [instance_types[min(a // zones, types - 1)] for a in range(attempts)],
+        "backoff_seconds": [min(5 * 2 ** a, MAX_BACKOFF_SECONDS) for a in range(attempts)],
+    }
+
+
+def _field_matches(field: str, pattern: str) -> Dict[str, Any]:
+    path = f"$.launch_error.{field}"
+    return {"And": [{"Variable": path, "IsPresent": True}, {"Variable": path, "IsString": True},
+                    {"Variable": path, "StringMatches": pattern}]}
+
+
+def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate, task_bucket: str,
+                  task_prefix: str, backup_id: str, kind: str, workers: WorkerSettings, attempts: int,
+                  done: Dict[str, Any], result_path: str, give_up: Optional[str], error_path: str,
+                  wait_name: Optional[str] = None) -> Dict[str, Any]:
+    """One worker instance for ``step`` (the prefix of the state names, also part of the task object's key):
+
+    ``Start<step>`` (ec2:RunInstances, request-response: Retry with backoff and full jitter; a failed launch created
+    nothing, so trying again is safe) ─► ``<step>`` or ``wait_name`` (s3:PutObject.waitForTaskToken: writes the task
+    token and the
+    task to ``tasks/<kind>/<run_id>/<step>-<index>.json``, which the instance reads and deletes, then waits for the
+    worker's report under a heartbeat and a task timeout).
+    A launch error worth another try ─► ``<step>NextLaunch`` (next subnet / instance type, a random wait up to the
+    attempt's backoff) ─► ``Start<step>``; otherwise, or after the last attempt, ``<step>LaunchGivenUp``: a Fail
+    state with the launch's error (``give_up`` None: inside the Map, whose Catch takes it) or the error stored at
+    ``error_path`` and on to ``give_up``.
+
+    The user data is constant-size (the bootstrap plus the object's key): what a task carries (a restore's paths)
+    never meets the 16 KB user-data limit or States.Base64Encode's 10,000 characters
+    (https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html#asl-intrsc-func-base64encode).
+    Expects in the state: ``run_id``, ``subnets``, ``instance_types``, ``backoff_seconds``, ``bootstrap``,
+    ``envelope`` and ``launch`` = {index, attempt, task}."""
+    key = f"States.Format('{task_prefix}{{}}/{step}-{{}}.json', $.run_id, $.launch.index)"
+    start, wait_name = f"Start{step}", wait_name or step
+    retry_next, next_launch, backoff, given_up = (f"{step}LaunchRetryable", f"{step}NextLaunch",
+                                                  f"{step}LaunchBackoff", f"{step}LaunchGivenUp")
+    tags = [
+        {"Key": TAG_BACKUP_ID, "Value": backup_id},
+        {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
+        {"Key": TAG_ROLE, "Value": role},
+        {"Key": TAG_WORKFLOW, "Value": kind},
+        {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
+    ]
+    wait: Dict[str, Any] = {
+        "Type": "Task",
+        "Comment": f"the task of the {role} instance, with its task token; waits for the worker's report",
+        "Resource": "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken",
+        "Parameters": {
+            "Bucket": task_bucket,
+            "Key.$": key,
+            "ContentType": "application/json",
+            "Body.$": ("States.Format('{}{}{}{}{}', $.envelope.head, $$.Task.Token, $.envelope.middle, "
+                       "States.JsonToString($.launch.task), $.envelope.tail)"),
+        },
+        "HeartbeatSeconds": workers.heartbeat_timeout_seconds,
+        "TimeoutSeconds": workers.timeout_hours * 3600,
+        "ResultPath": result_path,
+        **done,
+    }
+    if give_up is not None:
+        wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
+    return {
+        start: {
+            "Type": "Task",
+            "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
+            "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
+            "Parameters": {
+                "LaunchTemplate": {
+                    "LaunchTemplateId": launch_template.launch_template_id,
+                    "Version": launch_template.launch_template_version,
+                },
+                "InstanceType.$": "States.ArrayGetItem($.instance_types, $.launch.attempt)",
+                "MinCount": 1,
+                "MaxCount": 1,
+                "NetworkInterfaces": [{
+                    "DeviceIndex": 0,
+                    "SubnetId.$": "States.ArrayGetItem($.subnets, States.MathAdd($.launch.index, $.launch.attempt))",
+                    "Groups": launch_template.security_group_ids,
+                    "AssociatePublicIpAddress": False,
+                    "DeleteOnTermination": True,
+                }],
+                "TagSpecifications": [{"ResourceType": resource, "Tags": tags} for resource in ("instance", "volume")],
+                "UserData.$": f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, "
+                              "$.bootstrap.tail))",
+            },
+            # SDK results hold timestamps (and moto cannot serialise them): keep the ids only.
+            "ResultSelector": {"instance_ids.$": "$.Instances[*].InstanceId"},
+            "ResultPath": "$.launched",
+            "Retry": [LAUNCH_RETRY],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": retry_next}],
+            "Next": wait_name,
+        },
+        retry_next: {
+            "Type": "Choice",
+            "Comment": "capacity, throttling or a fresh instance profile, and attempts left: try the next placement",
+            "Choices": [{
+                "And": [
+                    {"Variable": "$.launch.attempt", "NumericLessThan": attempts - 1},
+                    {"Or": [_field_matches("Error", p) for p in RETRYABLE_ERROR_PATTERNS]
+                     + [_field_matches("Cause", p) for p in RETRYABLE_CAUSE_PATTERNS]},
+                ],
+                "Next": next_launch,
+            }],
+            "Default": given_up,
+        },
+        next_launch: {
+            "Type": "Pass",
+            "Parameters": {
+                "index.$": "$.launch.index",
+                "attempt.$": "States.MathAdd($.launch.attempt, 1)",
+                "task.$": "$.launch.task",
+                "delay.$": "States.MathRandom(1, States.ArrayGetItem($.backoff_seconds, $.launch.attempt))",
+            },
+            "ResultPath": "$.launch",
+            "Next": backoff,
+        },
+        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": start},
+        given_up: (
+            {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
+            if give_up is None else
+            {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
+        ),
+        wait_name: wait,
+    }
+
+
+def refusal(cause: str) -> Dict[str, Any]:
+    """The state a job's validation goes to when it refuses the input: keeps the execution's name, start and input
+    and the reason, then records and notifies the refusal (RecordRefusedInput) and fails with InvalidInput."""
+    return {
+        "Type": "Pass",
+        "Comment": "refused input: nothing is launched",
+        "Parameters": {
+            "run_id.$": "$$.Execution.Name",
+            "started.$": "$$.State.EnteredTime",
+            "input.$": "States.JsonToString($$.Execution.Input)",
+            "error": {"Error": "InvalidInput", "Cause": cause},
+        },
+        "Next": "RecordRefusedInput",
+    }
 
 
 def optional_field_is_valid(path: str, test: Dict[str, Any]) -> Dict[str, Any]:

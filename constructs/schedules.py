@@ -1,7 +1,7 @@
 """EventBridge Scheduler schedules: one per interval that has a schedule, each starting the backup state machine.
 
-The schedule's input is rendered from the same ``IntervalPolicy`` that holds the retention, so a schedule can never
-start a run with another interval's label or retention. Flexible time window off (runs start on time), the
+The schedule's input is rendered from the same ``IntervalPolicy`` that holds the retention, so a schedule never
+starts an unused interval; the retention itself is not in the input (the backup state machine has it built in). Flexible time window off (runs start on time), the
 configured time zone, and the state ENABLED or DISABLED from ``schedules_enabled``. moto does not run schedules;
 the tests assert them on the template.
 """
@@ -19,8 +19,9 @@ from stacks.config import IntervalPolicy
 
 
 def schedule_input(policy: IntervalPolicy, workers: int) -> Dict[str, object]:
-    """The execution input a schedule sends (the same format as a run started by hand)."""
-    return {"interval": policy.interval, "retain": policy.retain, "workers": workers}
+    """The execution input a schedule sends (the same format as a run started by hand). No retention: the state
+    machine has each interval's retention written into its definition."""
+    return {"interval": policy.interval, "workers": workers}
 
 
 class Schedules(Construct):

@@ -5,11 +5,12 @@ each run gets the current patched image without a stack update), IMDSv2 required
 public IP, both worker security groups, the worker instance profile, shutdown behaviour terminate, optional Spot.
 No key pair: operators use SSM Session Manager.
 
-User data: the state machine builds it per task (it must carry the task token, which only exists at run time) from
-three fixed pieces rendered here, ``head`` + <task token> + ``middle`` + <task JSON> + ``tail``, so that nothing
-from the execution is ever interpreted by the shell (both values land inside a quoted heredoc). The bootstrap
-fetches ``assets/scripts/`` from the script bucket at exactly the deployed ``scripts/<asset-hash>/`` prefix (never
-from the internet), restores the execute bits S3 does not keep, and runs ``worker.sh`` (see its header).
+User data: the state machine builds it per launch from two fixed pieces rendered here, ``head`` + <key of the task
+object> + ``tail``: a constant-size pointer (region, bucket, key) in a quoted heredoc, so nothing from the execution is
+ever interpreted by the shell and no task (a restore of thousands of paths) can outgrow the user data. The task token
+and the task itself are in that S3 object (see fleet_workflow.launch_states), which worker.sh reads and deletes. The
+bootstrap fetches ``assets/scripts/`` from the script bucket at exactly the deployed ``scripts/<asset-hash>/`` prefix
+(never from the internet), restores the execute bits S3 does not keep, and runs ``worker.sh`` (see its header).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from stacks.config import WorkerSettings
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 INSTALL_DIR = "/opt/efs-backup"
-# Marks the heredoc that carries the task JSON; JSON on one line can never contain it as a line of its own.
+# Marks the heredoc that carries the task pointer; JSON on one line can never be it as a line of its own.
 TASK_HEREDOC = "EFS_BACKUP_TASK"
 
 
@@ -99,6 +100,8 @@ class WorkerLaunchTemplate(Construct):
                         "volumeType": "gp3",
                         "encrypted": True,
                         "deleteOnTermination": True,
+                        # None: the account's EBS default key (the launching role's KMS rights: fleet_workflow).
+                        **({"kmsKeyId": settings.ebs_kms_key_arn} if settings.ebs_kms_key_arn else {}),
                     },
                 }
             ],
@@ -223,12 +226,14 @@ class WorkerLaunchTemplate(Construct):
         return self._stack.format_arn(service="ec2", resource="launch-template", resource_name=self.launch_template.ref)
 
     def bootstrap_pieces(self) -> Dict[str, str]:
-        """``head`` + task token + ``middle`` + task JSON + ``tail`` is the user data of every worker instance."""
+        """``head`` + the key of the task object + ``tail`` is the user data of every worker instance: a fixed
+        script plus a pointer (region, bucket, key), so its size never depends on the task (see fleet_workflow)."""
         bucket = self.scripts.bucket.bucket_name
         prefix = self.scripts.script_key_prefix
         head = "\n".join([
             "#!/bin/bash",
-            "# efs-backup worker bootstrap: fetch the deployed engine version, run worker.sh with this task.",
+            "# efs-backup worker bootstrap: fetch the deployed engine version, run worker.sh on the task object named"
+            " below.",
             "set -euo pipefail",
             "umask 077",
             f'EFS_BACKUP_HOME="${{EFS_BACKUP_HOME:-{INSTALL_DIR}}}"',
@@ -242,15 +247,14 @@ class WorkerLaunchTemplate(Construct):
             f'aws s3 cp --recursive --only-show-errors --region {Aws.REGION} "s3://{bucket}/{prefix}" '
             '"$EFS_BACKUP_HOME/scripts/"',
             'chmod +x "$EFS_BACKUP_HOME/scripts/worker.sh" "$EFS_BACKUP_HOME/scripts/efs-backup-engine"',
-            'TASK_FILE="$EFS_BACKUP_HOME/task.json"',
-            f"cat > \"$TASK_FILE\" <<'{TASK_HEREDOC}'",
-            '{"task_token": "',
+            'POINTER_FILE="$EFS_BACKUP_HOME/task-pointer.json"',
+            f"cat > \"$POINTER_FILE\" <<'{TASK_HEREDOC}'",
+            f'{{"region": "{Aws.REGION}", "bucket": "{bucket}", "key": "',
         ])
-        middle = '", "task": '
         tail = "\n".join([
-            "}",
+            '"}',
             TASK_HEREDOC,
-            'exec "$EFS_BACKUP_HOME/scripts/worker.sh" "$TASK_FILE"',
+            'exec "$EFS_BACKUP_HOME/scripts/worker.sh" "$POINTER_FILE"',
             "",
         ])
-        return {"head": head, "middle": middle, "tail": tail}
+        return {"head": head, "tail": tail}

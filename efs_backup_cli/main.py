@@ -310,7 +310,7 @@ def cmd_run(args, out: Output) -> int:
         raise CliError(f"interval {args.interval} is not used in environment {deployment.config.environment} "
                        f"(retain_{args.interval} is 0); used: {used}", EXIT_REFUSED)
     arn = deployment.output("StateMachineArn")
-    payload: Dict[str, Any] = {"interval": args.interval, "retain": retain}
+    payload: Dict[str, Any] = {"interval": args.interval}  # retention is part of the deployment
     if args.workers:
         payload["workers"] = args.workers
     total = payload.get("workers", deployment.config.workers.count)

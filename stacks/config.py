@@ -35,6 +35,7 @@ MAX_LINKED_TREES = 170
 MAX_RETAIN = MAX_LINKED_TREES - 1
 # Workers per run. The state machine spreads workers over the subnets from a list of this length.
 MAX_WORKERS = 32
+MAX_FALLBACK_INSTANCE_TYPES = 4
 
 # --- worker heartbeats and progress (issue 11, item 4) -----------------------------------------------------------
 # A worker's first heartbeat comes only after the instance booted, cloud-init ran the user data and the scripts were
@@ -194,6 +195,12 @@ class IntervalPolicy:
         return self.retain + 1 if self.enabled else 0
 
 
+def instance_architecture(instance_type: str) -> str:
+    """arm64 for Graviton families (a 'g' after the generation digit: m7g, c6gn, t4g), else x86_64."""
+    family = instance_type.split(".", 1)[0]
+    return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
+
+
 @dataclass(frozen=True)
 class WorkerImage:
     """A worker image with amazon-efs-utils, nfs-utils and rsync preinstalled (``worker_image``): workers then need
@@ -215,12 +222,18 @@ class WorkerSettings:
     root_volume_gib: int
     stall_seconds: int = 300  # worker.sh withholds heartbeats after this long without engine progress
     image: Optional["WorkerImage"] = None  # None: Amazon Linux 2023 (latest), packages installed with dnf at boot
+    # Tried in this order after instance_type when EC2 has no capacity for it in any subnet (same architecture).
+    fallback_instance_types: Tuple[str, ...] = ()
+    # The key that encrypts the workers' root volumes; None: the account's EBS default key for the region.
+    ebs_kms_key_arn: Optional[str] = None
+
+    @property
+    def instance_types(self) -> Tuple[str, ...]:
+        return (self.instance_type,) + self.fallback_instance_types
 
     @property
     def architecture(self) -> str:
-        """arm64 for Graviton families (a 'g' after the generation digit: m7g, c6gn, t4g), else x86_64."""
-        family = self.instance_type.split(".", 1)[0]
-        return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
+        return instance_architecture(self.instance_type)
 
     @property
     def heartbeat_interval_seconds(self) -> int:
@@ -545,6 +558,33 @@ def _kms_key(value: Any) -> KmsKeyChoice:
     raise _Invalid(f"{_describe(value)} is not a key choice; expected {expectation}")
 
 
+def _instance_types(value: Any) -> Tuple[str, ...]:
+    expectation = "a list of instance types such as m6a.large, comma-separated with -c, or none"
+    if _is_none(value) or value == "":
+        return ()
+    if isinstance(value, str):
+        items: List[Any] = [item.strip() for item in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise _Invalid(f"{_describe(value)} is not a list; expected {expectation}")
+    bad = [item for item in items if not isinstance(item, str) or not _INSTANCE_TYPE.match(item)]
+    if bad:
+        raise _Invalid(f"{', '.join(map(_describe, bad))} is not an instance type; expected {expectation}")
+    if len(set(items)) != len(items):
+        raise _Invalid(f"{_describe(value)} lists an instance type twice; expected each type once")
+    return tuple(items)
+
+
+def _ebs_kms_key(value: Any) -> Optional[str]:
+    expectation = "'default' (the account's EBS default key) or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+    if value == "default":
+        return None
+    if isinstance(value, str) and _KMS_KEY_ARN.match(value):
+        return value
+    raise _Invalid(f"{_describe(value)} is not a key choice; expected {expectation}")
+
+
 def _https_egress(value: Any) -> Tuple[str, ...]:
     expectation = "a list of IPv4 CIDR blocks and managed prefix list ids (pl-…), comma-separated with -c"
     if isinstance(value, str):
@@ -798,6 +838,15 @@ KEYS: Dict[str, KeySpec] = {
         _spec("worker_instance_type", "string", "m6i.large", "`m6i.large`",
               "Worker instance type; Graviton types (m7g, c7gn, …) get the arm64 image.",
               _pattern(_INSTANCE_TYPE, "an instance type", "e.g. m6i.large")),
+        _spec("worker_fallback_instance_types", "list of strings or none", (), "none",
+              "Instance types tried, in order, when EC2 has no capacity for `worker_instance_type` in any of the "
+              "subnets (each type goes through every subnet first); same architecture as `worker_instance_type`, "
+              "at most 4. With `-c`: comma-separated.", _instance_types),
+        _spec("worker_ebs_kms_key", "string", "default", "`default`",
+              "Key of the workers' encrypted root volumes: `default` (the account's EBS default key for the region; "
+              "the launching role may use the account's own keys through EC2 only) or the ARN of a key (same region, "
+              "any account; its key policy must let this account use it): the launch template names it and only it "
+              "is granted.", _ebs_kms_key),
         _spec("worker_spot", "boolean", False, "false",
               "Launch workers as Spot instances (an interruption fails the run; the next run resumes).", _boolean),
         _spec("worker_heartbeat_timeout_seconds", "integer", 600, "600",
@@ -973,6 +1022,8 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             root_volume_gib=values["worker_root_volume_gib"],
             stall_seconds=values["worker_stall_seconds"],
             image=values["worker_image"],
+            fallback_instance_types=values["worker_fallback_instance_types"],
+            ebs_kms_key_arn=values["worker_ebs_kms_key"],
         ),
         notifications=NotificationSettings(values["notification_emails"], values["notify_on_success"]),
         schedule_timezone=values["schedule_timezone"],
@@ -1060,6 +1111,26 @@ def _cross_checks(values: Mapping[str, Any], raw: Mapping[str, Any], context: Ma
                     f"backup_kms_key: {kms.key_arn!r} is in {key_region}; expected a key in {values['region']} "
                     "(EFS needs a key in its own region)"
                 )
+    if ok("worker_fallback_instance_types", "worker_instance_type"):
+        primary = values["worker_instance_type"]
+        fallback = values["worker_fallback_instance_types"]
+        arch = instance_architecture(primary)
+        other = [t for t in fallback if instance_architecture(t) != arch]
+        if primary in fallback:
+            problems.append(f"worker_fallback_instance_types: lists worker_instance_type {primary!r}; expected only "
+                            "other types (the primary type is always tried first)")
+        if other:
+            problems.append(f"worker_fallback_instance_types: {', '.join(map(repr, other))} not {arch} like "
+                            f"worker_instance_type {primary!r}; expected types of the same architecture (the "
+                            "launch template's image is resolved for one architecture)")
+        if len(fallback) > MAX_FALLBACK_INSTANCE_TYPES:
+            problems.append(f"worker_fallback_instance_types: {len(fallback)} types; expected at most "
+                            f"{MAX_FALLBACK_INSTANCE_TYPES} (each is tried in every subnet)")
+    if ok("worker_ebs_kms_key", "region") and values["worker_ebs_kms_key"]:
+        key_region = _KMS_KEY_ARN.match(values["worker_ebs_kms_key"]).group("region")
+        if key_region != values["region"]:
+            problems.append(f"worker_ebs_kms_key: {values['worker_ebs_kms_key']!r} is in {key_region}; expected a "
+                            f"key in {values['region']} (EBS encrypts with a key of the volume's region)")
     if ok("restore_target_file_systems", "source_file_system_id"):
         if values["source_file_system_id"] in [t.file_system_id for t in values["restore_target_file_systems"] or ()]:
             problems.append(

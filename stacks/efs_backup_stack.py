@@ -140,6 +140,7 @@ class EfsBackupStack(Stack):
             worker=self.worker,
             topic=self.notifications.topic,
             notify_on_success=config.notifications.notify_on_success,
+            retention=config.retention,
         )
         self.restore_launch_template = WorkerLaunchTemplate(
             self,
@@ -234,7 +235,7 @@ class EfsBackupStack(Stack):
             "AccessLogBucketName": (self.scripts.access_log_bucket.bucket_name, "Server access logs of the bucket"),
             "WorkerRoleArn": (self.worker.role.role_arn, "Role of the worker instances"),
             "StateMachineArn": (self.workflow.state_machine.state_machine_arn,
-                                "Backup workflow: start-execution with {interval, retain, workers?}"),
+                                "Backup workflow: start-execution with {interval, workers?} (retention is deployed)"),
             "RestoreStateMachineArn": (
                 self.restore_workflow.state_machine.state_machine_arn,
                 "Restore workflow: start-execution with {snapshot|at, paths?, target_path?, mirror?, dry_run?}",

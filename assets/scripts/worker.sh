@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # efs-backup worker entrypoint: one EC2 instance, one task of one Step Functions execution.
 #
-# Usage: worker.sh TASK_FILE
+# Usage: worker.sh POINTER_FILE
 #
 # The user data (built by constructs/worker_launch_template.py) fetches assets/scripts/ from the script bucket at
-# the exact version the execution was deployed with, writes TASK_FILE and runs this script. TASK_FILE is JSON:
+# the exact version the execution was deployed with, writes POINTER_FILE and runs this script. POINTER_FILE is JSON
+# {"region", "bucket", "key"}: where this instance's task object is (the state machine writes it right after the
+# launch, see constructs/fleet_workflow.py). fetch_task waits for it (at most TASK_WAIT_SECONDS), copies it to
+# TASK_FILE and deletes it from the bucket (every version: it holds the task token). The task object is JSON:
 #   {"task_token": "...",                       the callback token of the Step Functions task (a secret)
 #    "task": {"role": "work|finalize|abort|restore-work|restore-finalize|restore-abort",   what this instance does
 #             "backup_id", "worker_index", "worker_count", "run_id" (the execution name),
@@ -74,6 +77,39 @@ log() {
 
 # ------------------------------------------------------------------------------------------------- task input
 
+TASK_WAIT_SECONDS=900 # how long a worker waits for its task object before it gives up (and powers off)
+TASK_POLL_SECONDS=3
+
+# Reads POINTER_FILE; waits for the task object, copies it to TASK_FILE ($1 -> $2), deletes it from the bucket.
+fetch_task() {
+  local pointer_file="$1" task_file="$2" region bucket key waited=0 meta version
+  { IFS= read -r -d '' region && IFS= read -r -d '' bucket && IFS= read -r -d '' key; } < <(python3 - "$pointer_file" <<'PY'
+import json, sys
+pointer = json.load(open(sys.argv[1]))
+sys.stdout.write("".join("%s\0" % pointer[name] for name in ("region", "bucket", "key")))
+PY
+  ) || { log "task pointer $pointer_file is unreadable"; return 1; }
+  log "waiting for the task object s3://$bucket/$key"
+  until meta="$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" "$task_file" \
+    2>"$LOG_DIR/task-fetch.err")"; do
+    if ((waited >= TASK_WAIT_SECONDS)); then
+      log "no task object after ${TASK_WAIT_SECONDS}s: nothing to do (last error: $(tail -n 1 "$LOG_DIR/task-fetch.err"))"
+      return 1
+    fi
+    sleep "$TASK_POLL_SECONDS"
+    waited=$((waited + TASK_POLL_SECONDS))
+  done
+  version="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("VersionId") or "")' "$meta")"
+  # A versioned bucket keeps a deleted object's data until its version is deleted too: delete exactly that version.
+  if [[ -n "$version" && "$version" != "null" ]]; then
+    aws s3api delete-object --region "$region" --bucket "$bucket" --key "$key" --version-id "$version" >/dev/null ||
+      log "could not delete the task object's version $version"
+  else
+    aws s3api delete-object --region "$region" --bucket "$bucket" --key "$key" >/dev/null ||
+      log "could not delete the task object"
+  fi
+}
+
 read_task_file() {
   local task_file="$1" name value
   # python3 (stdlib) parses the JSON; fields come back NUL-separated and are checked against TASK_FIELDS.
@@ -112,14 +148,29 @@ sfn() {
   aws stepfunctions --region "$TASK_REGION" "$@"
 }
 
+# What a task may hand back: Step Functions takes at most 256 KiB of task output, and the state machine puts the
+# summary into the run-history item and the notification beside other fields (bounded.py has the sources), so a
+# report is cut down to REPORT_MAX_BYTES; the full summary stays on the backup file system (history/<run-id>.json).
+REPORT_MAX_BYTES=32768
+REPORT_MIN_BYTES=4096 # the last try: only the outcome's scalars
+
+bounded_report() {
+  local output="$1" max_bytes="$2"
+  printf '%s' "$output" | python3 "$ENGINE" bound-report --max-bytes "$max_bytes" \
+    --note "full summary: $TASK_BACKUP_FILE_SYSTEM_ID:/$TASK_BACKUP_ID/.efs-backup/history/$TASK_RUN_ID.json"
+}
+
 report_success() {
-  local output="$1"
+  local output="$1" bounded max_bytes
   [[ -n "$REPORTED" ]] && return 0
-  log "reporting success"
-  if sfn send-task-success --task-token "$TASK_TASK_TOKEN" --task-output "$output" >/dev/null; then
-    REPORTED=success
-    return 0
-  fi
+  for max_bytes in "$REPORT_MAX_BYTES" "$REPORT_MIN_BYTES"; do
+    bounded="$(bounded_report "$output" "$max_bytes")" || bounded="$output"
+    log "reporting success (${#bounded} of ${#output} bytes)"
+    if sfn send-task-success --task-token "$TASK_TASK_TOKEN" --task-output "$bounded" >/dev/null; then
+      REPORTED=success
+      return 0
+    fi
+  done
   # Never leave the task waiting for its heartbeat timeout: say that the result could not be delivered.
   report_failure WorkerFailed "the $TASK_ROLE step finished but send-task-success failed (result of ${#output} bytes)"
 }
@@ -598,11 +649,12 @@ on_signal() {
 }
 
 main() {
-  local task_file="${1:?usage: worker.sh TASK_FILE}"
+  local pointer_file="${1:?usage: worker.sh POINTER_FILE}" task_file="$EFS_BACKUP_HOME/task.json"
   mkdir -p "$LOG_DIR"
   exec > >(tee -a "$LOG_FILE") 2>&1
   trap on_exit EXIT
   trap on_signal TERM INT
+  fetch_task "$pointer_file" "$task_file"
   read_task_file "$task_file"
   log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, ${TASK_INTERVAL:-restore} (retain ${TASK_RETAIN:--}), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT"
   start_heartbeat

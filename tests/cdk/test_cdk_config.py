@@ -446,3 +446,31 @@ def test_restore_target_file_systems_from_cdk_json_and_the_command_line():
     assert any("names the production file system" in p for p in problems)
     problems, _ = problems_of(context(restore_target_file_systems="fs-89abcdef:sg-89abcdef,fs-89abcdef:sg-01234567"))
     assert any("'fs-89abcdef' is listed more than once" in p for p in problems)
+
+
+def test_fallback_instance_types_are_checked():
+    config = load_config(context(worker_fallback_instance_types="m6a.large, m5.large"))
+    assert config.workers.instance_types == ("m6i.large", "m6a.large", "m5.large")
+    assert load_config(context()).workers.instance_types == ("m6i.large",)
+    assert load_config(context(valid_environment(worker_fallback_instance_types=["m6a.large"]))
+                       ).workers.fallback_instance_types == ("m6a.large",)
+    assert single_problem(context(worker_fallback_instance_types="m6a.large,m6a.large")).startswith(
+        "worker_fallback_instance_types: 'm6a.large,m6a.large' lists an instance type twice")
+    assert single_problem(context(worker_fallback_instance_types="m6a")).startswith(
+        "worker_fallback_instance_types: 'm6a' is not an instance type")
+    assert "lists worker_instance_type 'm6i.large'" in single_problem(
+        context(worker_fallback_instance_types="m6i.large"))
+    problem = single_problem(context(worker_fallback_instance_types="m7g.large"))
+    assert "'m7g.large' not x86_64 like worker_instance_type 'm6i.large'" in problem
+    problem = single_problem(context(worker_fallback_instance_types="m6a.large,m5.large,m5a.large,c6i.large,c6a.large"))
+    assert "5 types; expected at most 4" in problem
+
+
+def test_worker_ebs_kms_key_is_default_or_a_key_of_the_region():
+    assert load_config(context()).workers.ebs_kms_key_arn is None
+    key = "arn:aws:kms:eu-west-1:210987654321:key/0123abcd-0123-4567-89ab-0123456789ab"
+    assert load_config(context(worker_ebs_kms_key=key)).workers.ebs_kms_key_arn == key, "any account, same region"
+    assert single_problem(context(worker_ebs_kms_key="alias/aws/ebs")).startswith(
+        "worker_ebs_kms_key: 'alias/aws/ebs' is not a key choice")
+    other_region = key.replace("eu-west-1", "us-east-1")
+    assert "is in us-east-1; expected a key in eu-west-1" in single_problem(context(worker_ebs_kms_key=other_region))

@@ -233,9 +233,19 @@ def test_a_second_run_is_refused_while_one_runs_then_queued_and_followed_live(wo
     assert code == 0, err
     first = json.loads(out)
     assert first["execution"].startswith("manual-daily-")
-    assert first["input"] == {"interval": "daily", "retain": 7}, "retain_daily of the example environment"
+    assert first["input"] == {"interval": "daily"}, "no retain: the deployed state machine has retain_daily"
     assert f"follow it with `efs-backup follow {first['execution']}`" in err
     world.state["first"] = first["execution"]
+    # The first must have counted the running executions before the second starts (moto parses each definition
+    # when an execution starts, which takes seconds on a loaded machine: otherwise the first may see the second
+    # and end as already-running itself).
+    sfn = world.moto.client("stepfunctions")
+    first_arn = world.arn.replace(":stateMachine:", ":execution:") + ":" + first["execution"]
+    deadline = time.time() + 60
+    while not any(e.get("stateExitedEventDetails", {}).get("name") == "FindRunningExecutions"
+                  for e in sfn.get_execution_history(executionArn=first_arn, maxResults=1000)["events"]):
+        assert time.time() < deadline, "the first execution never got past FindRunningExecutions"
+        time.sleep(0.2)
     time.sleep(1.1)  # execution names carry the second
     # Refused before starting: the running one is named, with its start time and how to follow it.
     code, out, err = cli(world, monkeypatch, *ENV, "--json", "run", "--interval", "daily", "--wait")

@@ -3,7 +3,7 @@
 The real AWS CLI is not a test dependency (CI machines may not have it). The worker simulator puts a tiny ``aws``
 wrapper that runs this file first on the PATH of the worker processes it starts, and nowhere else. Each call is
 made with boto3 against moto (``AWS_ENDPOINT_URL``), with the CLI's argument names, so worker.sh and the user data
-run unchanged. Supported: ``s3 cp --recursive s3://B/P DIR``, ``stepfunctions send-task-success|send-task-failure|
+run unchanged. Supported: ``s3 cp --recursive s3://B/P DIR``, ``s3api get-object|delete-object``, ``stepfunctions send-task-success|send-task-failure|
 send-task-heartbeat``, ``logs create-log-stream|put-log-events`` (``file://`` values). Anything else fails loudly.
 With ``AWS_SHIM_CALL_LOG`` set (the simulator sets it per instance), every call is appended there as a JSON line.
 """
@@ -17,6 +17,8 @@ import time
 from typing import Dict, List, Tuple
 
 import boto3
+
+TASK_OUTPUT_LIMIT = 256 * 1024
 
 
 def parse(argv: List[str]) -> Tuple[List[str], Dict[str, object]]:
@@ -73,10 +75,28 @@ def main(argv: List[str]) -> int:
             print(f"fatal: nothing under {source}", file=sys.stderr)
             return 1
         return 0
+    if service == "s3api" and command == "get-object":
+        s3 = client("s3", options)
+        response = s3.get_object(Bucket=options["bucket"], Key=options["key"])
+        with open(positional[2], "wb") as handle:
+            handle.write(response["Body"].read())
+        print(json.dumps({k: response[k] for k in ("VersionId", "ContentLength", "ETag") if k in response}))
+        return 0
+    if service == "s3api" and command == "delete-object":
+        s3 = client("s3", options)
+        extra = {"VersionId": options["version-id"]} if "version-id" in options else {}
+        print(json.dumps({k: v for k, v in s3.delete_object(Bucket=options["bucket"], Key=options["key"],
+                                                            **extra).items() if k != "ResponseMetadata"}))
+        return 0
     if service == "stepfunctions":
         sfn = client("stepfunctions", options)
         token = options["task-token"]
         if command == "send-task-success":
+            # AWS refuses task output over 256 KiB; moto does not check it, the shim does (quota: "Maximum input or
+            # output size for a task, state, or execution", https://docs.aws.amazon.com/step-functions/latest/dg/
+            # service-quotas.html).
+            if len(options["task-output"].encode("utf-8")) > TASK_OUTPUT_LIMIT:
+                raise SystemExit("aws shim: send-task-success: the task output exceeds the 256 KiB quota")
             sfn.send_task_success(taskToken=token, output=options["task-output"])
         elif command == "send-task-failure":
             sfn.send_task_failure(taskToken=token, error=options.get("error", ""), cause=options.get("cause", ""))

@@ -44,6 +44,7 @@ from orchestration_helpers import REPO_ROOT, definition_of
 ACCOUNT = "111111111111"
 REGION = "us-east-1"
 SHIM = Path(__file__).resolve().parent / "aws_cli_shim.py"
+FAULTS_SERVER = Path(__file__).resolve().parent / "moto_faults.py"
 
 
 def free_port() -> int:
@@ -53,12 +54,18 @@ def free_port() -> int:
 
 
 class MotoServer:
-    def __init__(self, workdir: Path) -> None:
+    """``faults``: a JSON file of EC2 launch faults to inject (see moto_faults.py), or None for plain moto."""
+
+    def __init__(self, workdir: Path, faults: Optional[Path] = None) -> None:
         self.port = free_port()
         self.url = f"http://localhost:{self.port}"
         self.log = open(workdir / "moto.log", "w")
         env = dict(os.environ, MOTO_ACCOUNT_ID=ACCOUNT, MOTO_PORT=str(self.port))
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(self.port)], env=env,
+        server = ["-m", "moto.server"]
+        if faults is not None:
+            env["MOTO_FAULTS_FILE"] = str(faults)
+            server = [str(FAULTS_SERVER)]
+        self.proc = subprocess.Popen([sys.executable, *server, "-p", str(self.port)], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while True:
@@ -90,16 +97,19 @@ class MotoServer:
 # ------------------------------------------------------------------------------------------------------ deploy
 
 
-def create_network(moto: MotoServer) -> Dict[str, str]:
+def create_network(moto: MotoServer, zones: int = 1) -> Dict[str, str]:
     ec2 = moto.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    subnets = ",".join(
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{index + 1}.0/24",
+                          AvailabilityZone=f"{REGION}{'abcdef'[index]}")["Subnet"]["SubnetId"] + f":{REGION}{'abcdef'[index]}"
+        for index in range(zones))
     mount_target_sg = ec2.create_security_group(GroupName="prod-mt", Description="prod mt", VpcId=vpc)["GroupId"]
     client_sg = ec2.create_security_group(GroupName="prod-client", Description="prod client", VpcId=vpc)["GroupId"]
     # A second file system restores may write to (restore_target_file_systems), with its mount-target group.
     other_sg = ec2.create_security_group(GroupName="other-mt", Description="other mt", VpcId=vpc)["GroupId"]
     other_fs = moto.client("efs").create_file_system(CreationToken="restore-target")["FileSystemId"]
-    return {"vpc_id": vpc, "vpc_cidr": "10.9.0.0/16", "subnets": f"{subnet}:{REGION}a",
+    return {"vpc_id": vpc, "vpc_cidr": "10.9.0.0/16", "subnets": subnets,
             "source_mount_target_security_group_id": mount_target_sg, "source_client_security_group": client_sg,
             "restore_target_file_systems": f"{other_fs}:{other_sg}",
             # As the example environment: the VPC's own endpoints (S3 gateway via its prefix list, states, logs).
@@ -232,6 +242,8 @@ class WorkerFleet:
     other: Path  # stands for every restore target other than the production file system
     # (instance) -> False to leave an instance without a worker process (it never reports).
     should_run: Callable[[SimulatedInstance], bool] = lambda instance: True
+    # (instance) -> a command prefix for its bootstrap, e.g. setpriv dropping capabilities (root squashing).
+    command_prefix: Callable[[SimulatedInstance], List[str]] = lambda instance: []
     instances: Dict[str, SimulatedInstance] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -293,7 +305,8 @@ class WorkerFleet:
                    AWS_SHIM_CALL_LOG=str(home / "aws-calls.jsonl"),
                    PATH=f"{self.bin}:{os.environ['PATH']}")
         with open(home / "console.log", "w") as console:
-            instance.proc = subprocess.Popen(["bash", str(home / "user-data")], env=env, stdout=console,
+            instance.proc = subprocess.Popen([*self.command_prefix(instance), "bash", str(home / "user-data")],
+                                             env=env, stdout=console,
                                              stderr=subprocess.STDOUT, start_new_session=True)
 
     def of_execution(self, execution: str) -> List[SimulatedInstance]:
@@ -405,16 +418,18 @@ class World:
 
 
 @contextmanager
-def deployed_world(workdir: Path, **synth_overrides: str) -> Iterator[World]:
+def deployed_world(workdir: Path, *, faults: Optional[Path] = None, zones: int = 1,
+                   **synth_overrides: str) -> Iterator[World]:
     """Everything the end-to-end tests share: synth (with ``synth_overrides``), deploy into a fresh moto server,
     the scripts in the bucket, the backup and restore state machines re-created in moto's executing backend, an SQS
     queue subscribed to the notification topic, ``production``, ``backup`` and ``other`` (a restore target) tmpfs
-    file systems (empty) and the fleet. Needs root (tmpfs and bind mounts)."""
-    moto = MotoServer(workdir)
+    file systems (empty) and the fleet. ``zones`` subnets (one per zone); ``faults``: see MotoServer. Needs root
+    (tmpfs and bind mounts)."""
+    moto = MotoServer(workdir, faults)
     fleet = None
     filesystems: List[Path] = []
     try:
-        network = create_network(moto)
+        network = create_network(moto, zones)
         synth = synth_for_moto(workdir / "cdk", network, **synth_overrides)
         stack = synth.stack
         sources = upload_assets(moto, workdir / "cdk", stack.stack_name)

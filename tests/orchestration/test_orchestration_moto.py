@@ -3,7 +3,8 @@ executing in moto, and a simulated worker fleet running the real user data, work
 directories through the mount seam (see moto_world.py for what stands in for what).
 
 The scenarios build on each other in file order (one deployment, one backup file system, like a real schedule):
-1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile, a
+refused inputs (an unused interval, a retain, workers not a whole number 1..32: recorded, notified, nothing
+launched), 1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile, a
 lost abort instance;
 then restores from what they backed up: bad requests, a dry run and a restore of chosen paths into a new directory, an
 in-place restore that keeps newer files, a restore onto another configured file system, a restore of a path the
@@ -30,7 +31,7 @@ def world(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto-e2e")
     if not can_bind_mount(tmp_path_factory.mktemp("probe")):
         pytest.skip("the mount seam binds local directories: needs root and mount(2)")
-    with deployed_world(workdir, worker_heartbeat_timeout_seconds=str(HEARTBEAT_TIMEOUT),
+    with deployed_world(workdir, worker_heartbeat_timeout_seconds=str(HEARTBEAT_TIMEOUT), retain_daily="1",
                         notify_on_success="true") as w:
         for index, top in enumerate(("alpha", "beta", "gamma", "delta", "with space")):
             for sub in range(3):
@@ -105,14 +106,44 @@ def worker_log(world, execution: str, state_machine_arn: str = "") -> str:
 # --------------------------------------------------------------------------------------------------- scenarios
 
 
-def test_invalid_input_fails_before_anything_is_launched(world):
-    described = wait(world, start(world, "bad-input", interval="yearly", retain=3))
+def refusal_of(world, name: str):
+    """The refused execution's failure, its run-history record and its notification (drained)."""
+    execution_arn = world.arn.replace(":stateMachine:", ":execution:") + ":" + name
+    described = wait(world, execution_arn)
     assert described["status"] == "FAILED"
-    assert world.fleet.of_execution("bad-input") == []
+    events = world.sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True)["events"]
+    (failed,) = [e["executionFailedEventDetails"] for e in events if e["type"] == "ExecutionFailed"]
+    assert world.fleet.of_execution(name) == [], "nothing launched"
+    (record,) = history(world, name)
+    (note,) = notifications(world)
+    return failed, record, note
+
+
+@pytest.mark.parametrize("name, run_input, reason", [
+    ("bad-input", {"interval": "yearly"}, "expected {\"interval\": \"daily|weekly|monthly\""),
+    # Retention is part of the deployment: a caller cannot pass (and so cannot lower) it.
+    ("bad-retain", {"interval": "daily", "retain": 1}, "retain is not accepted in the input"),
+    ("bad-retain-alone", {"retain": 7}, "retain is not accepted in the input"),
+    # A non-integer worker count used to pass the checks and fail an intrinsic in a Pass state (no record, no
+    # notification); it is refused like every bad input now.
+    ("bad-workers-fraction", {"interval": "daily", "workers": 2.5}, "workers must be a whole number from 1 to 32"),
+    ("bad-workers-string", {"interval": "daily", "workers": "2"}, "workers must be a whole number from 1 to 32"),
+    ("bad-workers-zero", {"interval": "daily", "workers": 0}, "workers must be a whole number from 1 to 32"),
+])
+def test_a_refused_input_launches_nothing_and_is_recorded_and_notified(world, name, run_input, reason):
+    start(world, name, **run_input)
+    failed, record, note = refusal_of(world, name)
+    assert failed["error"] == "InvalidInput" and reason in failed["cause"], failed
+    assert record["status"] == "failed" and record["kind"] == "backup"
+    assert json.loads(record["error"]) == {"Error": "InvalidInput", "Cause": failed["cause"]}
+    assert json.loads(record["refused_input"]) == run_input
+    assert note["subject"] == f"efs-backup {world.synth.config.backup_id} backup: INPUT REFUSED"
+    assert reason in note["message"] and name in note["message"]
+    assert not (world.id_dir / "daily.0").exists(), "no run happened"
 
 
 def test_one_worker_run_promotes_records_and_notifies(world):
-    described = wait(world, start(world, "run-1-worker", interval="daily", retain=1, workers=1))
+    described = wait(world, start(world, "run-1-worker", interval="daily", workers=1))
     assert described["status"] == "SUCCEEDED", worker_log(world, "run-1-worker")
     assert roles(world, "run-1-worker") == ["finalize", "work"]
     assert tree(world.id_dir / "daily.0") == tree(world.source)
@@ -178,7 +209,7 @@ def test_four_workers_share_the_run_and_produce_the_same_snapshot(world):
     (world.source / "gamma" / "dir0" / "file0.txt").unlink()
     (world.source / "epsilon").mkdir()
     (world.source / "epsilon" / "new.txt").write_text("new\n")
-    described = wait(world, start(world, "run-4-workers", interval="daily", retain=1, workers=4))
+    described = wait(world, start(world, "run-4-workers", interval="daily", workers=4))
     assert described["status"] == "SUCCEEDED", worker_log(world, "run-4-workers")
     assert roles(world, "run-4-workers") == ["finalize", "work", "work", "work", "work"]
     assert tree(world.id_dir / "daily.0") == tree(world.source)
@@ -200,7 +231,7 @@ def test_a_failed_part_promotes_nothing_terminates_every_instance_and_names_the_
     subprocess.run(["mount", "--bind", str(blocked), str(blocked)], check=True)
     subprocess.run(["mount", "-o", "remount,bind,ro", str(blocked)], check=True)
     try:
-        described = wait(world, start(world, "run-fails", interval="daily", retain=1, workers=2))
+        described = wait(world, start(world, "run-fails", interval="daily", workers=2))
     finally:
         work_tree = world.id_dir / ".efs-backup" / "runs" / "daily" / "tree" / "beta"
         for mount_point in (work_tree, blocked):
@@ -224,7 +255,7 @@ def test_a_failed_part_promotes_nothing_terminates_every_instance_and_names_the_
 
 
 def test_the_run_after_a_failure_resumes_it(world):
-    described = wait(world, start(world, "run-resumes", interval="daily", retain=1, workers=2))
+    described = wait(world, start(world, "run-resumes", interval="daily", workers=2))
     assert described["status"] == "SUCCEEDED", worker_log(world, "run-resumes")
     summary = json.loads(history(world, "run-resumes")[0]["summary"])
     assert summary["attempt"] == 2, "the failed run's work was resumed, not restarted"
@@ -235,12 +266,12 @@ def test_the_run_after_a_failure_resumes_it(world):
 def test_a_lost_worker_times_out_and_a_second_execution_meanwhile_is_refused(world):
     world.fleet.should_run = lambda instance: not (instance.execution == "run-lost" and instance.role == "work")
     try:
-        lost = start(world, "run-lost", interval="daily", retain=1, workers=1)
+        lost = start(world, "run-lost", interval="daily", workers=1)
         deadline = time.time() + 20
         while not world.fleet.of_execution("run-lost"):
             assert time.time() < deadline, "no instance launched"
             time.sleep(0.2)
-        second = wait(world, start(world, "run-second", interval="daily", retain=1))
+        second = wait(world, start(world, "run-second", interval="daily"))
         assert second["status"] == "SUCCEEDED"
         assert json.loads(second["output"])["outcome"] == "already-running"
         assert world.fleet.of_execution("run-second") == [], "the refused execution launched nothing"
@@ -267,7 +298,7 @@ def test_an_abort_instance_that_never_reports_is_terminated_too(world):
     """The failure path's own instance can be lost as well: it is terminated, and the failure still recorded."""
     world.fleet.should_run = lambda instance: instance.execution != "run-abort-lost"
     try:
-        described = wait(world, start(world, "run-abort-lost", interval="daily", retain=1, workers=1),
+        described = wait(world, start(world, "run-abort-lost", interval="daily", workers=1),
                          timeout=HEARTBEAT_TIMEOUT * 8)
     finally:
         world.fleet.should_run = lambda instance: True
@@ -305,7 +336,11 @@ def test_restore_input_is_checked_before_anything_is_launched(world):
         described = wait(world, start_restore(world, name, **request))
         assert described["status"] == "FAILED", name
         assert world.fleet.of_execution(name) == [], f"{name}: nothing launched"
-    assert history(world, "restore-bad-both") == []
+        (record,) = history(world, name)
+        assert record["kind"] == "restore" and json.loads(record["error"])["Error"] == "InvalidInput"
+        assert json.loads(record["refused_input"]) == request
+    refused = notifications(world)
+    assert len(refused) == 6 and all(n["subject"].endswith("restore: INPUT REFUSED") for n in refused)
 
 
 def test_restore_dry_run_then_paths_into_a_new_directory(world):

@@ -105,15 +105,27 @@ def test_definition_structure(synthesized):
     assert states["AlreadyRunning"]["End"] is True
     workers = states["Workers"]
     assert workers["Type"] == "Map" and workers["Catch"][0]["ErrorEquals"] == ["States.ALL"]
-    launch = workers["ItemProcessor"]["States"]["LaunchWorker"]
-    assert launch["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances.waitForTaskToken"
-    assert launch["HeartbeatSeconds"] == 600 and launch["TimeoutSeconds"] == 24 * 3600
-    assert "Retry" not in launch, "no Retry on callback tasks"
-    assert "$$.Task.Token" in launch["Parameters"]["UserData.$"]
+    item_states = workers["ItemProcessor"]["States"]
+    launch, wait = item_states["StartWorker"], item_states["LaunchWorker"]
+    # The launch is a request-response call (retried), the wait a separate callback task (never retried).
+    assert launch["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances" and launch["Next"] == "LaunchWorker"
+    assert wait["Resource"] == "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken"
+    assert wait["HeartbeatSeconds"] == 600 and wait["TimeoutSeconds"] == 24 * 3600
+    assert "Retry" not in wait, "no Retry on callback tasks"
+    assert "$$.Task.Token" in wait["Parameters"]["Body.$"] and "$$.Task.Token" not in json.dumps(launch)
+    # The waiting state outputs the worker's report (the CLI reads it from the state's exit); the iteration's output
+    # is a mark, so 32 reports never meet the state size limit.
+    assert wait["ResultPath"] == "$" and wait["Next"] == "WorkerReported"
+    assert item_states["WorkerReported"] == {"Type": "Pass", "Result": {"reported": True}, "End": True}
+    assert item_states["WorkerLaunchGivenUp"]["Type"] == "Fail", "the Map's Catch takes a launch given up"
     for name in ("Finalize", "RecordFailedRun", "ReleaseLock"):
-        assert states[name]["Resource"].endswith("runInstances.waitForTaskToken") and "Retry" not in states[name]
-    assert states["Workers"]["Next"] == "FinalizeTask" and states["FinalizeTask"]["Parameters"]["role"] == "finalize"
-    assert states["ReleaseLockTask"]["Parameters"]["role"] == "abort"
+        assert states[f"Start{name}"]["Resource"] == "arn:aws:states:::aws-sdk:ec2:runInstances"
+        assert states[name]["Resource"].endswith("putObject.waitForTaskToken") and "Retry" not in states[name]
+        assert states[f"{name}LaunchGivenUp"]["Next"] == states[name]["Catch"][0]["Next"], "same route as a failure"
+        assert states[f"{name}Reported"]["Result"] == {}, "the task leaves the state once reported"
+    assert states["Workers"]["Next"] == "FinalizeTask"
+    assert states["FinalizeTask"]["Parameters"]["task"]["role"] == "finalize"
+    assert states["ReleaseLockTask"]["Parameters"]["task"]["role"] == "abort"
     assert states["TerminateWorkers"]["Resource"] == "arn:aws:states:::aws-sdk:ec2:terminateInstances"
     assert states["RecordRun"]["Resource"] == "arn:aws:states:::dynamodb:putItem"
     assert states["NotifyFailure"]["Resource"] == "arn:aws:states:::sns:publish"
@@ -137,7 +149,7 @@ def test_every_instance_of_a_failed_run_is_terminated_and_a_success_stays_one(sy
         # instances are found by backup-id, execution and workflow (execution names are unique per state machine)
         filters = {f["Name"] for f in states["FindLeftoverInstances"]["Parameters"]["Filters"]}
         assert {"tag:efs-backup:execution", "tag:efs-backup:backup-id", "tag:efs-backup:workflow"} <= filters
-        tags = states["Workers"]["ItemProcessor"]["States"]["LaunchWorker"]["Parameters"]["TagSpecifications"][0]
+        tags = states["Workers"]["ItemProcessor"]["States"]["StartWorker"]["Parameters"]["TagSpecifications"][0]
         assert {"Key": "efs-backup:workflow", "Value": kind} in tags["Tags"]
         # a notification that cannot be sent does not fail a run that succeeded
         assert states["NotifySuccess"]["Catch"][0]["Next"] == "Done"
@@ -149,10 +161,10 @@ def test_restore_definition_structure(synthesized):
     # The fleet part is the same code: only the job's states and values differ.
     shared = set(backup) & set(restore)
     assert {"Workers", "Finalize", "FindWorkerInstances", "ReleaseLock", "RecordFailure", "NotifyFailure"} <= shared
-    task = restore["Workers"]["ItemSelector"]["task"]
+    task = restore["Workers"]["ItemSelector"]["launch"]["task"]
     assert task["role"] == "restore-work" and task["request.$"] == "States.JsonToString($.request)"
-    assert restore["FinalizeTask"]["Parameters"]["role"] == "restore-finalize"
-    assert restore["ReleaseLockTask"]["Parameters"]["role"] == "restore-abort"
+    assert restore["FinalizeTask"]["Parameters"]["task"]["role"] == "restore-finalize"
+    assert restore["ReleaseLockTask"]["Parameters"]["task"]["role"] == "restore-abort"
     assert restore["RecordRun"]["Parameters"]["Item"]["kind"] == {"S": "restore"}
     assert backup["RecordRun"]["Parameters"]["Item"]["kind"] == {"S": "backup"}
     # Only the production file system is an allowed target.
@@ -243,8 +255,8 @@ def test_schedules(env, synthesized):
         assert props["ScheduleExpressionTimezone"] == "UTC"
         assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
         assert props["State"] == "ENABLED"
-        assert json.loads(props["Target"]["Input"]) == {"interval": interval, "retain": policy.retain,
-                                                         "workers": synth.config.workers.count}
+        assert json.loads(props["Target"]["Input"]) == {"interval": interval,
+                                                         "workers": synth.config.workers.count}, "no retain"
 
 
 def test_schedules_can_be_disabled(synthesized):

@@ -9,6 +9,7 @@
     efs-backup-engine restore   --backup-root DIR --id ID --target DIR (--snapshot daily.3|latest|id:ID | --at TIME)
                                 [--path REL]... [--mirror] [--dry-run] [--workers K] [--state-dir DIR]
     efs-backup-engine restore-prepare | restore-work | restore-finalize | restore-abort   (the steps of `restore`)
+    efs-backup-engine bound-report --max-bytes N [--note TEXT] < report.json   (a report cut to fit a message)
 
 Exit codes: 0 success, 2 success with warnings, 1 failed (nothing promoted), 3 refused (precondition: wrong
 or unmounted file system, bad argument; nothing touched), 4 another run holds the lock, 64 usage.
@@ -22,8 +23,8 @@ import sys
 import threading
 import time
 
-from efs_backup_engine import preflight, restore as restores, run as runs, summary as summaries
-from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WARNINGS, EngineError
+from efs_backup_engine import bounded, preflight, restore as restores, run as runs, summary as summaries
+from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS, EngineError
 from efs_backup_engine.fsutil import read_json
 from efs_backup_engine.layout import INTERVALS, Layout
 from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
@@ -187,6 +188,11 @@ def build_parser():
     p.add_argument("--run-id", required=True)
     p.add_argument("--reason", default=None, help="why the run is aborted (recorded in the failure summary)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("bound-report", help="read one JSON report on stdin, print it cut down to --max-bytes "
+                                             "(see bounded.py): what a worker hands to Step Functions")
+    p.add_argument("--max-bytes", type=_positive_int, required=True)
+    p.add_argument("--note", default=None, help="where the full report is (kept in the bounded one)")
 
     p = sub.add_parser("unlock", help="show the lock; with --force, break it (only when no run is alive!)")
     _common(p)
@@ -445,7 +451,17 @@ def cmd_init(args):
     return EXIT_OK
 
 
-COMMANDS = {"init": cmd_init, "backup": cmd_backup, "prepare": cmd_prepare, "work": cmd_work,
+def cmd_bound_report(args):
+    try:
+        report = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        print("efs-backup-engine: error: the report is not JSON: %s" % exc, file=sys.stderr)
+        return EXIT_REFUSED
+    print(json.dumps(bounded.bound(report, args.max_bytes, args.note), sort_keys=True))
+    return EXIT_OK
+
+
+COMMANDS = {"bound-report": cmd_bound_report, "init": cmd_init, "backup": cmd_backup, "prepare": cmd_prepare, "work": cmd_work,
             "finalize": cmd_finalize, "abort": cmd_abort, "list": cmd_list, "verify": cmd_verify,
             "unlock": cmd_unlock, "restore": cmd_restore, "restore-prepare": cmd_restore_prepare,
             "restore-work": cmd_restore_work, "restore-finalize": cmd_restore_finalize,

@@ -53,7 +53,10 @@ def open_child(dir_fd, name, force=False):
         raise
     if force:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o700 != 0o700:  # readable but not searchable or writable: entries could not be changed
+        if mode & 0o700 != 0o700 and not os.access(name, os.R_OK | os.W_OK | os.X_OK, dir_fd=dir_fd,
+                                                    effective_ids=True):
+            # readable but not searchable or writable for this engine (no CAP_DAC_OVERRIDE): opened up; the
+            # caller owns the directory's attributes and sets them back
             try:
                 os.fchmod(fd, mode | 0o700)
             except PermissionError:
@@ -67,14 +70,18 @@ def open_dir(root_fd, rel, create=False, replace=False, force=False, mode=0o700)
     create: make missing components (mode `mode`; the caller sets their final attributes).
     replace: a component that is not a real directory (file, symlink, special) is removed and made a
     directory. Both are for trees the engine owns (work trees, restore scopes the caller checked), and imply
-    force (see open_child).
+    force (see open_child) for the last component.
     """
     force = force or create or replace
     fd = os.dup(root_fd)
+    parts = components(rel)
     try:
-        for part in components(rel):
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
             try:
-                child = open_child(fd, part, force=force)
+                # Only the last component may be opened up (force): its attributes are the caller's to set
+                # back; a directory above it belongs to someone else.
+                child = open_child(fd, part, force=force and last)
             except FileNotFoundError:
                 if not create:
                     raise

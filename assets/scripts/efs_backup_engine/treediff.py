@@ -21,6 +21,7 @@ A source directory that cannot be read (a permission error: root squashing on NF
 one: its copy becomes the newest snapshot's copy (hard links), and the part reports the path.
 """
 
+import errno
 import os
 import stat
 
@@ -174,6 +175,7 @@ class PartDiff:
         self.dir_attrs = {}     # path -> source lstat: directories whose attributes are set at the end
         self.groups = {}        # source inode -> [(path, src st, dst st or None)]: files with links > 1
         self.candidates = []    # (path, src st): regular files to link from the newest snapshot, else copy
+        self.holder_mode = None  # a batch part's directory's mode before the part (opened up: set back)
         self.kept = {}          # work-tree inode -> (directory, name, src st): regular files left as they are
         self.shared = {}        # work-tree inode -> [(directory, name, src st)]: kept under several names
 
@@ -193,6 +195,8 @@ class PartDiff:
             raise Vanished("source directory %s vanished before it was copied; removed from the snapshot"
                            % rel) from None
         before = safefs.lstat_rel(trees.dst, rel)
+        if not whole_dir and before is not None and stat.S_ISDIR(before.st_mode):
+            self.holder_mode = stat.S_IMODE(before.st_mode)  # a batch's directory is its parent part's: kept
         self.dst_fd = safefs.open_dir(trees.dst, rel, create=True, replace=True)
         if before is not None and stat.S_ISDIR(before.st_mode):
             with os.scandir(self.dst_fd) as entries:
@@ -462,8 +466,9 @@ class PartDiff:
         self._touch(parent)
         if present:
             fd = self.dst_cache.get(parent)
-            if fd is not None:
-                safefs.unlink_at(fd, name)
+            if fd is None:  # never leave it for rsync: rsync would chmod/chown a shared inode in place
+                raise safefs.NotADirectory(errno.ENOTDIR, "work-tree directory unreachable", self._shown(parent))
+            safefs.unlink_at(fd, name)
 
     def _link_from_newest(self, path, src_st, used):
         """Hard-link path from the first link destination holding an identical file (rsync's --link-dest rule:
@@ -509,6 +514,8 @@ class PartDiff:
                     safefs.set_dir_attributes(fd, self.dir_attrs[path])
                 finally:
                     os.close(fd)
+            if self.holder_mode is not None and stat.S_IMODE(os.fstat(self.dst_fd).st_mode) != self.holder_mode:
+                os.fchmod(self.dst_fd, self.holder_mode)
         finally:
             self.close()
 
