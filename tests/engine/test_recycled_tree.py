@@ -19,6 +19,7 @@ from enginekit import WITHOUT_READ_OVERRIDE
 from treeops import diff, fingerprint, hardlink_groups, listing
 
 RETAIN = 3
+AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="drops root's capabilities with setpriv: needs root")
 
 
 def write(path, data):
@@ -192,6 +193,7 @@ def test_defect4_verify_compares_hard_link_groups(engine):
     assert "hard link" in "\n".join(report["mismatches"]).lower()
 
 
+@AS_ROOT
 @pytest.mark.parametrize("recycled", [False, True], ids=["new-tree", "recycled-tree"])
 def test_defect5_an_unreadable_directory_never_brings_deleted_files_back(engine, canary, recycled):
     """Root without CAP_DAC_READ_SEARCH/CAP_DAC_OVERRIDE (as with NFS root squashing) cannot open a mode-000
@@ -258,6 +260,7 @@ def test_defect6_hard_link_names_containing_the_arrow_are_parsed_exactly(engine,
     assert read(os.path.join(os.fsencode(engine.snapshot("daily.0")), b"g", b"p => q")) == b"NEW content\n"
 
 
+@AS_ROOT
 def test_a_failure_deleting_expired_trees_after_promotion_is_not_a_failed_run(engine, canary):
     """Found by the model suite: lowering the retention sends expired trees to the trash, deleted lazily after the
     promotion. A tree the run cannot delete (here: a readable but not searchable directory, root without the
@@ -309,3 +312,30 @@ def test_directories_whose_modes_block_the_walk_keep_their_exact_modes(engine, c
         backup(engine, workers, extra=extra)
         assert_snapshot_is(engine, "daily.0", state)
     assert_snapshot_is(engine, "daily.1", state)
+
+
+@AS_ROOT
+def test_an_unreadable_directory_keeps_the_newest_snapshots_contents(engine, canary):
+    """Found by the model suite (R4): README "Read errors never delete anything": a source directory the run cannot
+    read is, in the new snapshot, the newest snapshot's copy -- not an empty directory -- and the summary says so."""
+    src = engine.source
+    write(os.path.join(src, "a"), b"a\n")
+    write(os.path.join(src, "b", "c d"), b"c\n")
+    for interval, retain in (("daily", 2), ("hourly", 1)):
+        for _ in range(retain + 1):
+            engine.backup(interval=interval, retain=retain)
+    write(os.path.join(src, "locked0", "secret"), b"only root with CAP_DAC_READ_SEARCH reads this\n")
+    os.chmod(os.path.join(src, "locked0"), 0)
+    engine.backup(interval="hourly", retain=1, workers=3, extra=("--unit-files", "2"))
+    engine.backup(interval="daily", retain=3, workers=4, extra=("--unit-files", "2"))
+    newest = listing(os.path.join(engine.snapshot("daily.0"), "locked0"))
+    assert b"secret" in newest
+    engine.wrapper = WITHOUT_READ_OVERRIDE
+    proc = engine.cli("backup", "--source", src, "--backup-root", engine.root, "--id", "prod", "--interval",
+                      "daily", "--retain", 2, "--workers", 2, "--unit-files", 1, "--json", "--quiet")
+    engine.wrapper = []
+    summary = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert proc.returncode == 2 and summary["status"] == "warning" and summary.get("unreadable") == ["locked0"], \
+        (proc.returncode, summary.get("status"), summary.get("unreadable"))
+    kept = listing(os.path.join(engine.snapshot("daily.0"), "locked0"))
+    assert kept == newest, "the unreadable directory must hold the newest snapshot's copy: %s" % diff(newest, kept)
