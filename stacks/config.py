@@ -634,15 +634,25 @@ def _vpc_endpoints(value: Any) -> Tuple[str, ...]:
     return tuple(items)
 
 
-def _security_group_ids(value: Any) -> Tuple[str, ...]:
-    expectation = "none, or a list of security group ids (sg- followed by 8 or 17 hex digits; comma-separated with -c)"
-    items = _id_list(value, expectation)
-    bad = [item for item in items if not isinstance(item, str) or not _SG_ID.match(item)]
-    if bad:
-        raise _Invalid(f"{', '.join(map(_describe, bad))} is not a security group id; expected {expectation}")
-    if len(set(items)) != len(items):
-        raise _Invalid(f"{_describe(value)} lists a security group twice; expected each group once")
-    return tuple(items)
+def _id_list_of(pattern: "re.Pattern[str]", noun: str, form: str, plural: str) -> Callable[[Any], Tuple[str, ...]]:
+    """A parser of a list of resource ids of one kind: each must match pattern, none twice."""
+    expectation = f"none, or a list of {plural} ({form}; comma-separated with -c)"
+
+    def parse(value: Any) -> Tuple[str, ...]:
+        items = _id_list(value, expectation)
+        bad = [item for item in items if not isinstance(item, str) or not pattern.match(item)]
+        if bad:
+            raise _Invalid(f"{', '.join(map(_describe, bad))} is not a {noun}; expected {expectation}")
+        if len(set(items)) != len(items):
+            raise _Invalid(f"{_describe(value)} lists a {noun.split(' id')[0]} twice; expected each "
+                           f"{noun.split(' id')[0]} once")
+        return tuple(items)
+
+    return parse
+
+
+_security_group_ids = _id_list_of(_SG_ID, "security group id", "sg- followed by 8 or 17 hex digits",
+                                  "security group ids")
 
 
 _AMI_ID = re.compile(rf"^ami-{_HEX_ID}$")
@@ -663,15 +673,8 @@ def _worker_image(value: Any) -> Optional[WorkerImage]:
     raise _Invalid(f"{_describe(value)} is not a worker image; expected {expectation}")
 
 
-def _route_table_ids(value: Any) -> Tuple[str, ...]:
-    expectation = "none, or a list of route table ids (rtb- followed by 8 or 17 hex digits; comma-separated with -c)"
-    items = _id_list(value, expectation)
-    bad = [item for item in items if not isinstance(item, str) or not _ROUTE_TABLE_ID.match(item)]
-    if bad:
-        raise _Invalid(f"{', '.join(map(_describe, bad))} is not a route table id; expected {expectation}")
-    if len(set(items)) != len(items):
-        raise _Invalid(f"{_describe(value)} lists a route table twice; expected each route table once")
-    return tuple(items)
+_route_table_ids = _id_list_of(_ROUTE_TABLE_ID, "route table id", "rtb- followed by 8 or 17 hex digits",
+                               "route table ids")
 
 
 def _number_range(low: float, high: float) -> Callable[[Any], float]:

@@ -264,7 +264,27 @@ class RunLock:
         return owner
 
 
-class Heartbeat:
+class _Ticker:
+    """A daemon thread running self._run until stop(); the lifecycle the heartbeat and the progress probe share."""
+
+    def __init__(self, name):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self):
+        raise NotImplementedError
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self, join=True):
+        self._stop.set()
+        if join and self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+class Heartbeat(_Ticker):
     """Background thread that keeps this process's heartbeat fresh while a run works (every lock.every seconds,
     while run_id owns the lock). As a context manager it also removes the heartbeat file at the end."""
 
@@ -272,22 +292,12 @@ class Heartbeat:
         self.lock = lock
         self.run_id = run_id
         self.every = lock.every if every is None else every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lock-heartbeat", daemon=True)
+        super().__init__("lock-heartbeat")
 
     def _run(self):
         while not self._stop.wait(self.every):
             if not self.lock.beat(self.run_id):
                 return
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
 
     def __enter__(self):
         self.lock.beat(self.run_id)
@@ -304,7 +314,7 @@ PROGRESS_SECONDS_ENV = "EFS_BACKUP_PROGRESS_SECONDS"
 PROGRESS_EVERY = 15
 
 
-class ProgressProbe:
+class ProgressProbe(_Ticker):
     """Proof of progress for an orchestrator (worker.sh withholds its Step Functions heartbeat without it).
 
     A daemon thread that, every `every` seconds, makes a round trip to each file system the command works on and
@@ -317,8 +327,7 @@ class ProgressProbe:
         self.path = path
         self.directories = [d for d in directories if d]
         self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="progress-probe", daemon=True)
+        super().__init__("progress-probe")
 
     def probe(self):
         for directory in self.directories:
@@ -343,12 +352,9 @@ class ProgressProbe:
             if self._stop.wait(self.every):
                 return
 
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
+    def stop(self, join=False):
+        """Does not wait: a probe blocked on a hung mount must not hold up the process's exit."""
+        super().stop(join=join)
 
     @classmethod
     def from_environment(cls, directories, environ=None):
