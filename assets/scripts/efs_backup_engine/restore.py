@@ -535,7 +535,11 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
         missing = names is None and target_lstat(rel_b) is None
 
     src = os.path.join(snap_b, rel_b) if rel_b else snap_b
-    src_fd = safefs.open_root(src)  # the snapshot's part directory (a tree the engine wrote)
+    snap_root = safefs.open_root(snap_b)
+    try:
+        src_fd = safefs.open_dir(snap_root, rel_b)  # the snapshot's part directory, never through a symlink
+    finally:
+        os.close(snap_root)
     held.append(src_fd)
     missing = missing or troot is None
     dst_fd = None if missing else safefs.open_dir(troot, rel_b)  # every component checked above
