@@ -412,19 +412,25 @@ class PartDiff:
             stale = [entry.name for entry in entries]
         for entry in stale:
             safefs.remove_at(fd, entry)
-        newest = None
-        for cache in reversed(self.link_caches):  # the newest of all comes last: the most recent copy first
-            newest = cache.get(path)
-            if newest is not None:
-                break
+        newest = self._newest_copy(path)
         if newest is not None:
             try:
-                safefs.clone_tree(newest, fd)
-            except PermissionError as exc:
-                self.messages.append("%s: the newest snapshot's copy is not readable either (%s): partly kept"
-                                     % (self._shown(path), exc))
+                safefs.clone_tree(newest, fd)  # a copy this engine cannot read fails the part: never half kept
+            finally:
+                os.close(newest)
         if path in self.dir_st:
             self.dir_attrs[path] = self.dir_st[path]
+
+    def _newest_copy(self, path):
+        """An fd of the most recent snapshot's copy of directory path (the newest of all comes last in the link
+        destinations), or None when no snapshot has it. A copy that exists but cannot be opened raises
+        PermissionError: the part fails rather than keep an empty directory and call it the newest copy."""
+        for cache in reversed(self.link_caches):
+            try:
+                return safefs.open_dir(cache.root_fd, path)  # never opened up: snapshots are not changed
+            except (FileNotFoundError, safefs.NotADirectory):
+                continue
+        return None
 
     # -- hard links and links from the newest snapshot ----------------------------------------------------------
     def settle(self):
