@@ -179,7 +179,7 @@ class PartDiff:
         self.dir_attrs = {}     # path -> source lstat: directories whose attributes are set at the end
         self.groups = {}        # source inode -> [(path, src st, dst st or None)]: files with links > 1
         self.candidates = []    # (path, src st): regular files to link from the newest snapshot, else copy
-        self.holder_mode = None  # a batch part's directory's mode before the part (opened up: set back)
+        self.holder_mode = None  # (mode before, mode opened up) of a batch part's directory this part opened up
         self.kept = {}          # work-tree inode -> (directory, name, src st): regular files left as they are
         self.shared = {}        # work-tree inode -> [(directory, name, src st)]: kept under several names
 
@@ -199,9 +199,11 @@ class PartDiff:
             raise Vanished("source directory %s vanished before it was copied; removed from the snapshot"
                            % rel) from None
         before = safefs.lstat_rel(trees.dst, rel)
-        if not whole_dir and before is not None and stat.S_ISDIR(before.st_mode):
-            self.holder_mode = stat.S_IMODE(before.st_mode)  # a batch's directory is its parent part's: kept
         self.dst_fd = safefs.open_dir(trees.dst, rel, create=True, replace=True)
+        if not whole_dir and before is not None and stat.S_ISDIR(before.st_mode):
+            opened = stat.S_IMODE(os.fstat(self.dst_fd).st_mode)
+            if opened != stat.S_IMODE(before.st_mode):  # this part opened it up (safefs.open_child): set back
+                self.holder_mode = (stat.S_IMODE(before.st_mode), opened)
         if before is not None and stat.S_ISDIR(before.st_mode):
             with os.scandir(self.dst_fd) as entries:
                 self.dest_existed = next(entries, None) is not None
@@ -544,8 +546,11 @@ class PartDiff:
                     safefs.set_dir_attributes(fd, self.dir_attrs[path])
                 finally:
                     os.close(fd)
-            if self.holder_mode is not None and stat.S_IMODE(os.fstat(self.dst_fd).st_mode) != self.holder_mode:
-                os.fchmod(self.dst_fd, self.holder_mode)
+            if self.holder_mode is not None:
+                original, opened = self.holder_mode
+                # only if nobody set it since: the part that owns it (the parent's) may have finished meanwhile
+                if stat.S_IMODE(os.fstat(self.dst_fd).st_mode) == opened:
+                    os.fchmod(self.dst_fd, original)
         finally:
             self.close()
 
