@@ -22,3 +22,31 @@ def test_a_batch_part_never_resets_its_holder_directorys_mode(tmp_path):
         part.finish()
     assert stat.S_IMODE(os.lstat(work / "r").st_mode) == 0o311
     assert (work / "r" / "child").is_dir()
+
+
+def test_a_rebuilt_part_leaves_its_holder_with_the_sources_times(tmp_path, monkeypatch):
+    """A structural surprise discards a part's copy and syncs it again (sync.sync_unit). The directory holding the
+    part belongs to the parent's part, which may have finished: it must end with the source's times, not with
+    whatever the rebuild or a stale remembered value would leave."""
+    from efs_backup_engine import safefs, sync
+
+    source, work = tmp_path / "source", tmp_path / "work"
+    (source / "r" / "child").mkdir(parents=True)
+    (source / "r" / "child" / "file").write_text("x")
+    os.utime(source / "r", ns=(1_500_000_000 * 10 ** 9, 1_500_000_000 * 10 ** 9))
+    (work / "r" / "child").mkdir(parents=True)
+    (work / "r" / "child" / "stale").write_text("from a killed run")
+    real = treediff.compare_part
+    calls = []
+
+    def surprised(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise safefs.NotADirectory(20, "an entry changed type under the walk", "child")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(treediff, "compare_part", surprised)
+    result = sync.sync_unit(str(source), str(work), "r", ["child"], True, [])
+    assert result["status"] == "warning" and result["pass"] == "rebuilt", result
+    assert sorted(os.listdir(work / "r" / "child")) == ["file"]
+    assert os.lstat(work / "r").st_mtime_ns == os.lstat(source / "r").st_mtime_ns

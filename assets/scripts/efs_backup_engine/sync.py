@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import subprocess
 import time
 
@@ -121,7 +122,7 @@ def sync_unit(source, work_tree, rel, names, recursive, link_dests):
             result["seconds"] = time.time() - started
             return result
         first = "%s: %s" % (type(exc).__name__, exc)
-        with _parent_times_kept(work_tree, rel, names):
+        with _parent_times_kept(source, work_tree, rel, names):
             _discard(work_tree, rel, names)
             result = _sync(source, work_tree, rel, names, recursive, link_dests)
         result["messages"].insert(0, "work tree repaired: the part's copy was discarded and synced again (%s)"
@@ -195,28 +196,30 @@ def _unit_relative(path):
 
 
 @contextlib.contextmanager
-def _parent_times_kept(work_tree, rel, names):
+def _parent_times_kept(source, work_tree, rel, names):
     """The directory holding the part's entries belongs to another part that may have finished: rebuilding this
-    part's entries must not change its times."""
+    part's entries must leave it with the times that part gives it, the source's (not the times it had before the
+    rebuild: that part may have set them meanwhile)."""
     if names is None and not safefs.components(rel):
         yield  # the root part: its directory is its own
         return
     holder = os.fsencode(rel) if names is not None else os.fsencode(os.path.dirname(rel.rstrip("/")))
-    root = safefs.open_root(work_tree)
+    yield
+    root, src_root = safefs.open_root(work_tree), safefs.open_root(source)
     try:
+        want = safefs.lstat_rel(src_root, holder)
         try:
             fd = safefs.open_dir(root, holder)
         except (FileNotFoundError, safefs.NotADirectory):
-            fd = None
-        before = os.fstat(fd) if fd is not None else None
+            return
         try:
-            yield
+            if want is not None and stat.S_ISDIR(want.st_mode) and os.fstat(fd).st_mtime_ns != want.st_mtime_ns:
+                os.utime(fd, ns=(want.st_atime_ns, want.st_mtime_ns))
         finally:
-            if fd is not None:
-                os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
-                os.close(fd)
+            os.close(fd)
     finally:
         os.close(root)
+        os.close(src_root)
 
 
 def _discard(work_tree, rel, names):
