@@ -42,10 +42,7 @@ def open_child(dir_fd, name, force=False):
     except PermissionError:
         if not force:
             raise
-        st = lstat_at(dir_fd, name)
-        if st is None or not stat.S_ISDIR(st.st_mode):
-            raise
-        os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd)  # a directory, not a symlink: lstat said so
+        _open_up(dir_fd, name)
         return open_child(dir_fd, name)
     except OSError as exc:
         if exc.errno in NOT_A_DIR:
@@ -62,6 +59,19 @@ def open_child(dir_fd, name, force=False):
             except PermissionError:
                 pass  # not ours: the operation that needs it says so
     return fd
+
+
+def _open_up(dir_fd, name):
+    """chmod u+rwx the directory `name` of dir_fd, never through a symlink: it is pinned with O_PATH|O_NOFOLLOW
+    and changed through its /proc/self/fd link (chmod has no no-follow form on Linux)."""
+    pinned = os.open(name, os.O_PATH | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+    try:
+        st = os.fstat(pinned)
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectory(errno.ENOTDIR, "not a directory (or a symlink)", os.fsdecode(name))
+        os.chmod("/proc/self/fd/%d" % pinned, stat.S_IMODE(st.st_mode) | 0o700)
+    finally:
+        os.close(pinned)
 
 
 def open_dir(root_fd, rel, create=False, replace=False, force=False, mode=0o700):
@@ -86,13 +96,13 @@ def open_dir(root_fd, rel, create=False, replace=False, force=False, mode=0o700)
                 if not create:
                     raise
                 _mkdir(fd, part, mode)
-                child = open_child(fd, part, force=True)
+                child = open_child(fd, part, force=force and last)
             except NotADirectory:
                 if not replace:
                     raise
                 unlink_at(fd, part)
                 _mkdir(fd, part, mode)
-                child = open_child(fd, part, force=True)
+                child = open_child(fd, part, force=force and last)
             os.close(fd)
             fd = child
         return fd
