@@ -30,6 +30,7 @@ import time
 
 from efs_backup_engine import safefs, treediff
 from efs_backup_engine.itemize import parse_stats
+from efs_backup_engine.units import describe
 
 # --modify-window=-1: compare mtimes to the nanosecond. rsync's default (whole seconds) misses a same-size edit
 # made within the second of the previous copy, and leaves directory times off by up to a second.
@@ -118,7 +119,8 @@ def sync_unit(source, work_tree, rel, names, recursive, link_dests):
         if not isinstance(exc, safefs.NotADirectory) and exc.errno not in STRUCTURAL:
             result = new_result()
             result["status"] = "failed"
-            result["messages"].append("part %s: %s: %s" % (_describe(rel, names), type(exc).__name__, exc))
+            result["messages"].append("part %s: %s: %s" % (describe({"path": rel, "names": names}), type(exc).__name__,
+                                                                      exc))
             result["seconds"] = time.time() - started
             return result
         first = "%s: %s" % (type(exc).__name__, exc)
@@ -131,11 +133,6 @@ def sync_unit(source, work_tree, rel, names, recursive, link_dests):
         result["pass"] = "rebuilt"
     result["seconds"] = time.time() - started
     return result
-
-
-def _describe(rel, names):
-    shown = rel or "."
-    return shown if names is None else "%s/{%s}" % (shown, ",".join(names[:3]) + (",..." if len(names) > 3 else ""))
 
 
 def _fresh(source, work_tree, rel, names, recursive):
@@ -164,6 +161,7 @@ def _fresh(source, work_tree, rel, names, recursive):
             sources = [fd_path(src_fd) + name for name in names]
         recursion = ["-r"] if recursive else ["--no-r", "-d"]
         code, out, err = run_rsync(RSYNC_BASE + recursion + sources + [fd_path(dst_fd)], pass_fds=tuple(held))
+        missing = [name for name in names or () if safefs.lstat_at(src_fd, name) is None]
     finally:
         for fd in held + [src_root, dst_root]:
             os.close(fd)
@@ -176,23 +174,23 @@ def _fresh(source, work_tree, rel, names, recursive):
                   bytes_total=stats.get("total_size", 0), special=stats.get("special", 0),
                   files_transferred=stats.get("transferred", 0), bytes_transferred=stats.get("transferred_size", 0),
                   created=stats.get("created", 0))
-    for line in err.decode("utf-8", "replace").splitlines():
-        match = _UNREADABLE.search(line)
-        if match:
-            result["unreadable"].append(os.path.join(rel, _unit_relative(match.group(1))))
-    if names is not None:
-        missing = [name for name in names if not os.path.lexists(os.path.join(source, rel, name))]
-        for name in missing:
-            result["messages"].append("%s vanished from the source before it was copied"
-                                      % os.path.join(rel, name))
-            result["status"] = worst(result["status"], "warning")
+    result["unreadable"] += _unreadable_paths(err, rel)
+    for name in missing:
+        result["messages"].append("%s vanished from the source before it was copied" % os.path.join(rel, name))
+        result["status"] = worst(result["status"], "warning")
     return result
 
 
-def _unit_relative(path):
-    """A path rsync printed through a /proc/self/fd/N root, relative to that root."""
-    match = re.match(r"^/proc/self/fd/\d+/?(.*)$", path)
-    return match.group(1) if match else path
+def _unreadable_paths(stderr, rel):
+    """The source paths (relative to the source root) rsync could not open, from its messages; it names them
+    through the part's /proc/self/fd/N root."""
+    found = []
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        match = _UNREADABLE.search(line)
+        if match:
+            inside = re.match(r"^/proc/self/fd/\d+/?(.*)$", match.group(1))
+            found.append(os.path.join(rel, inside.group(1) if inside else match.group(1)))
+    return found
 
 
 @contextlib.contextmanager
@@ -269,10 +267,7 @@ def _sync(source, work_tree, rel, names, recursive, link_dests):
             result["files_transferred"] = stats.get("transferred", 0)
             result["bytes_transferred"] = stats.get("transferred_size", 0)
             result["created"] += stats.get("created", 0)
-            for line in err.decode("utf-8", "replace").splitlines():
-                match = _UNREADABLE.search(line)
-                if match:
-                    result["unreadable"].append(os.path.join(rel, _unit_relative(match.group(1))))
+            result["unreadable"] += _unreadable_paths(err, rel)
         try:
             diff.finish()  # directory attributes, deepest first, after every entry is in place
         except OSError as exc:
