@@ -50,3 +50,73 @@ def test_a_rebuilt_part_leaves_its_holder_with_the_sources_times(tmp_path, monke
     assert result["status"] == "warning" and result["pass"] == "rebuilt", result
     assert sorted(os.listdir(work / "r" / "child")) == ["file"]
     assert os.lstat(work / "r").st_mtime_ns == os.lstat(source / "r").st_mtime_ns
+
+
+def _file_becomes_directory(work_entry, copied):
+    """What the other part that owns the same entry does meanwhile: the file is replaced by the directory the
+    source now has (and, when that part is the directory's own, it has already copied `copied` into it)."""
+    os.unlink(work_entry)
+    os.mkdir(work_entry, 0o700)
+    if copied:
+        (work_entry / copied).write_text("by the other part")
+
+
+def test_a_dir_part_tolerates_its_root_entry_being_repaired_by_the_parents_part(tmp_path, monkeypatch):
+    """Found by the soak (R6): a file the source replaced by a directory is the root of a dir part and an entry of
+    its parent's part; both repair it. The dir part saw a file, the parent's part made it a directory meanwhile,
+    and the dir part's unlink failed with EISDIR: a structural surprise, so the part was discarded and synced
+    again and the run ended as a warning. Finding the directory it wanted must simply be fine."""
+    from efs_backup_engine import safefs
+
+    source, work = tmp_path / "source", tmp_path / "work"
+    (source / "-dash").mkdir(parents=True)
+    (source / "-dash" / "inner").write_text("new")
+    work.mkdir()
+    (work / "-dash").write_text("a file in the recycled tree")
+    real = safefs.open_child
+    staged = []
+
+    def racing(dir_fd, name, force=False):
+        try:
+            return real(dir_fd, name, force)
+        except safefs.NotADirectory:
+            if os.fsdecode(name) == "-dash" and not staged:
+                staged.append(name)
+                _file_becomes_directory(work / "-dash", None)  # the parent's part: no recursion
+            raise
+
+    monkeypatch.setattr(safefs, "open_child", racing)
+    with treediff.Trees(str(source), str(work), []) as trees:
+        part = treediff.compare_part(trees, "-dash", None, True)
+        part.finish()
+    assert staged, "the race was not staged"
+    assert part.transfer == ["inner"]
+    assert stat.S_ISDIR(os.lstat(work / "-dash").st_mode)
+
+
+def test_a_parents_part_never_removes_a_directory_it_listed_as_a_file(tmp_path, monkeypatch):
+    """The other side of R6: the parent's part listed the entry as a file; before it removed it, the dir part made
+    it a directory and copied into it. Removing "the file" then must not remove that directory recursively (the
+    snapshot would silently lose what the dir part copied): a non-directory is only ever unlinked."""
+    source, work = tmp_path / "source", tmp_path / "work"
+    (source / "-dash").mkdir(parents=True)
+    (source / "-dash" / "inner").write_text("new")
+    work.mkdir()
+    (work / "-dash").write_text("a file in the recycled tree")
+    real = treediff._listing
+    staged = []
+
+    def racing(dir_fd, only=None):
+        listed = real(dir_fd, only)
+        if os.fstat(dir_fd).st_ino == os.lstat(work).st_ino and not staged:
+            staged.append(dir_fd)
+            _file_becomes_directory(work / "-dash", "inner")
+        return listed
+
+    monkeypatch.setattr(treediff, "_listing", racing)
+    with treediff.Trees(str(source), str(work), []) as trees:
+        part = treediff.compare_part(trees, "", None, False)  # the level part: the root's own entries
+        part.finish()
+    assert staged, "the race was not staged"
+    assert sorted(os.listdir(work / "-dash")) == ["inner"]
+    assert stat.S_ISDIR(os.lstat(work / "-dash").st_mode)

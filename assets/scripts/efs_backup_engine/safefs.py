@@ -100,7 +100,10 @@ def open_dir(root_fd, rel, create=False, replace=False, force=False, mode=0o700)
             except NotADirectory:
                 if not replace:
                     raise
-                unlink_at(fd, part)
+                try:
+                    unlink_at(fd, part)
+                except IsADirectoryError:
+                    pass  # made the directory it must be meanwhile (the part listing its parent repairs it too)
                 _mkdir(fd, part, mode)
                 child = open_child(fd, part, force=force and last)
             os.close(fd)

@@ -132,6 +132,25 @@ def same_entry(src, dst, src_fd, dst_fd, name):
     return True
 
 
+def _remove_other_type(dst_fd, name, dst_st, kind):
+    """Remove a work-tree entry whose type (dst_st, as listed) differs from the source's (kind). Returns the count
+    removed.
+
+    A source directory that is a part's root is also an entry of its parent's part: both repair the entry, in
+    either order. What was listed as a non-directory is therefore only ever unlinked: if it is a directory by now,
+    the other part made it the directory the source has and may have copied into it already, so it stays (a
+    recursive removal here would silently empty that part's copy)."""
+    if stat.S_ISDIR(dst_st.st_mode):
+        return safefs.remove_at(dst_fd, name)
+    try:
+        safefs.unlink_at(dst_fd, name)
+    except IsADirectoryError:
+        if kind != stat.S_IFDIR:
+            raise
+        return 0
+    return 1
+
+
 def compare_part(trees, rel, names, recursive):
     """Walk the part (rel: its directory below the roots; names: a batch of rel's entries, or None for rel itself;
     recursive: whole subtrees, or only rel's own entries) and repair the work tree. Returns the PartDiff, whose
@@ -341,7 +360,7 @@ class PartDiff:
             entry = join(path, name)
             kind = stat.S_IFMT(mode)
             if dst_st is not None and stat.S_IFMT(dst_st.st_mode) != kind:
-                self.deleted += safefs.remove_at(dst_fd, name)  # another type: never written through
+                self.deleted += _remove_other_type(dst_fd, name, dst_st, kind)  # never written through
                 dst_st = None
                 touched = True
             if kind == stat.S_IFDIR:
