@@ -27,7 +27,8 @@ REGION = "us-east-1"
 
 
 def readme_bootstrap_command():
-    (command,) = re.findall(r"^npx cdk bootstrap .*$", (REPO_ROOT / "README.md").read_text(), re.MULTILINE)
+    docs = [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "deploy.md"]  # the brief and the full deploy guide
+    (command,) = {c for doc in docs for c in re.findall(r"^npx cdk bootstrap .*$", doc.read_text(), re.MULTILINE)}
     return command.split()
 
 
