@@ -28,7 +28,7 @@ from aws_cdk import Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from stacks.config import ENDPOINT_URL_VARIABLES, VpcEndpointSettings
+from settings.model import ENDPOINT_URL_VARIABLES, VpcEndpointSettings
 
 HTTPS_PORT = 443
 

@@ -8,16 +8,16 @@ import re
 import pytest
 
 from cdk_helpers import cdk_json_context, context_for, shipped_environments
-from stacks.config import (
-    KEYS,
-    MAX_LINKED_TREES,
+from efs_backup_contract.limits import MAX_LINKED_TREES
+from settings.keys import KEYS
+from settings.load import load_config
+from settings.model import (
     ConfigError,
     EfsBackupConfig,
     IntervalPolicy,
     KmsKeyChoice,
     MonitoringSettings,
     SubnetPlacement,
-    load_config,
 )
 
 AZ_KEY = "availability-zones:account=123456789012:region=eu-west-1"
