@@ -110,7 +110,6 @@ class EfsBackupStack(Stack):
                 vpc=self.network.vpc,
                 subnets=self.network.subnets,
                 client_security_group=self.network.backup_client_security_group,
-                existing_security_group_ids=config.vpc_endpoints.existing_security_group_ids,
             )
         # Without private DNS the workers' user data points their AWS CLI at the created endpoints.
         worker_environment = self.endpoints.worker_environment if self.endpoints else {}
