@@ -17,8 +17,14 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import aws_cdk as cdk  # noqa: E402  (after the environment tweak above)
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from stacks.config import ConfigError, EfsBackupConfig, config_from_node_context  # noqa: E402
+from settings.load import load_config  # noqa: E402
+from settings.model import ConfigError, EfsBackupConfig  # noqa: E402
 from stacks.efs_backup_stack import EfsBackupStack  # noqa: E402
+
+
+def config_from_node_context(node: Any) -> EfsBackupConfig:
+    """Read every context value visible at a construct node (the App: cdk.json plus ``-c`` values) and parse it."""
+    return load_config(dict(node.get_all_context()))
 
 
 def build_app(context: Optional[Mapping[str, Any]] = None, outdir: Optional[str] = None) -> cdk.App:

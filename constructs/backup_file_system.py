@@ -25,7 +25,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.config import KMS_CREATE, BackupFileSystemSettings
+from settings.model import KMS_CREATE, BackupFileSystemSettings
 
 CLIENT_ACTIONS = (
     "elasticfilesystem:ClientMount",

@@ -19,7 +19,8 @@ from constructs.fleet_workflow import FleetJob, FleetWorkflow, refusal, success_
 from constructs.run_metrics import RunMetrics
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
-from stacks.config import MAX_WORKERS, IntervalPolicy, WorkerSettings
+from efs_backup_contract.limits import MAX_WORKERS
+from settings.model import IntervalPolicy, WorkerSettings
 
 
 def backup_job(*, topic_arn: str, notify_on_success: bool, retention: Sequence[IntervalPolicy]) -> FleetJob:

@@ -43,12 +43,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from constructs.script_bucket import NAG_PACK, nag_resource
+from constructs.nag import NAG_PACK, nag_resource
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
-from stacks.config import MAX_WORKERS, WorkerSettings
+from efs_backup_contract.deployment import TAG_BACKUP_ID
+from efs_backup_contract.limits import MAX_WORKERS
+from settings.model import WorkerSettings
 
-TAG_BACKUP_ID = "efs-backup:backup-id"
 TAG_EXECUTION = "efs-backup:execution"
 TAG_ROLE = "efs-backup:role"
 TAG_WORKFLOW = "efs-backup:workflow"  # backup | restore: execution names are unique per state machine only

@@ -41,8 +41,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from constructs.run_metrics import NAMESPACE, latest_key, present
-from constructs.script_bucket import NAG_PACK
-from stacks.config import INTERVAL_SECONDS, BackupFileSystemSettings, IntervalPolicy, MonitoringSettings
+from constructs.nag import NAG_PACK
+from efs_backup_contract.intervals import INTERVAL_SECONDS
+from settings.model import BackupFileSystemSettings, IntervalPolicy, MonitoringSettings
 
 NEWEST_SNAPSHOT_METRIC = "NewestSnapshotTimestamp"
 PUBLISHER_RATE = "rate(1 hour)"

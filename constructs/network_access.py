@@ -22,7 +22,7 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from stacks.config import RestoreTarget
+from settings.model import RestoreTarget
 
 NFS_PORT = 2049
 HTTPS_PORT = 443

@@ -30,7 +30,8 @@ from constructs import Construct
 from constructs.fleet_workflow import FleetJob, FleetWorkflow, optional_field_is_valid, success_notification
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
-from stacks.config import MAX_WORKERS, WorkerSettings
+from efs_backup_contract.limits import MAX_WORKERS
+from settings.model import WorkerSettings
 
 INVALID_INPUT_CAUSE = (
     "expected input {\"snapshot\": \"<interval>.<n>|latest|id:<snapshot_id>\" or \"at\": \"<RFC 3339 time>\" "

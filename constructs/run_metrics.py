@@ -49,7 +49,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from constructs.script_bucket import NAG_PACK
+from constructs.nag import NAG_PACK
 
 NAMESPACE = "EfsBackup"
 LATEST_SUFFIX = "#latest"

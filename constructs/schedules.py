@@ -15,7 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from stacks.config import IntervalPolicy
+from settings.model import IntervalPolicy
 
 
 def schedule_input(policy: IntervalPolicy, workers: int) -> Dict[str, object]:

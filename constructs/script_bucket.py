@@ -23,32 +23,12 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from constructs.nag import NAG_PACK, nag_resource
+
 # Never part of the deployed engine: bytecode and tool caches appear whenever tests import the engine in place.
 ASSET_EXCLUDES: Sequence[str] = ("__pycache__", "*.py[cod]", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 SCRIPT_KEY_ROOT = "scripts"
 ACCESS_LOG_PREFIX = "script-bucket/"
-# Acknowledgment ids name the plugin, then the rule (finding), as `cdk synth` prints them.
-NAG_PACK = "AwsSolutions::"
-
-
-def nag_resource(stack: Stack, value: str) -> str:
-    """Render a (possibly tokenized) ARN the way cdk-nag names it in a finding id, e.g. ``<BucketAB12.Arn>/*``."""
-
-    def render(part) -> str:
-        if isinstance(part, str):
-            return part
-        if isinstance(part, dict) and len(part) == 1:
-            (intrinsic, argument), = part.items()
-            if intrinsic == "Ref":
-                return f"<{argument}>"
-            if intrinsic == "Fn::GetAtt":
-                return f"<{argument[0]}.{argument[1]}>"
-            if intrinsic == "Fn::Join":
-                separator, parts = argument
-                return separator.join(render(p) for p in parts)
-        raise ValueError(f"cannot render {part!r} as a cdk-nag finding")
-
-    return render(stack.resolve(value))
 
 
 class ScriptBucket(Construct):

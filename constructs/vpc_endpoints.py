@@ -28,7 +28,7 @@ from aws_cdk import Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from stacks.config import ENDPOINT_URL_VARIABLES, VpcEndpointSettings
+from settings.model import ENDPOINT_URL_VARIABLES, VpcEndpointSettings
 
 HTTPS_PORT = 443
 
@@ -53,7 +53,6 @@ class VpcEndpoints(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         client_security_group: ec2.SecurityGroup,
-        existing_security_group_ids: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -100,7 +99,7 @@ class VpcEndpoints(Construct):
                 self.interface_endpoints[service] = endpoint
 
         # ---- endpoints that already exist in the VPC (existing_vpc_endpoint_security_groups): HTTPS to them
-        for index, group_id in enumerate(existing_security_group_ids):
+        for index, group_id in enumerate(settings.existing_security_group_ids):
             group = ec2.SecurityGroup.from_security_group_id(self, f"ExistingEndpointGroup{index}", group_id,
                                                              allow_all_outbound=False)
             group.add_ingress_rule(client_security_group, ec2.Port.tcp(HTTPS_PORT),

@@ -24,9 +24,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from constructs.script_bucket import NAG_PACK, ScriptBucket, nag_resource
+from constructs.nag import NAG_PACK, nag_resource
+from constructs.script_bucket import ScriptBucket
 from constructs.worker_identity import WorkerIdentity
-from stacks.config import WorkerSettings
+from settings.model import WorkerSettings
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 INSTALL_DIR = "/opt/efs-backup"

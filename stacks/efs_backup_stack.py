@@ -24,7 +24,16 @@ from constructs.script_bucket import ScriptBucket
 from constructs.vpc_endpoints import VpcEndpoints
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import FileSystemAccess, WorkerLaunchTemplate
-from stacks.config import EfsBackupConfig
+from efs_backup_contract.deployment import (
+    OUTPUT_BACKUP_ID,
+    OUTPUT_RESTORE_STATE_MACHINE,
+    OUTPUT_RUN_HISTORY_TABLE,
+    OUTPUT_STATE_MACHINE,
+    OUTPUT_WORKER_LOG_GROUP,
+    TAG_BACKUP_ID,
+    TAG_ENVIRONMENT,
+)
+from settings.model import EfsBackupConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS_PATH = REPO_ROOT / "assets" / "scripts"
@@ -43,8 +52,8 @@ class EfsBackupStack(Stack):
             **kwargs,
         )
         self.config = config
-        Tags.of(self).add("efs-backup:environment", config.environment)
-        Tags.of(self).add("efs-backup:backup-id", config.backup_id)
+        Tags.of(self).add(TAG_ENVIRONMENT, config.environment)
+        Tags.of(self).add(TAG_BACKUP_ID, config.backup_id)
 
         # The production file system is not part of this stack; workers need its ARN for their EFS client rights.
         self.source_file_system_arn = self.format_arn(
@@ -101,7 +110,6 @@ class EfsBackupStack(Stack):
                 vpc=self.network.vpc,
                 subnets=self.network.subnets,
                 client_security_group=self.network.backup_client_security_group,
-                existing_security_group_ids=config.vpc_endpoints.existing_security_group_ids,
             )
         # Without private DNS the workers' user data points their AWS CLI at the created endpoints.
         worker_environment = self.endpoints.worker_environment if self.endpoints else {}
@@ -214,8 +222,9 @@ class EfsBackupStack(Stack):
             CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name,
                       description="CloudWatch dashboard of the backups")
 
+        # The outputs named by the contract are the ones the operator CLI reads (efs_backup_contract.deployment).
         outputs = {
-            "BackupId": (config.backup_id, "The <backup-id> directory on the backup file system"),
+            OUTPUT_BACKUP_ID: (config.backup_id, "The <backup-id> directory on the backup file system"),
             "SourceFileSystemId": (config.source_file_system_id, "Production file system being backed up"),
             "BackupFileSystemId": (self.backup_file_system.file_system_id, "Backup file system id"),
             "BackupMountTargetSecurityGroupId": (
@@ -234,9 +243,9 @@ class EfsBackupStack(Stack):
             "ScriptKeyPrefix": (self.scripts.script_key_prefix, "Key prefix of the engine version deployed now"),
             "AccessLogBucketName": (self.scripts.access_log_bucket.bucket_name, "Server access logs of the bucket"),
             "WorkerRoleArn": (self.worker.role.role_arn, "Role of the worker instances"),
-            "StateMachineArn": (self.workflow.state_machine.state_machine_arn,
+            OUTPUT_STATE_MACHINE: (self.workflow.state_machine.state_machine_arn,
                                 "Backup workflow: start-execution with {interval, workers?} (retention is deployed)"),
-            "RestoreStateMachineArn": (
+            OUTPUT_RESTORE_STATE_MACHINE: (
                 self.restore_workflow.state_machine.state_machine_arn,
                 "Restore workflow: start-execution with {snapshot|at, paths?, target_path?, mirror?, dry_run?}",
             ),
@@ -244,8 +253,8 @@ class EfsBackupStack(Stack):
             "RestoreStateMachineLogGroupName": (self.restore_workflow.log_group.log_group_name,
                                                 "Restore state machine logs (no data)"),
             "NotificationTopicArn": (self.notifications.topic.topic_arn, "Run outcomes (failures always)"),
-            "RunHistoryTableName": (self.workflow.table.table_name, "Run summaries: key backup_id, sort key run"),
-            "WorkerLogGroupName": (self.launch_template.log_group.log_group_name, "Worker logs, one stream per task"),
+            OUTPUT_RUN_HISTORY_TABLE: (self.workflow.table.table_name, "Run summaries: key backup_id, sort key run"),
+            OUTPUT_WORKER_LOG_GROUP: (self.launch_template.log_group.log_group_name, "Worker logs, one stream per task"),
             "StateMachineLogGroupName": (self.workflow.log_group.log_group_name, "State machine logs (no data)"),
             "WorkerLaunchTemplateId": (self.launch_template.launch_template_id, "Launch template of the workers"),
         }

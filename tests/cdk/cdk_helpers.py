@@ -55,14 +55,14 @@ class Synthesized:
     stack: Any
     template: Any  # aws_cdk.assertions.Template
     template_json: Mapping[str, Any]
-    config: Any  # stacks.config.EfsBackupConfig
+    config: Any  # settings.model.EfsBackupConfig
 
 
 def synthesize(env: str, outdir: Path, **overrides: str) -> Synthesized:
     import app as cdk_app  # the repo's app.py
     from aws_cdk.assertions import Template
 
-    from stacks.config import load_config
+    from settings.load import load_config
     from stacks.efs_backup_stack import EfsBackupStack
 
     context = context_for(env, **overrides)

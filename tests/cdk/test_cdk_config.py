@@ -8,16 +8,16 @@ import re
 import pytest
 
 from cdk_helpers import cdk_json_context, context_for, shipped_environments
-from stacks.config import (
-    KEYS,
-    MAX_LINKED_TREES,
+from efs_backup_contract.limits import MAX_LINKED_TREES
+from settings.keys import KEYS
+from settings.load import load_config
+from settings.model import (
     ConfigError,
     EfsBackupConfig,
     IntervalPolicy,
     KmsKeyChoice,
     MonitoringSettings,
     SubnetPlacement,
-    load_config,
 )
 
 AZ_KEY = "availability-zones:account=123456789012:region=eu-west-1"
@@ -474,3 +474,28 @@ def test_worker_ebs_kms_key_is_default_or_a_key_of_the_region():
         "worker_ebs_kms_key: 'alias/aws/ebs' is not a key choice")
     other_region = key.replace("eu-west-1", "us-east-1")
     assert "is in us-east-1; expected a key in eu-west-1" in single_problem(context(worker_ebs_kms_key=other_region))
+
+
+def test_every_backup_id_the_stack_accepts_the_engine_accepts_within_its_tighter_limit(tmp_path):
+    """The stack's backup-id (settings.identifiers.BACKUP_ID, up to 64) is the engine's (up to 128) with a tighter
+    limit, so the notification subjects that carry it stay within SNS's Subject limit (less than 100 characters)."""
+    import json
+
+    from cdk_helpers import synthesize
+    from efs_backup_engine.layout import BACKUP_ID_RE
+    from settings.identifiers import BACKUP_ID, BACKUP_ID_MAX_LENGTH
+
+    for code in range(32, 127):
+        for candidate in (chr(code), "a" + chr(code)):
+            if BACKUP_ID.match(candidate):
+                assert BACKUP_ID_RE.match(candidate), candidate
+            else:
+                assert not BACKUP_ID_RE.match(candidate) or len(candidate) > BACKUP_ID_MAX_LENGTH, candidate
+    longest = "a" * BACKUP_ID_MAX_LENGTH
+    assert BACKUP_ID.match(longest) and BACKUP_ID_RE.match(longest)
+    assert not BACKUP_ID.match(longest + "a") and BACKUP_ID_RE.match(longest + "a" * 64), "the engine's 128"
+    assert load_config(context(backup_id=longest)).backup_id == longest
+
+    template = json.dumps(synthesize("example", tmp_path, backup_id=longest).template_json)
+    subjects = re.findall(r'\\"Subject\\":\\"(efs-backup [^\\]*)\\"', template)
+    assert subjects and all(longest in subject and len(subject) < 100 for subject in subjects), subjects

@@ -13,7 +13,8 @@ import json
 import pytest
 
 from cdk_helpers import context_for, synthesize
-from stacks.config import INTERFACE_ENDPOINTS, VPC_ENDPOINTS, ConfigError, load_config
+from settings.load import load_config
+from settings.model import INTERFACE_ENDPOINTS, VPC_ENDPOINTS, ConfigError
 
 HTTPS = 443
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
+import sys
 
 from cdk_helpers import REPO_ROOT
-from stacks.config import KEYS
+from settings.keys import KEYS
 
 
 def test_library_construct_and_local_construct_modules_import_side_by_side():
@@ -26,14 +28,58 @@ def test_library_construct_and_local_construct_modules_import_side_by_side():
     import aws_cdk  # noqa: F401  (breaks if a local __init__.py shadows the library)
 
 
+def _imported_modules(path):
+    """The modules a source file imports (absolute names; relative imports are not used in this repository)."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import"
+            yield node.module
+
+
 def test_constructs_folder_has_no_init_and_one_module_per_construct():
+    from constructs import Construct
+
     folder = REPO_ROOT / "constructs"
     assert not (folder / "__init__.py").exists(), "an __init__.py here shadows the constructs library"
     modules = sorted(p.stem for p in folder.glob("*.py"))
     assert "_jsii" not in modules
-    assert modules == ["backup_file_system", "backup_workflow", "fleet_workflow", "monitoring", "network_access",
-                       "notifications", "restore_workflow", "run_metrics", "schedules", "script_bucket",
-                       "vpc_endpoints", "worker_identity", "worker_launch_template"]
+    helpers = {"nag"}  # the cdk-nag helpers the constructs share: no construct of its own
+    assert helpers <= set(modules)
+    # Derived from the code rather than listed: each module defines its own construct(s), or is a helper ...
+    for name in modules:
+        module = importlib.import_module(f"constructs.{name}")
+        own = [value for value in vars(module).values()
+               if isinstance(value, type) and issubclass(value, Construct) and value.__module__ == module.__name__]
+        assert bool(own) != (name in helpers), f"constructs/{name}.py: constructs {own}, helper {name in helpers}"
+    # ... and is built into the stack: reachable from stacks/efs_backup_stack.py through imports (no orphans).
+    reached, pending = set(), [REPO_ROOT / "stacks" / "efs_backup_stack.py"]
+    while pending:
+        for imported in _imported_modules(pending.pop()):
+            if imported.startswith("constructs.") and imported.split(".", 1)[1] not in reached:
+                reached.add(imported.split(".", 1)[1])
+                pending.append(folder / f"{imported.split('.', 1)[1]}.py")
+    assert sorted(reached) == modules
+
+
+def test_settings_are_a_leaf_and_constructs_take_only_the_model_and_the_contract():
+    """settings/ imports the standard library and the contract only; constructs/ import of settings only its model
+    (typed values), never the parsers, the key catalogue or the loader; nothing but app.py and tests load config."""
+    allowed = set(sys.stdlib_module_names) | {"__future__", "efs_backup_contract", "settings"}
+    settings_files = sorted((REPO_ROOT / "settings").glob("*.py"))
+    assert {p.stem for p in settings_files} >= {"__init__", "model", "keys", "load", "checks", "parsers"}
+    for path in settings_files:
+        for imported in _imported_modules(path):
+            assert imported.split(".")[0] in allowed, f"{path.name} imports {imported}"
+    for path in sorted((REPO_ROOT / "constructs").glob("*.py")) + [REPO_ROOT / "stacks" / "efs_backup_stack.py"]:
+        for imported in _imported_modules(path):
+            top = imported.split(".")[0]
+            assert top != "stacks", f"{path.name} imports {imported}: the dependency runs back up"
+            if top == "settings":
+                assert imported == "settings.model", f"{path.name} imports {imported}; expected settings.model only"
+    assert not (REPO_ROOT / "stacks" / "config.py").exists()
 
 
 def test_stacks_and_constructs_never_read_context():

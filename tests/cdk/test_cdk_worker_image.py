@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cdk_helpers import context_for, synthesize
-from stacks.config import ConfigError, WorkerImage, load_config
+from settings.load import load_config
+from settings.model import ConfigError, WorkerImage
 
 
 def run_instances_statements(synth):

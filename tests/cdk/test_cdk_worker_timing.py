@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cdk_helpers import context_for, synthesize
-from stacks.config import (
-    MIN_HEARTBEAT_TIMEOUT_SECONDS,
-    WORKER_FIRST_HEARTBEAT_SECONDS,
-    ConfigError,
-    emulated_worker_boot,
-    load_config,
-)
+from settings.load import load_config
+from settings.model import MIN_HEARTBEAT_TIMEOUT_SECONDS, WORKER_FIRST_HEARTBEAT_SECONDS, ConfigError
+from settings.workers import emulated_worker_boot
 from test_cdk_config import context, single_problem, valid_environment
 
 
@@ -68,7 +64,7 @@ def test_the_documented_probe_period_is_the_engines():
     import sys
     from pathlib import Path
 
-    from stacks.config import ENGINE_PROGRESS_SECONDS, MIN_STALL_SECONDS
+    from settings.model import ENGINE_PROGRESS_SECONDS, MIN_STALL_SECONDS
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "assets" / "scripts"))
     from efs_backup_engine.lock import PROGRESS_EVERY

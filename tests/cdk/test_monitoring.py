@@ -16,7 +16,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_helpers import synthesize
 from constructs.run_metrics import NAMESPACE, PART_METRIC_NAMES, RUN_METRIC_NAMES, RunMetrics
-from stacks.config import INTERVAL_SECONDS
+from efs_backup_contract.intervals import INTERVAL_SECONDS
 
 GIB = 1024 ** 3
 VARIANTS = {

@@ -1,7 +1,7 @@
 """The operator CLI end to end against moto: the synthesized ``example`` stack deployed into moto's CloudFormation,
 its real state machine executing, the simulated worker fleet running the real user data, worker.sh and engine
 (tests/orchestration/moto_world.py). The CLI finds everything from ``--env example`` (cdk.json through
-stacks.config.load_config) and the stack outputs, exactly as against AWS.
+settings.load.load_config) and the stack outputs, exactly as against AWS.
 
 Two real backup executions (one started without waiting, one queued behind it and followed with ``run --queue
 --wait``: its live progress lines are asserted) and one refused before starting because the first was running,
@@ -169,7 +169,7 @@ def test_an_unknown_context_key_is_an_error_naming_the_closest_key(world, monkey
 
 
 def test_workers_beyond_the_limit_are_refused_before_starting(world, monkeypatch):
-    from stacks.config import MAX_WORKERS
+    from efs_backup_contract.limits import MAX_WORKERS
 
     for argv in (("run", "--interval", "daily"), ("restore", "--snapshot", "latest", "--dry-run")):
         code, out, err = cli(world, monkeypatch, *ENV, "--json", *argv, "--workers", "500")

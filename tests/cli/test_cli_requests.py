@@ -209,8 +209,8 @@ def test_every_json_invocation_prints_exactly_one_document(capsys, monkeypatch):
 
 
 def test_the_workers_limit_is_the_stack_configs(capsys):
-    """One definition: stacks/config.py MAX_WORKERS, which both state machines' input validation use."""
-    from stacks.config import MAX_WORKERS
+    """One definition: the contract's MAX_WORKERS, which both state machines' input validation use."""
+    from efs_backup_contract.limits import MAX_WORKERS
     from efs_backup_cli import limits, planner
 
     assert limits.max_workers() == MAX_WORKERS == planner.MAX_WORKERS
@@ -219,7 +219,7 @@ def test_the_workers_limit_is_the_stack_configs(capsys):
 
 
 def test_closest_configuration_key():
-    from stacks.config import KEYS
+    from settings.keys import KEYS
     from efs_backup_cli.limits import closest_key
 
     assert closest_key("RetainDaily", KEYS) == "retain_daily"

@@ -70,8 +70,9 @@ from constructs import Construct  # noqa: E402
 from aws_cdk.integ_tests_alpha import ExpectedResult, IntegTest, Match  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from constructs.script_bucket import nag_resource  # noqa: E402
-from stacks.config import SubnetPlacement, VpcEndpointSettings, load_config  # noqa: E402
+from constructs.nag import nag_resource  # noqa: E402
+from settings.load import load_config  # noqa: E402
+from settings.model import SubnetPlacement, VpcEndpointSettings  # noqa: E402
 from stacks.efs_backup_stack import EfsBackupStack  # noqa: E402
 
 FUNCTIONS = Path(__file__).resolve().parent / "acceptance_functions"

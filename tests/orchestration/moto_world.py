@@ -345,7 +345,7 @@ class WorkerFleet:
 def synth_for_moto(outdir: Path, network: Dict[str, str], **overrides: str):
     sys.path.insert(0, str(REPO_ROOT / "tests" / "cdk"))
     from cdk_helpers import synthesize  # noqa: E402
-    from stacks.config import emulated_worker_boot
+    from settings.workers import emulated_worker_boot
 
     # Simulated workers start in well under a second: heartbeat timeouts of seconds are allowed here only.
     with emulated_worker_boot(5):

@@ -13,8 +13,8 @@ import pytest
 from cdk_nag import AwsSolutionsChecks
 
 from constructs.fleet_workflow import LAUNCH_RETRY, launch_placements
+from efs_backup_contract.limits import MAX_WORKERS
 from orchestration_helpers import definition_of
-from stacks.config import MAX_WORKERS
 from test_cdk_nag import NAG_PREFIX, acknowledgments
 from test_orchestration_template import statements_by_sid
 

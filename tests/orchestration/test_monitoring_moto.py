@@ -31,7 +31,7 @@ from efs_backup_engine import summary as engine_summary  # noqa: E402
 
 from constructs.monitoring import Monitoring  # noqa: E402
 from constructs.run_metrics import NAMESPACE, PART_METRIC_NAMES, RUN_METRIC_NAMES, RunMetrics  # noqa: E402
-from stacks.config import BackupFileSystemSettings, IntervalPolicy, KmsKeyChoice, MonitoringSettings  # noqa: E402
+from settings.model import BackupFileSystemSettings, IntervalPolicy, KmsKeyChoice, MonitoringSettings  # noqa: E402
 
 REGION = "us-east-1"
 TABLE = "efs-backup-runs"
