@@ -1,6 +1,6 @@
 """The key catalogue: every configuration key with its type, default, meaning and parser, in documentation order.
 
-``KEYS`` is the single source of the configuration reference (docs and README table are checked against it) and of
+``KEYS`` is the single source of the configuration reference (docs/configuration.md is generated from it by tools/gen_config_docs.py and checked by tests/docs) and of
 the keys the loader accepts.
 """
 

@@ -46,7 +46,7 @@ def _close_key(name: str) -> Optional[str]:
 def _unknown_key_problem(name: str, origin: str) -> str:
     hint = _close_key(name)
     suggestion = f" (did you mean {hint!r}?)" if hint else ""
-    return f"{name}: unknown key {origin}{suggestion}; expected one of the keys in the README's configuration reference"
+    return f"{name}: unknown key {origin}{suggestion}; expected one of the keys in docs/configuration.md"
 
 
 def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:

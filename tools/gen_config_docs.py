@@ -26,9 +26,9 @@ OUTPUT = REPO_ROOT / "docs" / "configuration.md"
 def catalogue() -> Mapping:
     """The key catalogue: name -> spec with ``type_doc``, ``default_doc`` and ``meaning``.
 
-    The one place this script imports it (it moves from stacks.config to settings.keys).
+    The one place this script imports it.
     """
-    from stacks.config import KEYS
+    from settings.keys import KEYS
 
     return KEYS
 
