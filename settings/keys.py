@@ -1,7 +1,7 @@
 """The key catalogue: every configuration key with its type, default, meaning and parser, in documentation order.
 
-``KEYS`` is the single source of the configuration reference (docs/configuration.md is generated from it by tools/gen_config_docs.py and checked by tests/docs) and of
-the keys the loader accepts.
+``KEYS`` is the single source of the keys the loader accepts and of the configuration reference
+(docs/configuration.md is generated from it by tools/gen_config_docs.py; tests/docs checks it is current).
 """
 
 from __future__ import annotations
