@@ -10,11 +10,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(REPO, "bench")
-sys.path.insert(0, BENCH)
 
-import syscount  # noqa: E402
-import treegen  # noqa: E402
-import run_bench  # noqa: E402
+import syscount
+import treegen
+import run_bench
 
 ENGINE = os.path.join(REPO, "assets", "scripts", "efs-backup-engine")
 

@@ -16,11 +16,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(REPO, "bench")
-sys.path.insert(0, BENCH)
 
-import latency  # noqa: E402
-import latency_bench  # noqa: E402
-import treegen  # noqa: E402
+import latency
+import latency_bench
+import treegen
 
 ENGINE = os.path.join(REPO, "assets", "scripts", "efs-backup-engine")
 
