@@ -14,12 +14,12 @@ import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BENCH = os.path.join(REPO, "bench")
-
-import latency
+import latency  # bench/ (pytest.ini pythonpath)
 import latency_bench
 import treegen
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(REPO, "bench")
 
 ENGINE = os.path.join(REPO, "assets", "scripts", "efs-backup-engine")
 
