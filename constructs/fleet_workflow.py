@@ -811,14 +811,109 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
     start, wait_name = f"Start{step}", wait_name or step
     retry_next, next_launch, backoff, given_up = (f"{step}LaunchRetryable", f"{step}NextLaunch",
                                                   f"{step}LaunchBackoff", f"{step}LaunchGivenUp")
-    tags = [
+    wait = _wait_for_report(role, key, task_bucket=task_bucket, workers=workers, result_path=result_path, done=done)
+    if give_up is not None:
+        wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
+    return {
+        start: _start_instance(role, key, launch_template=launch_template, backup_id=backup_id, kind=kind,
+                               next_state=wait_name, on_error=retry_next),
+        retry_next: _launch_retryable(attempts, next_launch=next_launch, given_up=given_up),
+        next_launch: _next_placement(backoff),
+        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": start},
+        given_up: _launch_given_up(give_up, error_path),
+        wait_name: wait,
+    }
+
+
+def _instance_tags(role: str, backup_id: str, kind: str) -> List[Dict[str, str]]:
+    return [
         {"Key": TAG_BACKUP_ID, "Value": backup_id},
         {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
         {"Key": TAG_ROLE, "Value": role},
         {"Key": TAG_WORKFLOW, "Value": kind},
         {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
     ]
-    wait: Dict[str, Any] = {
+
+
+def _start_instance(role: str, key: str, *, launch_template: WorkerLaunchTemplate, backup_id: str, kind: str,
+                    next_state: str, on_error: str) -> Dict[str, Any]:
+    """ec2:RunInstances of one instance from the launch template at the current placement; its user data is the
+    bootstrap plus where its task object is."""
+    tags = _instance_tags(role, backup_id, kind)
+    return {
+        "Type": "Task",
+        "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
+        "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
+        "Parameters": {
+            "LaunchTemplate": {
+                "LaunchTemplateId": launch_template.launch_template_id,
+                "Version": launch_template.launch_template_version,
+            },
+            "InstanceType.$": "States.ArrayGetItem($.instance_types, $.launch.attempt)",
+            "MinCount": 1,
+            "MaxCount": 1,
+            "NetworkInterfaces": [{
+                "DeviceIndex": 0,
+                "SubnetId.$": "States.ArrayGetItem($.subnets, States.MathAdd($.launch.index, $.launch.attempt))",
+                "Groups": launch_template.security_group_ids,
+                "AssociatePublicIpAddress": False,
+                "DeleteOnTermination": True,
+            }],
+            "TagSpecifications": [{"ResourceType": resource, "Tags": tags} for resource in ("instance", "volume")],
+            "UserData.$": f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, "
+                          "$.bootstrap.tail))",
+        },
+        # SDK results hold timestamps (and moto cannot serialise them): keep the ids only.
+        "ResultSelector": {"instance_ids.$": "$.Instances[*].InstanceId"},
+        "ResultPath": "$.launched",
+        "Retry": [LAUNCH_RETRY],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": on_error}],
+        "Next": next_state,
+    }
+
+
+def _launch_retryable(attempts: int, *, next_launch: str, given_up: str) -> Dict[str, Any]:
+    return {
+        "Type": "Choice",
+        "Comment": "capacity, throttling or a fresh instance profile, and attempts left: try the next placement",
+        "Choices": [{
+            "And": [
+                {"Variable": "$.launch.attempt", "NumericLessThan": attempts - 1},
+                {"Or": [_field_matches("Error", p) for p in RETRYABLE_ERROR_PATTERNS]
+                 + [_field_matches("Cause", p) for p in RETRYABLE_CAUSE_PATTERNS]},
+            ],
+            "Next": next_launch,
+        }],
+        "Default": given_up,
+    }
+
+
+def _next_placement(backoff: str) -> Dict[str, Any]:
+    """The next launch attempt (next subnet, then instance type) after a random wait up to its backoff."""
+    return {
+        "Type": "Pass",
+        "Parameters": {
+            "index.$": "$.launch.index",
+            "attempt.$": "States.MathAdd($.launch.attempt, 1)",
+            "task.$": "$.launch.task",
+            "delay.$": "States.MathRandom(1, States.ArrayGetItem($.backoff_seconds, $.launch.attempt))",
+        },
+        "ResultPath": "$.launch",
+        "Next": backoff,
+    }
+
+
+def _launch_given_up(give_up: Optional[str], error_path: str) -> Dict[str, Any]:
+    if give_up is None:
+        return {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
+    return {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
+
+
+def _wait_for_report(role: str, key: str, *, task_bucket: str, workers: WorkerSettings, result_path: str,
+                     done: Dict[str, Any]) -> Dict[str, Any]:
+    """s3:PutObject.waitForTaskToken: writes the task object (token and task), then waits for the worker's report
+    under a heartbeat and a task timeout."""
+    return {
         "Type": "Task",
         "Comment": f"the task of the {role} instance, with its task token; waits for the worker's report",
         "Resource": "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken",
@@ -833,71 +928,6 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
         "TimeoutSeconds": workers.timeout_hours * 3600,
         "ResultPath": result_path,
         **done,
-    }
-    if give_up is not None:
-        wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
-    return {
-        start: {
-            "Type": "Task",
-            "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
-            "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
-            "Parameters": {
-                "LaunchTemplate": {
-                    "LaunchTemplateId": launch_template.launch_template_id,
-                    "Version": launch_template.launch_template_version,
-                },
-                "InstanceType.$": "States.ArrayGetItem($.instance_types, $.launch.attempt)",
-                "MinCount": 1,
-                "MaxCount": 1,
-                "NetworkInterfaces": [{
-                    "DeviceIndex": 0,
-                    "SubnetId.$": "States.ArrayGetItem($.subnets, States.MathAdd($.launch.index, $.launch.attempt))",
-                    "Groups": launch_template.security_group_ids,
-                    "AssociatePublicIpAddress": False,
-                    "DeleteOnTermination": True,
-                }],
-                "TagSpecifications": [{"ResourceType": resource, "Tags": tags} for resource in ("instance", "volume")],
-                "UserData.$": f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, "
-                              "$.bootstrap.tail))",
-            },
-            # SDK results hold timestamps (and moto cannot serialise them): keep the ids only.
-            "ResultSelector": {"instance_ids.$": "$.Instances[*].InstanceId"},
-            "ResultPath": "$.launched",
-            "Retry": [LAUNCH_RETRY],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": retry_next}],
-            "Next": wait_name,
-        },
-        retry_next: {
-            "Type": "Choice",
-            "Comment": "capacity, throttling or a fresh instance profile, and attempts left: try the next placement",
-            "Choices": [{
-                "And": [
-                    {"Variable": "$.launch.attempt", "NumericLessThan": attempts - 1},
-                    {"Or": [_field_matches("Error", p) for p in RETRYABLE_ERROR_PATTERNS]
-                     + [_field_matches("Cause", p) for p in RETRYABLE_CAUSE_PATTERNS]},
-                ],
-                "Next": next_launch,
-            }],
-            "Default": given_up,
-        },
-        next_launch: {
-            "Type": "Pass",
-            "Parameters": {
-                "index.$": "$.launch.index",
-                "attempt.$": "States.MathAdd($.launch.attempt, 1)",
-                "task.$": "$.launch.task",
-                "delay.$": "States.MathRandom(1, States.ArrayGetItem($.backoff_seconds, $.launch.attempt))",
-            },
-            "ResultPath": "$.launch",
-            "Next": backoff,
-        },
-        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": start},
-        given_up: (
-            {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
-            if give_up is None else
-            {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
-        ),
-        wait_name: wait,
     }
 
 
