@@ -65,8 +65,9 @@ def test_the_user_data_carries_the_stall_limit_and_the_state_machine_the_heartbe
 
 def test_the_documented_probe_period_is_the_engines():
     """config documents (and bounds worker_stall_seconds by) the engine's progress period: they must agree."""
-    from efs_backup_engine.lock import PROGRESS_EVERY
     from stacks.config import ENGINE_PROGRESS_SECONDS, MIN_STALL_SECONDS
+
+    from efs_backup_engine.lock import PROGRESS_EVERY
 
     assert PROGRESS_EVERY == ENGINE_PROGRESS_SECONDS
     assert MIN_STALL_SECONDS >= 8 * PROGRESS_EVERY  # several probes, plus one NFS retry (60 s), per stall window

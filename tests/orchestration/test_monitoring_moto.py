@@ -22,11 +22,13 @@ import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 from moto import mock_aws
 
+from orchestration_helpers import validate_asl
+
+from efs_backup_engine import summary as engine_summary
+
 from constructs.monitoring import Monitoring
 from constructs.run_metrics import NAMESPACE, PART_METRIC_NAMES, RUN_METRIC_NAMES, RunMetrics
-from efs_backup_engine import summary as engine_summary
-from orchestration_helpers import validate_asl
-from stacks.config import BackupFileSystemSettings, IntervalPolicy, KmsKeyChoice, MonitoringSettings
+from stacks.config import BackupFileSystemSettings, IntervalPolicy, KmsKeyChoice, MonitoringSettings  # noqa: E402
 
 REGION = "us-east-1"
 TABLE = "efs-backup-runs"
