@@ -22,25 +22,22 @@ ratios are medians of per-round ratios.  Writes bench/results/latency.md and lat
 
 import argparse
 import datetime
-import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import latency  # noqa: E402
-import run_bench  # noqa: E402
-import treegen  # noqa: E402
-
-BACKUP_ID, INTERVAL = run_bench.BACKUP_ID, run_bench.INTERVAL
-log = run_bench.log
+import latency
+import treegen
+from benchkit import DEFAULT_ENGINE, DEFAULT_RESULTS
+from benchkit.contenders import Engine as EngineContender, parse_engine_summary, stderr_problem
+from benchkit.engine_source import export_engine
+from benchkit.machine import machine_info
+from benchkit.progress import log
+from benchkit.results import command_line, fmt_int, write_results
+from benchkit.workdir import prepare_workdir, remove_tree
 
 
 # ----------------------------------------------------------------------------- contenders
@@ -96,11 +93,11 @@ class Rsync(object):
         return not errors, "\n".join(errors), {}
 
 
-class Engine(run_bench.Engine):
+class Engine(EngineContender):
     """The engine with K local workers (run_bench's contender, called through this Python interpreter)."""
 
     def __init__(self, work, src, retain, engine, workers):
-        run_bench.Engine.__init__(self, work, src, retain, engine, workers=workers,
+        EngineContender.__init__(self, work, src, retain, engine, workers=workers,
                                   root_name=os.path.join("dst", "engine-x%d" % workers))
         self.key = "engine-x%d" % workers
         self.label = "engine, %d worker%s" % (workers, "" if workers == 1 else "s")
@@ -115,9 +112,9 @@ class Engine(run_bench.Engine):
     def run(self, env):
         p = subprocess.run(self.cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True)
-        summ = run_bench.parse_engine_summary(p.stdout) or {}
+        summ = parse_engine_summary(p.stdout) or {}
         info = {"status": summ.get("status"), "parts": summ.get("parts"),
-                "stderr_problem": run_bench.stderr_problem(p.stderr)}
+                "stderr_problem": stderr_problem(p.stderr)}
         return self.ok(p.returncode), "rc %d\n%s" % (p.returncode, p.stderr[-3000:]), info
 
 
@@ -252,7 +249,7 @@ def render(res):
     L += ["", "Source tree (seed %d): %s files, %s symlinks, %s directories (%d top-level), %.0f MiB.  Each round "
           "changes %.1f%% of the files; retain %d; %d unmeasured rounds (full copy + %d warm-up), then %d measured "
           "rounds at **%.3g ms** per metadata call on the source and the backup paths." % (
-              a["seed"], _i(t["files"]), _i(t["symlinks"]), _i(t["dirs"]), t["top_level"], t["bytes"] / 2.0 ** 20,
+              a["seed"], fmt_int(t["files"]), fmt_int(t["symlinks"]), fmt_int(t["dirs"]), t["top_level"], t["bytes"] / 2.0 ** 20,
               a["change"] * 100, a["retain"], a["warmup"] + 1, a["warmup"], a["rounds"], a["latency_ms"]), ""]
     for table in (_main_table, _targets_table, _kinds_table, _verify_table, _rounds_table):
         L += table(res) + [""]
@@ -283,7 +280,7 @@ def _main_table(res):
         if "wall_x_split" in s:
             split = "%.2f (vs %s)" % (s["wall_x_split"], res["summary"][s["split_key"]]["label"])
         L.append("| %s | %.2f | %.2f..%.2f | %.2f | %s | %.2f | %.2f | %s |" % (
-            s["label"], s["wall_median"], s["wall_min"], s["wall_max"], s["cpu_median"], _i(s["ops_mean"]),
+            s["label"], s["wall_median"], s["wall_min"], s["wall_max"], s["cpu_median"], fmt_int(s["ops_mean"]),
             s["wall_x_rsync"], s["ops_x_rsync"], split))
     return L
 
@@ -311,9 +308,9 @@ def _kinds_table(res):
          "| kind | " + " | ".join(res["summary"][c]["label"] for c in keys) + " |",
          "|---|" + "--:|" * len(keys)]
     for k in used:
-        L.append("| %s | %s |" % (k, " | ".join(_i(res["summary"][c]["kinds_mean"][k]) for c in keys)))
+        L.append("| %s | %s |" % (k, " | ".join(fmt_int(res["summary"][c]["kinds_mean"][k]) for c in keys)))
     L.append("| by program | %s |" % " | ".join(
-        ", ".join("%s %s" % (e, _i(v)) for e, v in sorted(res["summary"][c]["by_exe"].items())) for c in keys))
+        ", ".join("%s %s" % (e, fmt_int(v)) for e, v in sorted(res["summary"][c]["by_exe"].items())) for c in keys))
     return L
 
 
@@ -334,12 +331,8 @@ def _rounds_table(res):
     for r in res["rounds"]:
         if r["measured"]:
             L.append("| %d | %d | %s |" % (r["round"], r["changes"], " | ".join(
-                "%.2f / %s" % (r["runs"][c]["wall"], _i(r["runs"][c]["ops"]["total"])) for c in keys)))
+                "%.2f / %s" % (r["runs"][c]["wall"], fmt_int(r["runs"][c]["ops"]["total"])) for c in keys)))
     return L
-
-
-def _i(x):
-    return "{:,}".format(int(round(x)))
 
 
 # ----------------------------------------------------------------------------- main
@@ -361,9 +354,9 @@ def parse_args(argv):
     p.add_argument("--workdir", default="/var/tmp/efs-backup-latency-bench", help="scratch dir, wiped at start")
     p.add_argument("--force", action="store_true", help="wipe --workdir even without the bench marker")
     p.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
-    p.add_argument("--engine", default=os.path.join(REPO, "assets", "scripts", "efs-backup-engine"))
+    p.add_argument("--engine", default=DEFAULT_ENGINE)
     p.add_argument("--engine-rev", default=None, help="benchmark the engine as committed at this revision")
-    p.add_argument("--results", default=os.path.join(HERE, "results"), help="where latency.md/.json go")
+    p.add_argument("--results", default=DEFAULT_RESULTS, help="where latency.md/.json go")
     a = p.parse_args(argv)
     a.warmup = a.retain if a.warmup is None else a.warmup
     a.workers = [int(x) for x in a.workers.split(",") if x]
@@ -388,11 +381,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     work = os.path.abspath(args.workdir)
-    run_bench.prepare_workdir(work, args.force)
+    prepare_workdir(work, args.force)
     load0 = os.getloadavg()[0]
-    machine = run_bench.machine_info(work)
+    machine = machine_info(work)
     if args.engine_rev:
-        args.engine, machine["commit"] = run_bench.export_engine(args.engine_rev, work)
+        args.engine, machine["commit"] = export_engine(args.engine_rev, work)
     shim = latency.build(os.path.join(work, "shim"))
     src, dst = os.path.join(work, "src"), os.path.join(work, "dst")
     log("generating %d files in %d directories (seed %d)" % (args.files, args.dirs, args.seed))
@@ -402,21 +395,15 @@ def main(argv=None):
     rounds, lists = run_rounds(args, contenders, src, model, work)
     by_key = {c.key: c for c in contenders}
     summary = {c.key: summarize(c, contenders[0], by_key.get("rsync-x%d" % c.streams)) for c in contenders}
-    res = {"command": "python3 bench/latency_bench.py " + " ".join(map(shlex.quote, argv)),
+    res = {"command": command_line("latency_bench.py", argv),
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), "args": vars(args),
            "machine": machine, "tree": tree, "rounds": rounds, "order": [c.key for c in contenders],
            "summary": summary, "verify": verify(contenders, lists, args.retain),
            "load": (load0, os.getloadavg()[0]), "notes": notes_for(summary, machine, load0)}
     res["runtime"] = time.perf_counter() - t_start
-    md = render(res)
-    os.makedirs(args.results, exist_ok=True)
-    with open(os.path.join(args.results, "latency.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(args.results, "latency.json"), "w") as f:
-        json.dump(res, f, indent=1, sort_keys=True, default=str)
-    sys.stdout.write(md)
+    write_results(args.results, "latency", res, render(res))
     if not args.keep:
-        run_bench.remove_tree(work)
+        remove_tree(work)
     return 0 if all(v["ok"] for v in res["verify"]) else 1
 
 

@@ -16,7 +16,6 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from constructs.fleet_workflow import FleetJob, FleetWorkflow, refusal, success_notification
-from constructs.run_metrics import RunMetrics
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from efs_backup_contract.limits import MAX_WORKERS
@@ -91,6 +90,7 @@ def backup_job(*, topic_arn: str, notify_on_success: bool, retention: Sequence[I
         ),
         success_route=success_route,
         success_entry="NotifySuccess" if notify_on_success else "Done",
+        publishes_run_metrics=True,
     )
 
 
@@ -127,13 +127,3 @@ class BackupWorkflow(FleetWorkflow):
             topic=topic,
             table=None,  # this workflow creates the run-history table; the restore workflow records into it
         )
-
-    def after_records(self, states: Dict[str, Any]) -> None:
-        """Every recorded run publishes its metrics (and a promotion its newest-snapshot record) before the outcome
-        is checked or notified; see run_metrics.py (those states never fail the run)."""
-        self.run_metrics = RunMetrics(self, "RunMetrics", backup_id=self.backup_id, table=self.table)
-        self.run_metrics.grant(self.role)
-        states.update(self.run_metrics.states("PublishRunMetrics", states["RecordRun"]["Next"], "success"))
-        states.update(self.run_metrics.states("PublishFailedRunMetrics", states["RecordFailure"]["Next"], "failure"))
-        states["RecordRun"]["Next"] = "PublishRunMetrics"
-        states["RecordFailure"]["Next"] = "PublishFailedRunMetrics"

@@ -33,7 +33,7 @@ A successful execution's output is ``{"outcome", "execution", "backup_id", "summ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from aws_cdk import Acknowledgment, ArnFormat, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
@@ -44,6 +44,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from constructs.nag import NAG_PACK, nag_resource
+from constructs.run_metrics import RunMetrics
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from efs_backup_contract.deployment import TAG_BACKUP_ID
@@ -80,6 +81,9 @@ class FleetJob:
     # "Done"; e.g. a ``success_notification``.
     success_route: Dict[str, Any] = field(default_factory=dict)
     success_entry: str = "Done"
+    # Every recorded run (success or failure) publishes its metrics (run_metrics.py) before its outcome is checked
+    # or notified.
+    publishes_run_metrics: bool = False
 
 
 def success_notification(topic_arn: str, subject: str, message: str) -> Dict[str, Any]:
@@ -147,6 +151,10 @@ class FleetWorkflow(Construct):
         )
         self.launch_template_settings = launch_template.settings
         self._grant(stack, launch_template, worker, subnet_ids, topic)
+        self.run_metrics: Optional[RunMetrics] = None
+        if job.publishes_run_metrics:
+            self.run_metrics = RunMetrics(self, "RunMetrics", backup_id=backup_id, table=self.table)
+            self.run_metrics.grant(self.role)
 
         definition = self.definition(
             # Every worker of every job mounts (some of) both file systems; worker.sh requires both ids.
@@ -175,92 +183,75 @@ class FleetWorkflow(Construct):
     # ------------------------------------------------------------------------------------------------ definition
 
     def definition(self, *, task_constants, subnet_ids, workers, launch_template, topic_arn) -> Dict[str, Any]:
-        job = self.job
-        backup_id = self.backup_id
-        # Launch attempt a of worker i uses subnets[(i + a) mod n] and instance_types[a] (JSONPath has no modulo, so
-        # both lists are laid out up to the largest index used): workers are spread over the subnets, and a launch
-        # the capacity of one zone refused is tried in the next zone, then with the next configured instance type.
-        placement = launch_placements(subnet_ids, workers.instance_types)
-        attempts = len(placement["instance_types"])
+        """The state machine, its states in the order of the picture above: the job's validation and the admission
+        of a run, the workers, the record of the run, the failure path, then the job's success route and what
+        follows each record (the run metrics, when the job publishes them). Every ``Next`` is set where its state
+        is built."""
+        launcher = self._launcher(task_constants, subnet_ids, workers, launch_template)
+        after_run, after_run_states = self._after_record("success", next_state="CheckOutcome")
+        after_failure, after_failure_states = self._after_record("failure", next_state="NotifyFailure")
+        states: Dict[str, Any] = {
+            **self._validation(),
+            **self._worker_count(workers),
+            **self._refused_input(topic_arn),
+            **self._admission(workers),
+            **self._plan_workers(launcher),
+            **self._workers(launcher),
+            **self._finalize(launcher),
+            **self._record_run(next_state=after_run),
+            **self._stop_workers(),
+            **self._release_lock(launcher),
+            **self._record_failure(topic_arn, next_state=after_failure),
+            **self.job.success_route,
+            **after_run_states,
+            **after_failure_states,
+        }
+        return {
+            "Comment": f"efs-backup {self.job.kind} of backup-id {self.backup_id}: one execution is one run",
+            "StartAt": "ValidateInput",
+            "States": states,
+        }
+
+    def _launcher(self, task_constants: Dict[str, Any], subnet_ids: Sequence[str], workers: WorkerSettings,
+                  launch_template: WorkerLaunchTemplate) -> WorkerLauncher:
+        """What every launch of this job shares: where instances go and the fields of every worker's task."""
         task_base = {
-            "backup_id": backup_id,
+            "backup_id": self.backup_id,
             **task_constants,
             "region": Stack.of(self).region,
             "log_group": launch_template.log_group.log_group_name,
             "heartbeat_seconds": workers.heartbeat_interval_seconds,
             "worker_count.$": "$.workers",
             "run_id.$": "$.run_id",
-            **job.task_fields,
+            **self.job.task_fields,
         }  # evaluated against PlanWorkers' output (in the Map's ItemSelector, or a Pass state before a launch)
+        return WorkerLauncher(
+            launch_template=launch_template, workers=workers, task_bucket=self.task_bucket_name,
+            task_prefix=self.task_prefix, backup_id=self.backup_id, kind=self.job.kind,
+            # Launch attempt a of worker i uses subnets[(i + a) mod n] and instance_types[a] (JSONPath has no modulo,
+            # so both lists are laid out up to the largest index used): workers are spread over the subnets, and a
+            # launch the capacity of one zone refused is tried in the next zone, then with the next instance type.
+            placement=launch_placements(subnet_ids, workers.instance_types),
+            task_base=task_base,
+        )
 
-        def launch(step: str, role: str, *, done: Dict[str, Any], result_path: str,
-                   give_up: Optional[str], error_path: str = "$.error", wait_name: Optional[str] = None
-                   ) -> Dict[str, Any]:
-            """The states that start one instance for ``step`` and wait for its report (see launch_states)."""
-            return launch_states(
-                step, role, wait_name=wait_name, launch_template=launch_template, task_bucket=self.task_bucket_name,
-                task_prefix=self.task_prefix, backup_id=backup_id, kind=job.kind, workers=workers,
-                attempts=attempts, done=done, result_path=result_path, give_up=give_up, error_path=error_path,
-            )
+    def _after_record(self, path: str, *, next_state: str) -> Tuple[str, Dict[str, Any]]:
+        """Where a recorded run goes on to, and the states on the way: the run metrics (``path`` success or failure;
+        see run_metrics.py, they never fail the run) before the outcome is checked or notified, or straight on to
+        ``next_state`` when the job publishes none."""
+        if self.run_metrics is None:
+            return next_state, {}
+        entry = "PublishRunMetrics" if path == "success" else "PublishFailedRunMetrics"
+        return entry, self.run_metrics.states(entry, next_state, path)
 
-        def single(step: str, role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
-            """One instance outside the Map (finalize or abort); its report becomes $.summary. Any failure (the launch
-            given up, the worker's reported failure, a timeout) goes to catch_next with the error at error_path."""
-            states = launch(step, role, done={"Next": f"{step}Reported"}, result_path="$.summary",
-                            give_up=catch_next, error_path=error_path)
-            # The task (a restore's request, again) is not needed any more: keep the state small (256 KiB at most).
-            states[f"{step}Reported"] = {"Type": "Pass", "Result": {}, "ResultPath": "$.launch", "Next": next_state}
-            return states
+    # ---- admission: the input is valid, the worker count allowed, no other run is going on
 
-        def cleanup(find: str, any_left: str, terminate: str, next_state: str) -> Dict[str, Any]:
-            """Terminate every instance of this execution that is not terminated yet, then go on to next_state
-            (also when looking or terminating fails: the failure path must always reach the record)."""
-            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": next_state}]
-            return {
-                find: {
-                    "Type": "Task",
-                    "Comment": "every instance this execution launched that is not terminated yet",
-                    "Resource": "arn:aws:states:::aws-sdk:ec2:describeInstances",
-                    "Parameters": {"Filters": [
-                        {"Name": f"tag:{TAG_EXECUTION}", "Values.$": "States.Array($.run_id)"},
-                        {"Name": f"tag:{TAG_BACKUP_ID}", "Values": [backup_id]},
-                        {"Name": f"tag:{TAG_WORKFLOW}", "Values": [job.kind]},
-                        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-                    ]},
-                    "ResultSelector": {"ids.$": "$.Reservations[*].Instances[*].InstanceId"},
-                    "ResultPath": "$.instances",
-                    "Next": any_left,
-                    "Catch": catch,
-                },
-                any_left: {
-                    "Type": "Choice",
-                    "Choices": [{"Variable": "$.instances.ids[0]", "IsPresent": True, "Next": terminate}],
-                    "Default": next_state,
-                },
-                terminate: {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::aws-sdk:ec2:terminateInstances",
-                    "Parameters": {"InstanceIds.$": "$.instances.ids"},
-                    "ResultSelector": {"count.$": "States.ArrayLength($.TerminatingInstances)"},
-                    "ResultPath": "$.terminated",
-                    "Next": next_state,
-                    "Catch": catch,
-                },
-            }
+    def _validation(self) -> Dict[str, Any]:
+        """The job's own checks of the input, from ValidateInput on; they end in CheckWorkerCount or InvalidInput."""
+        return {**self.job.validation, "InvalidInput": refusal(self.job.invalid_input_cause)}
 
-        def task_pass(role: str, next_state: str) -> Dict[str, Any]:
-            return {
-                "Type": "Pass",
-                "Comment": f"the task object of the {role} instance, its first launch attempt",
-                "Parameters": {"index": 0, "attempt": 0,
-                               "task": {**task_base, "role": role, "worker_index": 0}},
-                "ResultPath": "$.launch",
-                "Next": next_state,
-            }
-
-        states: Dict[str, Any] = dict(job.validation)
-        states.update({
-            "InvalidInput": refusal(job.invalid_input_cause),
+    def _worker_count(self, workers: WorkerSettings) -> Dict[str, Any]:
+        return {
             "CheckWorkerCount": {
                 "Type": "Choice",
                 "Comment": "workers: a whole number 1..%d (ASL has no integer test: each allowed value is listed, "
@@ -280,16 +271,22 @@ class FleetWorkflow(Construct):
             "RefuseWorkerCount": refusal(
                 "workers must be a whole number from 1 to %d (or absent: the configured worker_count %d)"
                 % (MAX_WORKERS, workers.count)),
-            # ---- a refused input: recorded and notified like a failed run, before anything is launched
+        }
+
+    def _refused_input(self, topic_arn: str) -> Dict[str, Any]:
+        """A refused input (a ``refusal`` state): recorded and notified like a failed run, before anything is
+        launched."""
+        kind, backup_id = self.job.kind, self.backup_id
+        return {
             "RecordRefusedInput": self._record_refusal(next_state="NotifyRefusedInput"),
             "NotifyRefusedInput": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
                 "Parameters": {
                     "TopicArn": topic_arn,
-                    "Subject": f"efs-backup {backup_id} {job.kind}: INPUT REFUSED",
+                    "Subject": f"efs-backup {backup_id} {kind}: INPUT REFUSED",
                     "Message.$": (
-                        f"States.Format('efs-backup {job.kind} execution {{}} of backup-id {backup_id} was refused "
+                        f"States.Format('efs-backup {kind} execution {{}} of backup-id {backup_id} was refused "
                         "before anything was launched (nothing changed): {}. Input: {}', $.run_id, $.error.Cause, "
                         "$.input)"
                     ),
@@ -300,6 +297,11 @@ class FleetWorkflow(Construct):
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "InputRefused"}],
             },
             "InputRefused": {"Type": "Fail", "Error": "InvalidInput", "CausePath": "$.error.Cause"},
+        }
+
+    def _admission(self, workers: WorkerSettings) -> Dict[str, Any]:
+        """The configured worker count when the input names none; then one run of this state machine at a time."""
+        return {
             "DefaultWorkerCount": {
                 "Type": "Pass",
                 "Result": workers.count,
@@ -327,30 +329,41 @@ class FleetWorkflow(Construct):
                 "Comment": "another execution is running: end at once, touch nothing",
                 "Parameters": {
                     "outcome": "already-running",
-                    "backup_id": backup_id,
-                    **job.job_fields,
+                    "backup_id": self.backup_id,
+                    **self.job.job_fields,
                     "message": "another execution of this state machine is running; this one did nothing",
                 },
                 "End": True,
             },
+        }
+
+    # ---- the run: plan, the workers, finalize, record
+
+    def _plan_workers(self, launcher: WorkerLauncher) -> Dict[str, Any]:
+        return {
             "PlanWorkers": {
                 "Type": "Pass",
                 "Parameters": {
-                    "backup_id": backup_id,
-                    **job.job_fields,
+                    "backup_id": self.backup_id,
+                    **self.job.job_fields,
                     "workers.$": "$.workers",
                     "run_id.$": "$$.Execution.Name",
                     # When the run was planned (ISO 8601). $$.Execution.StartTime would do in AWS, but moto's context
                     # holds a datetime there that no intrinsic or integration can serialise.
                     "started.$": "$$.State.EnteredTime",
                     "indexes.$": "States.ArrayRange(0, States.MathAdd($.workers, -1), 1)",
-                    **placement,
-                    "bootstrap": launch_template.bootstrap_pieces(),
+                    **launcher.placement,
+                    "bootstrap": launcher.launch_template.bootstrap_pieces(),
                     "envelope": TASK_ENVELOPE,
                     "summary": {},
                 },
                 "Next": "Workers",
             },
+        }
+
+    def _workers(self, launcher: WorkerLauncher) -> Dict[str, Any]:
+        role = self.job.work_role
+        return {
             "Workers": {
                 "Type": "Map",
                 "Comment": "one instance per worker; every worker prepares (joins) the run and works until no part "
@@ -366,7 +379,7 @@ class FleetWorkflow(Construct):
                     "launch": {
                         "index.$": "$$.Map.Item.Value",
                         "attempt": 0,
-                        "task": {**task_base, "role": job.work_role, "worker_index.$": "$$.Map.Item.Value"},
+                        "task": {**launcher.task_base, "role": role, "worker_index.$": "$$.Map.Item.Value"},
                     },
                 },
                 "MaxConcurrency": 0,
@@ -378,8 +391,8 @@ class FleetWorkflow(Construct):
                     # its exits) outputs the worker's report; each iteration's output is only a mark (the reports
                     # of 32 workers stay out of the state, 256 KiB at most).
                     "States": {
-                        **launch("Worker", job.work_role, done={"Next": "WorkerReported"}, result_path="$",
-                                 give_up=None, wait_name="LaunchWorker"),
+                        **launcher.launch("Worker", role, done={"Next": "WorkerReported"}, result_path="$",
+                                          give_up=None, wait_name="LaunchWorker"),
                         "WorkerReported": {"Type": "Pass", "Result": {"reported": True}, "End": True},
                     },
                 },
@@ -387,15 +400,25 @@ class FleetWorkflow(Construct):
                 "Next": "FinalizeTask",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FindWorkerInstances"}],
             },
-            "FinalizeTask": task_pass(job.finalize_role, "StartFinalize"),
-            **single("Finalize", job.finalize_role, next_state="RecordRun", catch_next="FindWorkerInstances",
-                     error_path="$.error"),
-            "RecordRun": self._record("success", next_state="CheckOutcome"),
+        }
+
+    def _finalize(self, launcher: WorkerLauncher) -> Dict[str, Any]:
+        role = self.job.finalize_role
+        return {
+            "FinalizeTask": launcher.first_task(role, "StartFinalize"),
+            **launcher.single("Finalize", role, next_state="RecordRun", catch_next="FindWorkerInstances",
+                              error_path="$.error"),
+        }
+
+    def _record_run(self, *, next_state: str) -> Dict[str, Any]:
+        """The run's record, then its outcome: success or warning goes the job's success route to Done."""
+        return {
+            "RecordRun": self._record("success", next_state=next_state),
             "CheckOutcome": {
                 "Type": "Choice",
                 "Choices": [{"Or": [{"Variable": "$.summary.status", "StringEquals": "success"},
                                     {"Variable": "$.summary.status", "StringEquals": "warning"}],
-                             "Next": job.success_entry}],
+                             "Next": self.job.success_entry}],
                 "Default": "NotifyFailure",
             },
             "Done": {
@@ -405,8 +428,17 @@ class FleetWorkflow(Construct):
                                "backup_id.$": "$.backup_id", "summary.$": "$.summary"},
                 "End": True,
             },
-            # ---- failure path
-            **cleanup("FindWorkerInstances", "AnyWorkerInstances", "TerminateWorkers", "ChooseRelease"),
+        }
+
+    # ---- failure path: stop the workers, release the lock (recording failed parts), record, notify
+
+    def _stop_workers(self) -> Dict[str, Any]:
+        return terminate_instances_states("FindWorkerInstances", "AnyWorkerInstances", "TerminateWorkers",
+                                          "ChooseRelease", backup_id=self.backup_id, kind=self.job.kind)
+
+    def _release_lock(self, launcher: WorkerLauncher) -> Dict[str, Any]:
+        job = self.job
+        return {
             "ChooseRelease": {
                 "Type": "Choice",
                 "Comment": "part failures: finalize records them (nothing can be promoted) and releases the lock; "
@@ -415,15 +447,22 @@ class FleetWorkflow(Construct):
                              "Next": "RecordFailedRunTask"}],
                 "Default": "ReleaseLockTask",
             },
-            "RecordFailedRunTask": task_pass(job.finalize_role, "StartRecordFailedRun"),
-            **single("RecordFailedRun", job.finalize_role, next_state="RecordFailure",
-                     catch_next="FindLeftoverInstances", error_path="$.release_error"),
-            "ReleaseLockTask": task_pass(job.abort_role, "StartReleaseLock"),
-            **single("ReleaseLock", job.abort_role, next_state="RecordFailure", catch_next="FindLeftoverInstances",
-                     error_path="$.release_error"),
+            "RecordFailedRunTask": launcher.first_task(job.finalize_role, "StartRecordFailedRun"),
+            **launcher.single("RecordFailedRun", job.finalize_role, next_state="RecordFailure",
+                              catch_next="FindLeftoverInstances", error_path="$.release_error"),
+            "ReleaseLockTask": launcher.first_task(job.abort_role, "StartReleaseLock"),
+            **launcher.single("ReleaseLock", job.abort_role, next_state="RecordFailure",
+                              catch_next="FindLeftoverInstances", error_path="$.release_error"),
             # The finalize or abort instance itself failed (timed out, lost): it must not be left running.
-            **cleanup("FindLeftoverInstances", "AnyLeftoverInstances", "TerminateLeftoverInstances", "RecordFailure"),
-            "RecordFailure": self._record("failed", next_state="NotifyFailure"),
+            **terminate_instances_states("FindLeftoverInstances", "AnyLeftoverInstances",
+                                         "TerminateLeftoverInstances", "RecordFailure",
+                                         backup_id=self.backup_id, kind=job.kind),
+        }
+
+    def _record_failure(self, topic_arn: str, *, next_state: str) -> Dict[str, Any]:
+        job = self.job
+        return {
+            "RecordFailure": self._record("failed", next_state=next_state),
             "NotifyFailure": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
@@ -435,17 +474,7 @@ class FleetWorkflow(Construct):
             },
             "RunFailed": {"Type": "Fail", "Error": f"{job.kind.capitalize()}RunFailed",
                           "Cause": "the run failed; see the notification and the run-history table"},
-        })
-        states.update(job.success_route)
-        self.after_records(states)
-        return {
-            "Comment": f"efs-backup {job.kind} of backup-id {backup_id}: one execution is one run",
-            "StartAt": "ValidateInput",
-            "States": states,
         }
-
-    def after_records(self, states: Dict[str, Any]) -> None:
-        """Hook for a job's construct: splice states after RecordRun/RecordFailure (the role and table exist)."""
 
     def _record_refusal(self, *, next_state: str) -> Dict[str, Any]:
         """PutItem of a refused input (state made by ``refusal``): status failed, error InvalidInput and why."""
@@ -783,14 +812,109 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
     start, wait_name = f"Start{step}", wait_name or step
     retry_next, next_launch, backoff, given_up = (f"{step}LaunchRetryable", f"{step}NextLaunch",
                                                   f"{step}LaunchBackoff", f"{step}LaunchGivenUp")
-    tags = [
+    wait = _wait_for_report(role, key, task_bucket=task_bucket, workers=workers, result_path=result_path, done=done)
+    if give_up is not None:
+        wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
+    return {
+        start: _start_instance(role, key, launch_template=launch_template, backup_id=backup_id, kind=kind,
+                               next_state=wait_name, on_error=retry_next),
+        retry_next: _launch_retryable(attempts, next_launch=next_launch, given_up=given_up),
+        next_launch: _next_placement(backoff),
+        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": start},
+        given_up: _launch_given_up(give_up, error_path),
+        wait_name: wait,
+    }
+
+
+def _instance_tags(role: str, backup_id: str, kind: str) -> List[Dict[str, str]]:
+    return [
         {"Key": TAG_BACKUP_ID, "Value": backup_id},
         {"Key": TAG_EXECUTION, "Value.$": "$.run_id"},
         {"Key": TAG_ROLE, "Value": role},
         {"Key": TAG_WORKFLOW, "Value": kind},
         {"Key": "Name", "Value.$": f"States.Format('efs-backup {role} {{}}', $.run_id)"},
     ]
-    wait: Dict[str, Any] = {
+
+
+def _start_instance(role: str, key: str, *, launch_template: WorkerLaunchTemplate, backup_id: str, kind: str,
+                    next_state: str, on_error: str) -> Dict[str, Any]:
+    """ec2:RunInstances of one instance from the launch template at the current placement; its user data is the
+    bootstrap plus where its task object is."""
+    tags = _instance_tags(role, backup_id, kind)
+    return {
+        "Type": "Task",
+        "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
+        "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
+        "Parameters": {
+            "LaunchTemplate": {
+                "LaunchTemplateId": launch_template.launch_template_id,
+                "Version": launch_template.launch_template_version,
+            },
+            "InstanceType.$": "States.ArrayGetItem($.instance_types, $.launch.attempt)",
+            "MinCount": 1,
+            "MaxCount": 1,
+            "NetworkInterfaces": [{
+                "DeviceIndex": 0,
+                "SubnetId.$": "States.ArrayGetItem($.subnets, States.MathAdd($.launch.index, $.launch.attempt))",
+                "Groups": launch_template.security_group_ids,
+                "AssociatePublicIpAddress": False,
+                "DeleteOnTermination": True,
+            }],
+            "TagSpecifications": [{"ResourceType": resource, "Tags": tags} for resource in ("instance", "volume")],
+            "UserData.$": f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, "
+                          "$.bootstrap.tail))",
+        },
+        # SDK results hold timestamps (and moto cannot serialise them): keep the ids only.
+        "ResultSelector": {"instance_ids.$": "$.Instances[*].InstanceId"},
+        "ResultPath": "$.launched",
+        "Retry": [LAUNCH_RETRY],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": on_error}],
+        "Next": next_state,
+    }
+
+
+def _launch_retryable(attempts: int, *, next_launch: str, given_up: str) -> Dict[str, Any]:
+    return {
+        "Type": "Choice",
+        "Comment": "capacity, throttling or a fresh instance profile, and attempts left: try the next placement",
+        "Choices": [{
+            "And": [
+                {"Variable": "$.launch.attempt", "NumericLessThan": attempts - 1},
+                {"Or": [_field_matches("Error", p) for p in RETRYABLE_ERROR_PATTERNS]
+                 + [_field_matches("Cause", p) for p in RETRYABLE_CAUSE_PATTERNS]},
+            ],
+            "Next": next_launch,
+        }],
+        "Default": given_up,
+    }
+
+
+def _next_placement(backoff: str) -> Dict[str, Any]:
+    """The next launch attempt (next subnet, then instance type) after a random wait up to its backoff."""
+    return {
+        "Type": "Pass",
+        "Parameters": {
+            "index.$": "$.launch.index",
+            "attempt.$": "States.MathAdd($.launch.attempt, 1)",
+            "task.$": "$.launch.task",
+            "delay.$": "States.MathRandom(1, States.ArrayGetItem($.backoff_seconds, $.launch.attempt))",
+        },
+        "ResultPath": "$.launch",
+        "Next": backoff,
+    }
+
+
+def _launch_given_up(give_up: Optional[str], error_path: str) -> Dict[str, Any]:
+    if give_up is None:
+        return {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
+    return {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
+
+
+def _wait_for_report(role: str, key: str, *, task_bucket: str, workers: WorkerSettings, result_path: str,
+                     done: Dict[str, Any]) -> Dict[str, Any]:
+    """s3:PutObject.waitForTaskToken: writes the task object (token and task), then waits for the worker's report
+    under a heartbeat and a task timeout."""
+    return {
         "Type": "Task",
         "Comment": f"the task of the {role} instance, with its task token; waits for the worker's report",
         "Resource": "arn:aws:states:::aws-sdk:s3:putObject.waitForTaskToken",
@@ -806,70 +930,87 @@ def launch_states(step: str, role: str, *, launch_template: WorkerLaunchTemplate
         "ResultPath": result_path,
         **done,
     }
-    if give_up is not None:
-        wait["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": give_up}]
-    return {
-        start: {
-            "Type": "Task",
-            "Comment": f"one instance that runs worker.sh ({role}); its user data holds only where its task is",
-            "Resource": "arn:aws:states:::aws-sdk:ec2:runInstances",
-            "Parameters": {
-                "LaunchTemplate": {
-                    "LaunchTemplateId": launch_template.launch_template_id,
-                    "Version": launch_template.launch_template_version,
-                },
-                "InstanceType.$": "States.ArrayGetItem($.instance_types, $.launch.attempt)",
-                "MinCount": 1,
-                "MaxCount": 1,
-                "NetworkInterfaces": [{
-                    "DeviceIndex": 0,
-                    "SubnetId.$": "States.ArrayGetItem($.subnets, States.MathAdd($.launch.index, $.launch.attempt))",
-                    "Groups": launch_template.security_group_ids,
-                    "AssociatePublicIpAddress": False,
-                    "DeleteOnTermination": True,
-                }],
-                "TagSpecifications": [{"ResourceType": resource, "Tags": tags} for resource in ("instance", "volume")],
-                "UserData.$": f"States.Base64Encode(States.Format('{{}}{{}}{{}}', $.bootstrap.head, {key}, "
-                              "$.bootstrap.tail))",
-            },
-            # SDK results hold timestamps (and moto cannot serialise them): keep the ids only.
-            "ResultSelector": {"instance_ids.$": "$.Instances[*].InstanceId"},
-            "ResultPath": "$.launched",
-            "Retry": [LAUNCH_RETRY],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.launch_error", "Next": retry_next}],
-            "Next": wait_name,
-        },
-        retry_next: {
-            "Type": "Choice",
-            "Comment": "capacity, throttling or a fresh instance profile, and attempts left: try the next placement",
-            "Choices": [{
-                "And": [
-                    {"Variable": "$.launch.attempt", "NumericLessThan": attempts - 1},
-                    {"Or": [_field_matches("Error", p) for p in RETRYABLE_ERROR_PATTERNS]
-                     + [_field_matches("Cause", p) for p in RETRYABLE_CAUSE_PATTERNS]},
-                ],
-                "Next": next_launch,
-            }],
-            "Default": given_up,
-        },
-        next_launch: {
+
+
+@dataclass(frozen=True)
+class WorkerLauncher:
+    """The states that start worker instances for one job (launch_states), with what all its launches share."""
+
+    launch_template: WorkerLaunchTemplate
+    workers: WorkerSettings
+    task_bucket: str
+    task_prefix: str
+    backup_id: str
+    kind: str
+    placement: Dict[str, List[Any]]  # launch_placements
+    task_base: Dict[str, Any]  # the fields of every worker's task, evaluated against PlanWorkers' output
+
+    def launch(self, step: str, role: str, *, done: Dict[str, Any], result_path: str, give_up: Optional[str],
+               error_path: str = "$.error", wait_name: Optional[str] = None) -> Dict[str, Any]:
+        """The states that start one instance for ``step`` and wait for its report (see launch_states)."""
+        return launch_states(
+            step, role, wait_name=wait_name, launch_template=self.launch_template, task_bucket=self.task_bucket,
+            task_prefix=self.task_prefix, backup_id=self.backup_id, kind=self.kind, workers=self.workers,
+            attempts=len(self.placement["instance_types"]), done=done, result_path=result_path, give_up=give_up,
+            error_path=error_path,
+        )
+
+    def single(self, step: str, role: str, *, next_state: str, catch_next: str, error_path: str) -> Dict[str, Any]:
+        """One instance outside the Map (finalize or abort); its report becomes $.summary. Any failure (the launch
+        given up, the worker's reported failure, a timeout) goes to catch_next with the error at error_path."""
+        states = self.launch(step, role, done={"Next": f"{step}Reported"}, result_path="$.summary",
+                             give_up=catch_next, error_path=error_path)
+        # The task (a restore's request, again) is not needed any more: keep the state small (256 KiB at most).
+        states[f"{step}Reported"] = {"Type": "Pass", "Result": {}, "ResultPath": "$.launch", "Next": next_state}
+        return states
+
+    def first_task(self, role: str, next_state: str) -> Dict[str, Any]:
+        """A Pass state that puts the task of a single ``role`` instance, its first launch attempt, in $.launch."""
+        return {
             "Type": "Pass",
-            "Parameters": {
-                "index.$": "$.launch.index",
-                "attempt.$": "States.MathAdd($.launch.attempt, 1)",
-                "task.$": "$.launch.task",
-                "delay.$": "States.MathRandom(1, States.ArrayGetItem($.backoff_seconds, $.launch.attempt))",
-            },
+            "Comment": f"the task object of the {role} instance, its first launch attempt",
+            "Parameters": {"index": 0, "attempt": 0,
+                           "task": {**self.task_base, "role": role, "worker_index": 0}},
             "ResultPath": "$.launch",
-            "Next": backoff,
+            "Next": next_state,
+        }
+
+
+def terminate_instances_states(find: str, any_left: str, terminate: str, next_state: str, *, backup_id: str,
+                               kind: str) -> Dict[str, Any]:
+    """Terminate every instance of this execution that is not terminated yet, then go on to next_state (also when
+    looking or terminating fails: the failure path must always reach the record)."""
+    catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": next_state}]
+    return {
+        find: {
+            "Type": "Task",
+            "Comment": "every instance this execution launched that is not terminated yet",
+            "Resource": "arn:aws:states:::aws-sdk:ec2:describeInstances",
+            "Parameters": {"Filters": [
+                {"Name": f"tag:{TAG_EXECUTION}", "Values.$": "States.Array($.run_id)"},
+                {"Name": f"tag:{TAG_BACKUP_ID}", "Values": [backup_id]},
+                {"Name": f"tag:{TAG_WORKFLOW}", "Values": [kind]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]},
+            "ResultSelector": {"ids.$": "$.Reservations[*].Instances[*].InstanceId"},
+            "ResultPath": "$.instances",
+            "Next": any_left,
+            "Catch": catch,
         },
-        backoff: {"Type": "Wait", "SecondsPath": "$.launch.delay", "Next": start},
-        given_up: (
-            {"Type": "Fail", "ErrorPath": "$.launch_error.Error", "CausePath": "$.launch_error.Cause"}
-            if give_up is None else
-            {"Type": "Pass", "InputPath": "$.launch_error", "ResultPath": error_path, "Next": give_up}
-        ),
-        wait_name: wait,
+        any_left: {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.instances.ids[0]", "IsPresent": True, "Next": terminate}],
+            "Default": next_state,
+        },
+        terminate: {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:ec2:terminateInstances",
+            "Parameters": {"InstanceIds.$": "$.instances.ids"},
+            "ResultSelector": {"count.$": "States.ArrayLength($.TerminatingInstances)"},
+            "ResultPath": "$.terminated",
+            "Next": next_state,
+            "Catch": catch,
+        },
     }
 
 

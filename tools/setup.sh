@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the app, its tests and the local engine runner need, from this repository's own files:
-# Debian tools (rsync, shellcheck, strace and a C compiler for the benchmark), a Python virtualenv in .venv from requirements.txt, and the pinned CDK CLI
+# Debian tools (rsync, shellcheck, strace and a C compiler for the benchmark), a Python virtualenv in .venv from
+# requirements-test.txt (the app's requirements.txt plus the test tools), the operator CLI, and the pinned CDK CLI
 # (package.json + package-lock.json) in node_modules. Safe to run again: each step is idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 echo "setup: installing Python requirements"
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check -e . && rm -rf efs_backup_cli.egg-info  # the operator CLI `efs-backup` (pyproject.toml)
 
 if [ -f package-lock.json ]; then

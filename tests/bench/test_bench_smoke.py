@@ -8,13 +8,12 @@ import sys
 
 import pytest
 
+import syscount  # bench/ (pytest.ini pythonpath)
+import treegen
+from benchkit import balance
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(REPO, "bench")
-sys.path.insert(0, BENCH)
-
-import syscount  # noqa: E402
-import treegen  # noqa: E402
-import run_bench  # noqa: E402
 
 ENGINE = os.path.join(REPO, "assets", "scripts", "efs-backup-engine")
 
@@ -88,9 +87,9 @@ def test_old_split_is_line_number_mod_n():
            "b": E("f", 0o644, 0, 0, 5, 0, "", "h"),
            "c": E("d", 0o755, 0, 0, 0, 0, "", ""),
            "c/z": E("f", 0o644, 0, 0, 1, 0, "", "h")}
-    assert run_bench.old_split(lst, 2) == [[3, 21], [1, 5]]      # a and c on worker 0, b on worker 1
-    assert run_bench.max_over_ideal([3, 1]) == 1.5
-    assert run_bench.max_over_ideal([4], 4) == 4.0
+    assert balance.old_split(lst, 2) == [[3, 21], [1, 5]]      # a and c on worker 0, b on worker 1
+    assert balance.max_over_ideal([3, 1]) == 1.5
+    assert balance.max_over_ideal([4], 4) == 4.0
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck not installed")

@@ -14,13 +14,12 @@ import textwrap
 
 import pytest
 
+import latency  # bench/ (pytest.ini pythonpath)
+import latency_bench
+import treegen
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(REPO, "bench")
-sys.path.insert(0, BENCH)
-
-import latency  # noqa: E402
-import latency_bench  # noqa: E402
-import treegen  # noqa: E402
 
 ENGINE = os.path.join(REPO, "assets", "scripts", "efs-backup-engine")
 

@@ -89,10 +89,19 @@ def test_stacks_and_constructs_never_read_context():
 
 
 def test_python_dependencies_are_pinned():
-    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            assert re.match(r"^[A-Za-z0-9_.\[\],-]+==[0-9][^ ]*$", line), line
+    """requirements.txt (the app), requirements-test.txt (+ the tests), requirements-dev.txt (+ mutmut): each pins
+    its own packages and includes the one before it."""
+    includes = {}
+    for name in ("requirements.txt", "requirements-test.txt", "requirements-dev.txt"):
+        includes[name] = []
+        for line in (REPO_ROOT / name).read_text().splitlines():
+            line = line.strip()
+            if line.startswith("-r "):
+                includes[name].append(line[3:])
+            elif line and not line.startswith("#"):
+                assert re.match(r"^[A-Za-z0-9_.\[\],-]+==[0-9][^ ]*$", line), (name, line)
+    assert includes == {"requirements.txt": [], "requirements-test.txt": ["requirements.txt"],
+                        "requirements-dev.txt": ["requirements-test.txt"]}
 
 
 def test_ci_runs_the_readme_test_command():

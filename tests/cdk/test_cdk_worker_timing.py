@@ -61,12 +61,8 @@ def test_the_user_data_carries_the_stall_limit_and_the_state_machine_the_heartbe
 
 def test_the_documented_probe_period_is_the_engines():
     """config documents (and bounds worker_stall_seconds by) the engine's progress period: they must agree."""
-    import sys
-    from pathlib import Path
-
     from settings.model import ENGINE_PROGRESS_SECONDS, MIN_STALL_SECONDS
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "assets" / "scripts"))
     from efs_backup_engine.lock import PROGRESS_EVERY
 
     assert PROGRESS_EVERY == ENGINE_PROGRESS_SECONDS

@@ -481,6 +481,7 @@ def test_restore_no_wait_returns_at_once_and_follow_shows_the_plan_and_the_outco
 # host; it releases the lock when terminated.
 HOLD_LOCK = """
 import signal, sys, time
+# a child process, outside pytest and its pythonpath: it is handed the folder of the engine package
 sys.path.insert(0, sys.argv[3])
 from efs_backup_engine.layout import Layout
 from efs_backup_engine.lock import RunLock

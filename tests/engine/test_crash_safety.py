@@ -80,7 +80,6 @@ def test_sigkill_at_random_points_loses_nothing(engine):
 @pytest.mark.parametrize("kill_after", range(0, 12))
 def test_kill_between_any_two_promotion_steps(engine, kill_after, monkeypatch):
     """Promotion is a journal of renames: stop it after every possible number of steps, then recover."""
-    sys.path.insert(0, os.path.join(os.path.dirname(ENGINE)))
     from efs_backup_engine import run as runs
 
     mutator = TreeMutator(engine.source, 5)

@@ -9,10 +9,9 @@ import time
 from enginekit import ENGINE
 
 SCRIPTS = os.path.dirname(ENGINE)
-sys.path.insert(0, SCRIPTS)
 
-from efs_backup_engine.layout import Layout  # noqa: E402
-from efs_backup_engine.lock import RunLock  # noqa: E402
+from efs_backup_engine.layout import Layout
+from efs_backup_engine.lock import RunLock
 
 
 def make_tree(engine, files=400):

@@ -296,7 +296,6 @@ def set_finished(engine, name, iso):
 
 
 def restores_time(iso):
-    sys.path.insert(0, os.path.dirname(ENGINE))
     from efs_backup_engine.restore import parse_time
 
     return parse_time(iso)
@@ -551,7 +550,6 @@ def test_restore_from_a_read_only_backup_root_writes_only_through_the_state_dir(
 
 
 def test_files_written_on_the_target_between_the_scan_and_the_copy_are_kept(engine, tmp_path, monkeypatch):
-    sys.path.insert(0, os.path.dirname(ENGINE))
     from efs_backup_engine import restore as restores
 
     small_tree(engine)

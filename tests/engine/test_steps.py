@@ -72,7 +72,6 @@ def test_abort_records_the_failure_keeps_the_work_and_the_next_run_resumes(engin
 
 
 def test_a_worker_that_died_after_its_parts_were_done_is_a_warning(engine):
-    sys.path.insert(0, os.path.dirname(ENGINE))
     from efs_backup_engine import run as runs
 
     TreeMutator(engine.source, 5).build()

@@ -21,8 +21,7 @@ import pytest
 from enginekit import ENGINE
 
 PACKAGE = os.path.join(os.path.dirname(ENGINE), "efs_backup_engine")
-sys.path.insert(0, os.path.dirname(ENGINE))
-from efs_backup_engine.restore import parse_time  # noqa: E402
+from efs_backup_engine.restore import parse_time
 
 BASE = calendar.timegm((2026, 11, 20, 13, 45, 7, 0, 0, 0))  # 2026-11-20T13:45:07Z
 
@@ -108,6 +107,7 @@ def _python39():
 def test_same_results_under_a_real_python_3_9():
     script = """
 import json, sys
+# another interpreter (3.9), outside pytest and its pythonpath: it is handed the folder of the engine package
 sys.path.insert(0, sys.argv[1])
 from datetime import datetime
 from efs_backup_engine.restore import parse_time

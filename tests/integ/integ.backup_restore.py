@@ -55,6 +55,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # integ-runner runs this file with `python3`; the app needs the repository's virtualenv (aws-cdk-lib, cdk-nag).
 if importlib.util.find_spec("aws_cdk") is None and (REPO_ROOT / ".venv" / "bin" / "python").exists():
     os.execv(str(REPO_ROOT / ".venv" / "bin" / "python"), [str(REPO_ROOT / ".venv" / "bin" / "python"), *sys.argv])
+# Run by path (integ-runner, the snapshot test), so only this folder is on sys.path: the app's modules (stacks/,
+# constructs/) are found from the repository root, as app.py finds them when `npx cdk` runs it from there.
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "acceptance_functions"))
-sys.path.insert(0, str(HERE.parent / "engine"))
-import tree  # noqa: E402
-from enginekit import Engine  # noqa: E402
+import tree  # tests/integ/acceptance_functions (pytest.ini pythonpath): the Lambda function's module
+from enginekit import Engine
 
 RESTORE_PATH = "data/restore-me"
 TARGET = "acceptance-restore"

@@ -18,8 +18,7 @@ import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "cdk"))
-from cdk_helpers import normalise_hashes  # noqa: E402
+from cdk_helpers import normalise_hashes
 
 INTEG = REPO_ROOT / "tests" / "integ" / "integ.backup_restore.py"
 STACKS = ("EfsBackupAcceptanceEnv", "EfsBackupAcceptanceApp", "EfsBackupAcceptanceAssertions")

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cdk"))  # cdk_helpers: synthesize like `npx cdk synth`
-
-from cdk_helpers import synthesize  # noqa: E402
+from cdk_helpers import synthesize  # tests/cdk (pytest.ini pythonpath): synthesize like `npx cdk synth`
 
 
 @pytest.fixture(scope="module")

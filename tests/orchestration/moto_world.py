@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import boto3
 import requests
 
-from orchestration_helpers import REPO_ROOT, definition_of
+from orchestration_helpers import definition_of
 
 ACCOUNT = "111111111111"
 REGION = "us-east-1"
@@ -343,8 +343,7 @@ class WorkerFleet:
 
 
 def synth_for_moto(outdir: Path, network: Dict[str, str], **overrides: str):
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "cdk"))
-    from cdk_helpers import synthesize  # noqa: E402
+    from cdk_helpers import synthesize
     from settings.workers import emulated_worker_boot
 
     # Simulated workers start in well under a second: heartbeat timeouts of seconds are allowed here only.

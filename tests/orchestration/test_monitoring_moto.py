@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 import time
 from typing import Any, Dict, List
 
@@ -23,15 +22,13 @@ import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 from moto import mock_aws
 
-from orchestration_helpers import REPO_ROOT, validate_asl
+from orchestration_helpers import validate_asl
 
-sys.path.insert(0, str(REPO_ROOT / "assets" / "scripts"))
+from efs_backup_engine import summary as engine_summary
 
-from efs_backup_engine import summary as engine_summary  # noqa: E402
-
-from constructs.monitoring import Monitoring  # noqa: E402
-from constructs.run_metrics import NAMESPACE, PART_METRIC_NAMES, RUN_METRIC_NAMES, RunMetrics  # noqa: E402
-from settings.model import BackupFileSystemSettings, IntervalPolicy, KmsKeyChoice, MonitoringSettings  # noqa: E402
+from constructs.monitoring import Monitoring
+from constructs.run_metrics import NAMESPACE, PART_METRIC_NAMES, RUN_METRIC_NAMES, RunMetrics
+from settings.model import BackupFileSystemSettings, IntervalPolicy, KmsKeyChoice, MonitoringSettings
 
 REGION = "us-east-1"
 TABLE = "efs-backup-runs"
