@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdk_helpers import context_for, synthesize
+from cdk_helpers import synthesize
 from settings.load import load_config
 from settings.model import MIN_HEARTBEAT_TIMEOUT_SECONDS, WORKER_FIRST_HEARTBEAT_SECONDS, ConfigError
 from settings.workers import emulated_worker_boot

@@ -3,7 +3,6 @@ schedules, topic, run history, log groups. The behaviour is proven end to end in
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
