@@ -22,7 +22,6 @@ from typing import Any, Dict, List, Optional
 from efs_backup_cli.discovery import translate_aws_error
 
 SUCCESS = ("success", "warning")
-INTERVAL_SECONDS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
 
 
 @dataclass

@@ -169,7 +169,7 @@ def test_an_unknown_context_key_is_an_error_naming_the_closest_key(world, monkey
 
 
 def test_workers_beyond_the_limit_are_refused_before_starting(world, monkeypatch):
-    from stacks.config import MAX_WORKERS
+    from efs_backup_contract.limits import MAX_WORKERS
 
     for argv in (("run", "--interval", "daily"), ("restore", "--snapshot", "latest", "--dry-run")):
         code, out, err = cli(world, monkeypatch, *ENV, "--json", *argv, "--workers", "500")

@@ -8,7 +8,13 @@ OUTPUT_RESTORE_STATE_MACHINE = "RestoreStateMachineArn"
 OUTPUT_RUN_HISTORY_TABLE = "RunHistoryTableName"
 OUTPUT_WORKER_LOG_GROUP = "WorkerLogGroupName"
 OUTPUT_BACKUP_ID = "BackupId"
+OUTPUT_SOURCE_FILE_SYSTEM = "SourceFileSystemId"  # production: where a restore writes by default
 
 # The outputs the CLI reads (RestoreStateMachineArn only for restores).
 CLI_OUTPUTS = (OUTPUT_STATE_MACHINE, OUTPUT_RESTORE_STATE_MACHINE, OUTPUT_RUN_HISTORY_TABLE, OUTPUT_WORKER_LOG_GROUP,
                OUTPUT_BACKUP_ID)
+
+# The custom metric of each interval's newest-snapshot time: the stale-snapshot alarms watch it, and the CLI reads
+# those alarms' thresholds from the deployed template (alarm_stale_multiple x the interval's length).
+METRIC_NAMESPACE = "EfsBackup"
+METRIC_NEWEST_SNAPSHOT = "NewestSnapshotTimestamp"
