@@ -31,7 +31,7 @@ _FS_ID = re.compile(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
 def parse_time(text: str) -> str:
     """An ISO 8601 time -> 'YYYY-MM-DDTHH:MM:SSZ' (the second it falls in): a date, or a date and time with ``T`` or
-    a space, seconds and 1-9 fractional digits optional, ``Z`` or an offset (``+01:00``, ``+0100``, ``+01``); no
+    a space, seconds and 1-6 fractional digits optional, ``Z`` or an offset (``+01:00``, ``+0100``, ``+01``); no
     zone = UTC. Parsed by efs_backup_contract.times, the same on Python 3.9 as later (not ``fromisoformat``)."""
     try:
         return format_utc(times.parse_time(text, naive_utc=True))

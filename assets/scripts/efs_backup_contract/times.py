@@ -5,8 +5,8 @@ Parsed by hand: Python 3.9's ``datetime.fromisoformat`` rejects ``Z`` and fracti
 (https://docs.python.org/3.9/library/datetime.html#datetime.datetime.fromisoformat: "this does not support parsing
 arbitrary ISO 8601 strings"; 3.11 widened it), so what it accepts would depend on where it runs.
 
-Accepted: ``YYYY-MM-DD``, then ``T``, ``t`` or a space and ``HH:MM``, optionally ``:SS`` and 1 to 9 fractional
-digits after ``.`` or ``,`` (kept to the microsecond), then ``Z``/``z`` or an offset ``+01:00``, ``+0100`` or ``+01``.
+Accepted: ``YYYY-MM-DD``, then ``T``, ``t`` or a space and ``HH:MM``, optionally ``:SS`` and 1 to 6 fractional
+digits after ``.`` or ``,`` (microseconds), then ``Z``/``z`` or an offset ``+01:00``, ``+0100`` or ``+01``.
 A date alone, or a time without a zone, is accepted only where the caller says what it means (``naive_utc``).
 """
 
@@ -18,7 +18,7 @@ import time
 _ISO_TIME = re.compile(
     r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
     r"(?:[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
-    r"(?::(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]{1,9}))?)?"
+    r"(?::(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]{1,6}))?)?"
     r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_h>[0-9]{2})(?::?(?P<off_m>[0-9]{2}))?)?)?$")
 
 EXAMPLES = "2026-11-20T00:00:00Z, 2026-11-20 01:00+01:00 or 2026-11-20T00:00:00.5Z"
@@ -34,7 +34,7 @@ def parse_time(text, naive_utc=False):
     if not zoned and not naive_utc:
         raise ValueError("%r has no time zone: add Z or an offset such as +01:00" % text)
     year, month, day = (int(part) for part in match.group("date").split("-"))
-    fraction = (match.group("fraction") or "")[:6]
+    fraction = match.group("fraction") or ""
     # datetime() checks every field's range (month 13, February 30, hour 24, second 60 all raise ValueError).
     moment = datetime.datetime(year, month, day, int(match.group("hour") or 0), int(match.group("minute") or 0),
                                int(match.group("second") or 0), int(fraction.ljust(6, "0") or 0))
