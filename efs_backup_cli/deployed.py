@@ -187,14 +187,15 @@ def _stale_thresholds(template: Mapping[str, Any]) -> Dict[str, int]:
     return found
 
 
-def read_settings(template: Mapping[str, Any], outputs: Mapping[str, str]) -> DeployedSettings:
+def read_settings(template: Mapping[str, Any], outputs: Mapping[str, str],
+                  stack: str = "the stack") -> DeployedSettings:
     """The deployment's settings from its template and outputs (module docstring)."""
     backup_machine = _output_resource(template, OUTPUT_STATE_MACHINE)
     backup = _definition(template, backup_machine)
     restore = _definition(template, _output_resource(template, OUTPUT_RESTORE_STATE_MACHINE))
     retain = _retention(backup)
     if not retain:
-        raise CliError("the stack's backup state machine sets no retention for any interval: not an efs-backup "
+        raise CliError(f"{stack}: its backup state machine sets no retention for any interval: not an efs-backup "
                        "stack, or one the CLI cannot read", EXIT_ENVIRONMENT)
     schedules = _schedules(template, backup_machine)
     thresholds = _stale_thresholds(template)

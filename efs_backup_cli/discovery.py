@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from efs_backup_contract.deployment import CLI_OUTPUTS, OUTPUT_BACKUP_ID, TAG_BACKUP_ID, TAG_ENVIRONMENT
+from efs_backup_contract.deployment import (CLI_OUTPUTS, DEFAULT_STACK_NAME, OUTPUT_BACKUP_ID,
+                                            OUTPUT_RUN_HISTORY_TABLE, OUTPUT_STATE_MACHINE, TAG_BACKUP_ID,
+                                            TAG_ENVIRONMENT)
 
 from efs_backup_cli.deployed import (LOCATION_KEYS, OVERRIDE_KEYS, DeployedSettings, apply_overrides,
                                      parse_overrides, read_settings, template_body)
@@ -88,7 +90,7 @@ class CdkJson:
         return value if isinstance(value, str) and value else None
 
     def stack_name(self, env_name: str) -> str:
-        return self.value(env_name, "stack_name") or f"EfsBackup-{env_name}"
+        return self.value(env_name, "stack_name") or DEFAULT_STACK_NAME.format(environment=env_name)
 
 
 # ---------------------------------------------------------------------------------------------- AWS errors
@@ -139,6 +141,25 @@ def _aws(call, what: str, *args, **kwargs):
 
 def _tags(stack: Mapping[str, Any]) -> Dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in stack.get("Tags") or []}
+
+
+def _outputs(stack: Mapping[str, Any]) -> Dict[str, str]:
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
+
+
+def environment_of(stack: Mapping[str, Any]) -> Optional[str]:
+    """The environment of an efs-backup stack: its tag efs-backup:environment; for a stack deployed without stack
+    tags, recognised by its outputs, the environment its default name (EfsBackup-<env>) says; else None."""
+    tagged = _tags(stack).get(TAG_ENVIRONMENT)
+    if tagged:
+        return tagged
+    if not {OUTPUT_STATE_MACHINE, OUTPUT_RUN_HISTORY_TABLE, OUTPUT_BACKUP_ID} <= set(_outputs(stack)):
+        return None
+    prefix, _, suffix = DEFAULT_STACK_NAME.partition("{environment}")
+    name = stack.get("StackName", "")
+    if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
+        return name[len(prefix):len(name) - len(suffix)]
+    return "?"  # an efs-backup stack under another name: found by --stack only
 
 
 @dataclass
@@ -231,23 +252,23 @@ def _describe(cfn, stack_name: str, region: str, env_name: Optional[str]) -> Opt
         raise translate_aws_error(error, f"describing stack {stack_name} in {region}") from None
 
 
-def tagged_stacks(cfn, region: str, env_name: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The efs-backup stacks of the region (tag efs-backup:environment), of one environment when named."""
+def efs_backup_stacks(cfn, region: str, env_name: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The efs-backup stacks of the region (``environment_of``), of one environment when named."""
     found = []
     pages = _aws(lambda: list(cfn.get_paginator("describe_stacks").paginate()), f"listing the stacks of {region}")
     for page in pages:
         for stack in page.get("Stacks", []):
-            tags = _tags(stack)
-            if TAG_ENVIRONMENT not in tags or stack.get("StackStatus") in GONE_STATUSES:
+            environment = environment_of(stack)
+            if environment is None or stack.get("StackStatus") in GONE_STATUSES:
                 continue
-            if env_name is None or tags[TAG_ENVIRONMENT] == env_name:
+            if env_name is None or environment == env_name:
                 found.append(stack)
     return sorted(found, key=lambda s: s["StackName"])
 
 
 def _listing(stacks: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(f"{s['StackName']} (environment {_tags(s).get(TAG_ENVIRONMENT)}, backup-id "
-                     f"{_tags(s).get(TAG_BACKUP_ID, '?')})" for s in stacks)
+    return ", ".join(f"{s['StackName']} (environment {environment_of(s)}, backup-id "
+                     f"{_tags(s).get(TAG_BACKUP_ID) or _outputs(s).get(OUTPUT_BACKUP_ID) or '?'})" for s in stacks)
 
 
 def connect(env_name: Optional[str], *, region: Optional[str], profile: Optional[str], overrides: Sequence[str],
@@ -287,21 +308,23 @@ def connect(env_name: Optional[str], *, region: Optional[str], profile: Optional
             raise CliError(f"stack {stack_name} in {region} belongs to environment {tagged!r}, not {env_name!r} "
                            f"(tag {TAG_ENVIRONMENT})", EXIT_ENVIRONMENT)
     else:
-        matches = tagged_stacks(cfn, region, env_name)
+        matches = efs_backup_stacks(cfn, region, env_name)
         if not matches:
-            others = tagged_stacks(cfn, region)
+            others = efs_backup_stacks(cfn, region)
             known_here = f"; efs-backup stacks in {region}: {_listing(others)}" if others else \
                 f"; there is no efs-backup stack in {region} (another region? pass --region)"
             in_file = f" (and {known.path} knows only {', '.join(known.environments)})" if known else ""
             raise CliError(f"unknown environment {env_name!r}: no stack in {region} is tagged "
-                           f"{TAG_ENVIRONMENT}={env_name}{in_file}{known_here}", EXIT_ENVIRONMENT)
+                           f"{TAG_ENVIRONMENT}={env_name} or is an efs-backup stack named "
+                           f"{DEFAULT_STACK_NAME.format(environment=env_name)}{in_file}{known_here}", EXIT_ENVIRONMENT)
         if len(matches) > 1:
             raise CliError(f"environment {env_name!r} matches {len(matches)} stacks in {region}: "
                            f"{_listing(matches)}; choose one with --stack NAME", EXIT_ENVIRONMENT,
                            {"stacks": [s["StackName"] for s in matches]})
         stack = matches[0]
     deployment.stack_name = stack["StackName"]
-    deployment.environment = _tags(stack).get(TAG_ENVIRONMENT) or env_name
+    found_in = environment_of(stack)
+    deployment.environment = found_in if found_in not in (None, "?") else env_name
     deployment.stack_status = stack["StackStatus"]
     if stack["StackStatus"].endswith("_FAILED") or stack["StackStatus"] in GONE_STATUSES:
         raise CliError(f"stack {deployment.stack_name} in {region} is {stack['StackStatus']}; fix it with "
@@ -309,7 +332,7 @@ def connect(env_name: Optional[str], *, region: Optional[str], profile: Optional
     deployment.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     template = template_body(_aws(cfn.get_template, f"reading the template of stack {deployment.stack_name}",
                                   StackName=deployment.stack_name))
-    settings = read_settings(template, deployment.outputs)
+    settings = read_settings(template, deployment.outputs, deployment.stack_name)
     deployment.settings = apply_overrides(settings, {k: v for k, v in values.items() if k not in LOCATION_KEYS})
     return deployment
 
