@@ -335,7 +335,7 @@ def cmd_run(args, out: Output) -> int:
     retain = deployment.retain(args.interval)
     if retain < 1:
         used = ", ".join(deployment.used_intervals())
-        raise CliError(f"interval {args.interval} is not used in environment {deployment.environment} "
+        raise CliError(f"interval {args.interval} is not used in environment {deployment.environment or '?'} "
                        f"(retain_{args.interval} is 0); used: {used}", EXIT_REFUSED)
     arn = deployment.output(OUTPUT_STATE_MACHINE)
     payload: Dict[str, Any] = {"interval": args.interval}  # retention is part of the deployment
@@ -492,7 +492,7 @@ def cmd_status(args, out: Output) -> int:
                 and code == EXIT_OK:
             code = EXIT_WARNINGS
     multiple = deployment.settings.stale_multiple
-    lines = [f"efs-backup {deployment.environment}: stack {deployment.stack_name} ({deployment.region}), "
+    lines = [f"efs-backup {deployment.environment or '?'}: stack {deployment.stack_name} ({deployment.region}), "
              f"backup-id {deployment.backup_id}"]
     lines.append("running: " + (", ".join(f"{r['kind']} {r['name']} (since {r['started']})" for r in running)
                                 if running else "none"))
@@ -618,7 +618,7 @@ def _check_target_file_system(deployment, file_system_id: Optional[str]) -> None
     if file_system_id not in settings.writable_file_systems:
         raise CliError(f"--target-file-system {file_system_id} is neither production "
                        f"({settings.source_file_system_id}) nor in restore_target_file_systems of environment "
-                       f"{deployment.environment} ({', '.join(settings.restore_targets) or 'none configured'}); the "
+                       f"{deployment.environment or '?'} ({', '.join(settings.restore_targets) or 'none configured'}); the "
                        "restore workers may write only to those", EXIT_REFUSED)
 
 
