@@ -4,8 +4,8 @@
 
 Commands: ``run``, ``follow``, ``status``, ``list``, ``restore``, ``logs``, ``plan``, ``describe`` (``--help`` on
 each); ``--version`` prints the CLI's and the engine's versions. The deployment is found by environment (``--env`` or
-``EFS_BACKUP_ENV``: the stack tagged ``efs-backup:environment=NAME``, or the stack cdk.json names for it when a
-cdk.json is at hand) or by stack name (``--stack``), in ``--region`` or the AWS configuration's region
+``EFS_BACKUP_ENV``: the stack cdk.json names for it when a cdk.json is at hand, else the stack tagged
+``efs-backup:environment=NAME`` or an untagged efs-backup stack named ``EfsBackup-NAME``) or by stack name (``--stack``), in ``--region`` or the AWS configuration's region
 (discovery.py); every resource comes from the stack's outputs and the settings from its deployed template
 (deployed.py; ``-c key=value`` replaces one). The CLI needs no checkout of the CDK app.
 With ``--json`` every invocation prints exactly one JSON document on stdout, errors included
@@ -140,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
         options = _Parser(add_help=False)
         options.add_argument("--env", default=default(None),
-                             help="environment: the stack tagged efs-backup:environment=NAME, or the one cdk.json "
-                                  "names for it (default: $EFS_BACKUP_ENV)")
+                             help="environment: the stack cdk.json names for it when there is a cdk.json, else the "
+                                  "stack tagged efs-backup:environment=NAME (or an untagged efs-backup stack named "
+                                  "EfsBackup-NAME) (default: $EFS_BACKUP_ENV)")
         options.add_argument("--stack", default=default(None), metavar="NAME",
                              help="the efs-backup stack by name (instead of, or to choose within, --env)")
         options.add_argument("--region", default=default(None),
