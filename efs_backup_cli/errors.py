@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # the run (backup or restore) failed, or did not finish while we waited
-EXIT_WARNINGS = 2  # succeeded with warnings (or `status`: something needs attention)
-EXIT_REFUSED = 3  # refused / invalid request / declined / nothing to restore
-EXIT_BUSY = 4  # another run holds the backup-id
+# The engine's codes (efs_backup_contract.exits), with the same meaning for the CLI:
+# 1 the run (backup or restore) failed, or did not finish while we waited; 2 succeeded with warnings (or `status`:
+# something needs attention); 3 refused / invalid request / declined / nothing to restore; 4 another run holds the
+# backup-id; 64 usage.
+from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
+
 EXIT_ENVIRONMENT = 5  # credentials, unknown environment, stack not deployed, output missing
-EXIT_USAGE = 64
 EXIT_INTERRUPTED = 130
 
 

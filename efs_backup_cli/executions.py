@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from efs_backup_contract.deployment import OUTPUT_RESTORE_STATE_MACHINE, OUTPUT_STATE_MACHINE
+
 from efs_backup_cli import progress
 from efs_backup_cli.discovery import translate_aws_error
 from efs_backup_cli.errors import EXIT_BUSY, EXIT_FAILED, CliError
@@ -79,9 +81,9 @@ def describe(deployment, arn: str) -> Optional[Dict[str, Any]]:
 
 def machines(deployment) -> Dict[str, str]:
     """The deployment's state machines by kind: backup, and restore when the stack has one."""
-    found = {"backup": deployment.output("StateMachineArn")}
-    if deployment.outputs.get("RestoreStateMachineArn"):
-        found["restore"] = deployment.outputs["RestoreStateMachineArn"]
+    found = {"backup": deployment.output(OUTPUT_STATE_MACHINE)}
+    if deployment.outputs.get(OUTPUT_RESTORE_STATE_MACHINE):
+        found["restore"] = deployment.outputs[OUTPUT_RESTORE_STATE_MACHINE]
     return found
 
 

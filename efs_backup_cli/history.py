@@ -19,10 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from efs_backup_contract.deployment import OUTPUT_RUN_HISTORY_TABLE
+
 from efs_backup_cli.discovery import translate_aws_error
 
 SUCCESS = ("success", "warning")
-INTERVAL_SECONDS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
 
 
 @dataclass
@@ -72,7 +73,7 @@ def _run(item: Dict[str, Any]) -> Run:
 
 def runs(deployment, limit: Optional[int] = None) -> List[Run]:
     """Every run of the backup-id, newest first (the sort key starts with the ISO start time)."""
-    table = deployment.output("RunHistoryTableName")
+    table = deployment.output(OUTPUT_RUN_HISTORY_TABLE)
     ddb = deployment.client("dynamodb")
     found: List[Run] = []
     kwargs = {"TableName": table, "KeyConditionExpression": "backup_id = :b",

@@ -1,5 +1,5 @@
-"""What the CLI checks before it starts anything, from where the stack takes it: ``stacks/config.py`` (stdlib only,
-importable without aws-cdk-lib). The state machines validate the same limits; checking them here first means a bad
+"""What the CLI checks before it starts anything, from the one definition both sides share
+(``efs_backup_contract.limits``): the state machines validate the same limits; checking them here first means a bad
 value is a one-line usage error instead of a started (and failed) execution.
 """
 
@@ -7,27 +7,16 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from typing import Iterable, Optional
+
+from efs_backup_contract.limits import MAX_WORKERS
 
 from efs_backup_cli.errors import EXIT_USAGE, CliError
 
 
-def config_module():
-    """``stacks.config`` of the repository the CLI runs from (the one beside cdk.json, else the package's)."""
-    try:
-        import stacks.config as config
-    except ImportError:
-        from efs_backup_cli.discovery import PACKAGE_ROOT
-
-        sys.path.insert(0, str(PACKAGE_ROOT))
-        import stacks.config as config
-    return config
-
-
 def max_workers() -> int:
     """Workers per run, 1..MAX_WORKERS: what the backup and restore state machines accept (their ValidateInput)."""
-    return config_module().MAX_WORKERS
+    return MAX_WORKERS
 
 
 def check_workers(count: int, flag: str = "--workers") -> int:
@@ -54,10 +43,10 @@ def closest_key(name: str, known: Iterable[str]) -> Optional[str]:
 
 
 def check_context_keys(overrides: Iterable[str], known: Iterable[str], reserved: Iterable[str] = ()) -> None:
-    """Every ``-c key=value`` must name a configuration key: an unknown one is an error naming the closest key
-    (``npx cdk`` would ignore a misspelt key and use the default; the CLI must not act on a configuration the
+    """Every ``-c key=value`` must name a key the CLI takes (``known``): an unknown one is an error naming the
+    closest key (``npx cdk`` would ignore a misspelt key and use the default; the CLI must not act on settings the
     operator did not mean)."""
-    known = set(known)
+    known = list(known)
     for item in overrides:
         key, sep, _ = item.partition("=")
         if not sep or not key:
@@ -67,5 +56,5 @@ def check_context_keys(overrides: Iterable[str], known: Iterable[str], reserved:
         if key not in known:
             hint = closest_key(key, known)
             suggestion = f"; did you mean {hint!r}?" if hint else ""
-            raise CliError(f"-c {key}: unknown configuration key{suggestion} (the keys are listed in README.md, "
-                           "\"Configuration reference\")", EXIT_USAGE)
+            raise CliError(f"-c {key}: unknown configuration key{suggestion} (the CLI reads the deployment's "
+                           f"settings from the stack; -c replaces one of: {', '.join(known)})", EXIT_USAGE)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterator, List, Optional
 
+from efs_backup_contract.deployment import OUTPUT_WORKER_LOG_GROUP
+
 from efs_backup_cli.discovery import translate_aws_error
 
 ROLES = ("work", "finalize", "abort", "restore-work", "restore-finalize", "restore-abort")
@@ -30,7 +32,7 @@ def stream_order(name: str):
 
 
 def streams(deployment, execution: str, role: Optional[str] = None) -> List[str]:
-    group = deployment.output("WorkerLogGroupName")
+    group = deployment.output(OUTPUT_WORKER_LOG_GROUP)
     logs = deployment.client("logs")
     prefix = f"{execution}/{role}-" if role else f"{execution}/"
     names: List[str] = []
@@ -53,7 +55,7 @@ def streams(deployment, execution: str, role: Optional[str] = None) -> List[str]
 
 def events(deployment, stream: str) -> Iterator[Dict[str, Any]]:
     """Every event of one stream, oldest first (get_log_events until the forward token stops moving)."""
-    group = deployment.output("WorkerLogGroupName")
+    group = deployment.output(OUTPUT_WORKER_LOG_GROUP)
     logs = deployment.client("logs")
     kwargs: Dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
     try:

@@ -1,11 +1,13 @@
 """efs-backup: the operator's command line for a deployed efs-backup environment.
 
-    efs-backup [--env NAME] [--region R] [--profile P] [--json] [-c key=value]... COMMAND ...
+    efs-backup [--env NAME | --stack NAME] [--region R] [--profile P] [--json] [-c key=value]... COMMAND ...
 
-Commands: ``run``, ``follow``, ``status``, ``list``, ``restore``, ``logs``, ``plan`` (``--help`` on each);
-``--version`` prints the CLI's and the engine's versions. The environment
-(``--env`` or ``EFS_BACKUP_ENV``) is parsed from cdk.json by ``stacks.config.load_config``, exactly as
-``npx cdk deploy -c env=NAME`` does (``-c key=value`` overrides too); every resource comes from the stack's outputs.
+Commands: ``run``, ``follow``, ``status``, ``list``, ``restore``, ``logs``, ``plan``, ``describe`` (``--help`` on
+each); ``--version`` prints the CLI's and the engine's versions. The deployment is found by environment (``--env`` or
+``EFS_BACKUP_ENV``: the stack cdk.json names for it when a cdk.json is at hand, else the stack tagged
+``efs-backup:environment=NAME`` or an untagged efs-backup stack named ``EfsBackup-NAME``) or by stack name (``--stack``), in ``--region`` or the AWS configuration's region
+(discovery.py); every resource comes from the stack's outputs and the settings from its deployed template
+(deployed.py; ``-c key=value`` replaces one). The CLI needs no checkout of the CDK app.
 With ``--json`` every invocation prints exactly one JSON document on stdout, errors included
 (``{"error": ..., "exit_code": N, "execution": ...}``: the execution, when one was started), and everything else
 goes to stderr.
@@ -37,12 +39,15 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
+from efs_backup_contract.deployment import OUTPUT_RESTORE_STATE_MACHINE, OUTPUT_STATE_MACHINE
+from efs_backup_contract.exits import ENGINE_BUSY, ENGINE_REFUSED
+from efs_backup_contract.intervals import INTERVALS
+
 from efs_backup_cli import __version__, executions, history, limits, logs, planner, progress, restore
 from efs_backup_cli.discovery import PACKAGE_ROOT, connect, environment_default
 from efs_backup_cli.errors import (EXIT_BUSY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                                    EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS, CliError)
 
-INTERVALS = ("hourly", "daily", "weekly", "monthly")
 ENGINE_INIT = PACKAGE_ROOT / "assets" / "scripts" / "efs_backup_engine" / "__init__.py"
 
 
@@ -69,7 +74,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def engine_version() -> Optional[str]:
-    """ENGINE_VERSION of the engine in this repository (the one `npx cdk deploy` ships), read, not imported."""
+    """ENGINE_VERSION of the engine in the checkout the CLI runs from (the one `npx cdk deploy` ships), read, not
+    imported; None for an installed CLI (no engine beside it)."""
     try:
         text = ENGINE_INIT.read_text()
     except OSError:
@@ -105,7 +111,7 @@ def _positive_int(text: str) -> int:
 
 
 def _workers(text: str) -> int:
-    """1..MAX_WORKERS of stacks/config.py: what both state machines accept."""
+    """1..MAX_WORKERS (efs_backup_contract.limits): what both state machines accept."""
     value = _positive_int(text)
     limit = limits.max_workers()
     if value > limit:
@@ -133,15 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
             return argparse.SUPPRESS if suppress else value
 
         options = _Parser(add_help=False)
-        options.add_argument("--env", default=default(None), help="environment in cdk.json (default: $EFS_BACKUP_ENV)")
-        options.add_argument("--region", default=default(None), help="override the environment's region")
+        options.add_argument("--env", default=default(None),
+                             help="environment: the stack cdk.json names for it when there is a cdk.json, else the "
+                                  "stack tagged efs-backup:environment=NAME (or an untagged efs-backup stack named "
+                                  "EfsBackup-NAME) (default: $EFS_BACKUP_ENV)")
+        options.add_argument("--stack", default=default(None), metavar="NAME",
+                             help="the efs-backup stack by name (instead of, or to choose within, --env)")
+        options.add_argument("--region", default=default(None),
+                             help="the stack's region (default: cdk.json's for --env, else the AWS configuration's)")
         options.add_argument("--profile", default=default(None), help="AWS profile")
         options.add_argument("--json", action="store_true", default=default(False),
                              help="exactly one JSON document on stdout (errors included), messages on stderr")
         options.add_argument("-c", "--context", action="append", default=default([]), metavar="KEY=VALUE",
-                             help="configuration override, as with `npx cdk deploy -c` (unknown keys are errors)")
-        options.add_argument("--cdk-json", default=default(os.environ.get("EFS_BACKUP_CDK_JSON")),
-                             help=argparse.SUPPRESS)
+                             help="read the deployment as a redeploy with `-c KEY=VALUE` would make it (retain_*, "
+                                  "schedule_*, alarm_stale_multiple, worker_count, stack_name, region; others are "
+                                  "errors)")
+        options.add_argument("--cdk-json", default=default(os.environ.get("EFS_BACKUP_CDK_JSON")), metavar="PATH",
+                             help="a cdk.json naming the environments' stacks and regions (optional; default: the "
+                                  "working directory's or above, $EFS_BACKUP_CDK_JSON)")
         return options
 
     def waiting(command: argparse.ArgumentParser, what: str) -> None:
@@ -198,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--last", action="store_true", help="the newest execution (default)")
     lg.add_argument("--role", choices=logs.ROLES)
 
+    sub.add_parser("describe", parents=[common],
+                   help="the deployment the CLI found: stack, region, outputs and the settings it read")
+
     pl = sub.add_parser("plan", parents=[common], help="sizing planner (no AWS access)")
     pl.add_argument("--size", help="file system size: 2TiB, 5TB, 500GB, 1,024GiB")
     pl.add_argument("--files", help="file count: 30M, 10,000,000, 250k")
@@ -244,8 +262,19 @@ class Output:
 
 
 def _connect(args):
-    return connect(args.env or environment_default(), region=args.region, profile=args.profile,
-                   overrides=args.context, cdk_json=args.cdk_json)
+    return connect(args.env or (None if args.stack else environment_default()), region=args.region,
+                   profile=args.profile, overrides=args.context, cdk_json=args.cdk_json, stack_name=args.stack)
+
+
+def _wait(deployment, args, out: Output, arn: str, kind: str, workers: int) -> Dict[str, Any]:
+    """Follow a backup or restore execution to its end (or --timeout), with the progress on stderr."""
+    states = executions.RESTORE_WORKER_STATES if kind == "restore" else (executions.WORKER_STATE,)
+    return executions.wait(deployment, arn, timeout=args.timeout, reporter=out.reporter(args.progress_interval),
+                           worker_states=states, workers_total=workers)
+
+
+def _default_workers(deployment) -> Optional[int]:
+    return deployment.settings.default_workers
 
 
 def _age(seconds: Optional[float]) -> str:
@@ -307,13 +336,13 @@ def cmd_run(args, out: Output) -> int:
     retain = deployment.retain(args.interval)
     if retain < 1:
         used = ", ".join(deployment.used_intervals())
-        raise CliError(f"interval {args.interval} is not used in environment {deployment.config.environment} "
+        raise CliError(f"interval {args.interval} is not used in environment {deployment.environment or '?'} "
                        f"(retain_{args.interval} is 0); used: {used}", EXIT_REFUSED)
-    arn = deployment.output("StateMachineArn")
+    arn = deployment.output(OUTPUT_STATE_MACHINE)
     payload: Dict[str, Any] = {"interval": args.interval}  # retention is part of the deployment
     if args.workers:
         payload["workers"] = args.workers
-    total = payload.get("workers", deployment.config.workers.count)
+    total = payload.get("workers") or _default_workers(deployment)
     found = executions.running_anywhere(deployment)
     if found and not args.queue:
         raise _busy(deployment, found, "pass --queue to start this run when it ends; nothing was started")
@@ -327,8 +356,7 @@ def cmd_run(args, out: Output) -> int:
         out.info(f"follow it with `efs-backup follow {name}`")
         out.result({"execution": name, "execution_arn": execution, "input": payload}, execution)
         return EXIT_OK
-    described = executions.wait(deployment, execution, timeout=args.timeout,
-                                reporter=out.reporter(args.progress_interval), workers_total=total)
+    described = _wait(deployment, args, out, execution, "backup", total)
     return _backup_result(deployment, name, execution, described, out)
 
 
@@ -393,11 +421,9 @@ def cmd_follow(args, out: Output) -> int:
     kind, arn, described = found
     out.context.update(execution=name, execution_arn=arn)
     request = _input_of(described)
-    total = request.get("workers") or deployment.config.workers.count
-    states = executions.RESTORE_WORKER_STATES if kind == "restore" else (executions.WORKER_STATE,)
+    total = request.get("workers") or _default_workers(deployment)
     out.info(f"following {kind} {name} (started {_utc(described['startDate'])})")
-    described = executions.wait(deployment, arn, timeout=args.timeout, reporter=out.reporter(args.progress_interval),
-                                worker_states=states, workers_total=total)
+    described = _wait(deployment, args, out, arn, kind, total)
     if kind == "backup":
         return _backup_result(deployment, name, arn, described, out)
     return _restore_result(deployment, name, described, request, out)
@@ -410,23 +436,22 @@ def _freshness(deployment, interval: str, mine: List[history.Run], now: float) -
     """never-run (no run at all), no-success (runs, none successful), stale (a scheduled interval whose newest
     snapshot is older than alarm_stale_multiple x the interval, as the stale alarm judges it), manual (unscheduled:
     no staleness), or fresh."""
-    policy = deployment.config.retention_for(interval)
-    monitoring = deployment.config.monitoring
+    schedule = deployment.settings.schedules.get(interval)
+    limit = deployment.settings.stale_after.get(interval)
     good = next((r for r in mine if r.status in history.SUCCESS), None)
     age = history.age_seconds(good, now) if good else None
-    limit = monitoring.stale_after_seconds(interval)
     if not mine:
         state = "never-run"
     elif good is None:
         state = "no-success"
-    elif policy.schedule is None:
+    elif limit is None:
         state = "manual"
     elif age is None or age > limit:
         state = "stale"
     else:
         state = "fresh"
     return {"freshness": state, "stale": state == "stale", "newest": good, "newest_age_seconds": age,
-            "stale_after_seconds": limit if policy.schedule else None, "schedule": policy.schedule}
+            "stale_after_seconds": limit, "schedule": schedule}
 
 
 def _freshness_text(entry: Dict[str, Any], multiple: float) -> str:
@@ -467,8 +492,8 @@ def cmd_status(args, out: Output) -> int:
         elif (fresh["freshness"] in ("never-run", "no-success", "stale") or (last and last.status == "warning")) \
                 and code == EXIT_OK:
             code = EXIT_WARNINGS
-    multiple = deployment.config.monitoring.stale_multiple
-    lines = [f"efs-backup {deployment.config.environment}: stack {deployment.stack_name} ({deployment.region}), "
+    multiple = deployment.settings.stale_multiple
+    lines = [f"efs-backup {deployment.environment or '?'}: stack {deployment.stack_name} ({deployment.region}), "
              f"backup-id {deployment.backup_id}"]
     lines.append("running: " + (", ".join(f"{r['kind']} {r['name']} (since {r['started']})" for r in running)
                                 if running else "none"))
@@ -482,7 +507,7 @@ def cmd_status(args, out: Output) -> int:
             lines.append(f"      failed {part.get('path')}: {part.get('reason')}")
         if last and last.get("error"):
             lines.append(f"      error: {last['error']}")
-    out.result({"environment": deployment.config.environment, "stack": deployment.stack_name,
+    out.result({"environment": deployment.environment, "stack": deployment.stack_name,
                 "region": deployment.region, "backup_id": deployment.backup_id, "running": running,
                 "stale_multiple": multiple, "intervals": intervals}, "\n".join(lines))
     return code
@@ -514,14 +539,40 @@ def _confirm(prompt: str, expected: str) -> bool:
     return answer.strip() == expected
 
 
+def error_names(error: Any) -> List[str]:
+    """The error names in a run-history ``error``: the ``Error`` of the JSON object the state machine recorded
+    (``States.JsonToString($.error)``), and of any error object nested in it or in its ``Cause`` (a Map or task
+    failure carries the worker's error there); a plain string is itself the name. Names, never substrings."""
+    if isinstance(error, str):
+        try:
+            parsed = json.loads(error)
+        except ValueError:
+            return [error.strip()] if error.strip() else []
+        return error_names(parsed) if isinstance(parsed, (dict, list)) else [error.strip()]
+    names: List[str] = []
+    if isinstance(error, dict):
+        if isinstance(error.get("Error"), str):
+            names.append(error["Error"])
+        for key, value in error.items():
+            nested = isinstance(value, (dict, list)) and key != "Error"
+            encoded = key == "Cause" and isinstance(value, str) and value.lstrip().startswith(("{", "["))
+            if nested or encoded:
+                names.extend(error_names(value))
+    elif isinstance(error, list):
+        for value in error:
+            names.extend(error_names(value))
+    return names
+
+
 def _failed_exit(record: Optional[history.Run]) -> int:
-    """The exit code of a failed run, from the error its workers reported: another run holds the backup-id's lock
-    (EngineBusy) is busy (4, like already-running); a precondition the engine refused (EngineRefused: a path not
-    in the snapshot, an adopted snapshot, ...) is refused (3); anything else failed (1)."""
-    error = (record.error if record is not None else None) or ""
-    if "EngineBusy" in error:
+    """The exit code of a failed run, from the error name its workers reported (efs_backup_contract.exits):
+    another run holds the backup-id's lock (EngineBusy) is busy (4, like already-running); a precondition the
+    engine refused (EngineRefused: a path not in the snapshot, an adopted snapshot, ...) is refused (3); anything
+    else failed (1)."""
+    names = error_names(record.error if record is not None else None)
+    if ENGINE_BUSY in names:
         return EXIT_BUSY
-    return EXIT_REFUSED if "EngineRefused" in error else EXIT_FAILED
+    return EXIT_REFUSED if ENGINE_REFUSED in names else EXIT_FAILED
 
 
 def _failure(record: Optional[history.Run], execution: str, described: Dict[str, Any]) -> str:
@@ -564,13 +615,12 @@ def _check_target_file_system(deployment, file_system_id: Optional[str]) -> None
     """A restore writes to production or to a file system of restore_target_file_systems, nothing else."""
     if file_system_id is None:
         return
-    config = deployment.config
-    allowed = [config.source_file_system_id] + [t.file_system_id for t in config.restore_targets]
-    if file_system_id not in allowed:
-        raise CliError(f"--target-file-system {file_system_id} is neither production ({config.source_file_system_id})"
-                       f" nor in restore_target_file_systems of environment {config.environment} "
-                       f"({', '.join(allowed[1:]) or 'none configured'}); the restore workers may write only to those",
-                       EXIT_REFUSED)
+    settings = deployment.settings
+    if file_system_id not in settings.writable_file_systems:
+        raise CliError(f"--target-file-system {file_system_id} is neither production "
+                       f"({settings.source_file_system_id}) nor in restore_target_file_systems of environment "
+                       f"{deployment.environment or '?'} ({', '.join(settings.restore_targets) or 'none configured'}); the "
+                       "restore workers may write only to those", EXIT_REFUSED)
 
 
 def _chosen_snapshot(deployment, all_runs, args, out: Output) -> Dict[str, Any]:
@@ -638,7 +688,7 @@ def cmd_restore(args, out: Output) -> int:
     request(True, None)  # every argument checked before anything is read or started
     deployment = _connect(args)
     _check_target_file_system(deployment, args.target_file_system)
-    arn = deployment.output("RestoreStateMachineArn")
+    arn = deployment.output(OUTPUT_RESTORE_STATE_MACHINE)
     row = _chosen_snapshot(deployment, history.runs(deployment), args, out)
     snapshot, snapshot_id = args.snapshot, args.snapshot_id
     if snapshot is not None and row.get("snapshot_id"):
@@ -647,8 +697,7 @@ def cmd_restore(args, out: Output) -> int:
     if found:
         raise _busy(deployment, found, "a restore needs the backup-id's lock: start it when that run ended; nothing "
                                        "was started")
-    total = args.workers or deployment.config.workers.count
-    states = executions.RESTORE_WORKER_STATES
+    total = args.workers or _default_workers(deployment)
 
     if args.no_wait and not args.dry_run:  # --yes --no-wait: no plan to wait for; pinned to the history's id
         if not row.get("snapshot_id"):
@@ -673,9 +722,7 @@ def cmd_restore(args, out: Output) -> int:
                    plan_execution)
         return EXIT_OK
     out.info(f"planning: {plan_name}")
-    described = executions.wait(deployment, plan_execution, timeout=args.timeout,
-                                reporter=out.reporter(args.progress_interval), worker_states=states,
-                                workers_total=total)
+    described = _wait(deployment, args, out, plan_execution, "restore", total)
     plan_output = executions.output_of(described)
     if plan_output.get("outcome") == "already-running":
         raise executions.busy_error(plan_output.get("message"))
@@ -715,9 +762,7 @@ def cmd_restore(args, out: Output) -> int:
     out.context.update(execution=name, execution_arn=execution)
     document.update(execution=name, target=shown_target)
     out.info(f"restoring: {name} -> {shown_target}")
-    described = executions.wait(deployment, execution, timeout=args.timeout,
-                                reporter=out.reporter(args.progress_interval), worker_states=states,
-                                workers_total=total)
+    described = _wait(deployment, args, out, execution, "restore", total)
     return _restore_result(deployment, name, described, real_request, out, document)
 
 
@@ -788,8 +833,27 @@ def cmd_plan(args, out: Output) -> int:
     return EXIT_OK if result.fits and not result.warnings else EXIT_WARNINGS
 
 
+def cmd_describe(args, out: Output) -> int:
+    deployment = _connect(args)
+    document = deployment.to_json()
+    settings = deployment.settings
+    lines = [f"stack {deployment.stack_name} ({deployment.region}, {deployment.stack_status}), environment "
+             f"{deployment.environment or '?'}, backup-id {deployment.backup_id}"]
+    for interval in INTERVALS:
+        retain = settings.retain[interval]
+        if retain:
+            stale = settings.stale_after[interval]
+            lines.append(f"  {interval:<8} retain {retain}, schedule {settings.schedules[interval] or 'none'}"
+                         + (f", stale after {_age(stale)}" if stale else ""))
+    lines.append(f"  workers by default {settings.default_workers}; restores may write to "
+                 f"{', '.join(settings.writable_file_systems) or '?'}")
+    lines += [f"  {key}: {value}" for key, value in sorted(deployment.outputs.items())]
+    out.result(document, "\n".join(lines))
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "follow": cmd_follow, "status": cmd_status, "list": cmd_list, "restore": cmd_restore,
-            "logs": cmd_logs, "plan": cmd_plan}
+            "logs": cmd_logs, "plan": cmd_plan, "describe": cmd_describe}
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

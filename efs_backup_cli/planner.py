@@ -32,7 +32,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from efs_backup_cli.limits import max_workers
+from efs_backup_contract.limits import MAX_WORKERS  # what the state machines accept
 
 KIB = 1024
 MIB = 1024 ** 2
@@ -113,7 +113,6 @@ BOTTLENECK_KINDS = {
     "start-up": "start-up",
 }
 BOTTLENECKS = tuple(BOTTLENECK_KINDS)
-MAX_WORKERS = max_workers()  # stacks/config.py MAX_WORKERS: what the state machines accept
 WHAT_HELPS = {
     "metadata": "more workers shorten it",
     "EFS IOPS": "a file-system limit: more workers do not help",

@@ -15,27 +15,29 @@ promoting ``daily.0``) cannot change what is restored.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence
+
+from efs_backup_contract import times
+from efs_backup_contract.intervals import INTERVALS
+from efs_backup_contract.times import format_utc
 
 from efs_backup_cli.errors import EXIT_REFUSED, CliError
 
 RESTORE_ROOT = "/efs-backup-restore"
 PLAN_KINDS = ("create", "overwrite", "delete", "skip_newer")
-_SNAPSHOT_NAME = re.compile(r"^(hourly|daily|weekly|monthly)\.[0-9]+$")
+_SNAPSHOT_NAME = re.compile(r"^(%s)\.[0-9]+$" % "|".join(INTERVALS))
 _FS_ID = re.compile(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
 
 def parse_time(text: str) -> str:
-    """An ISO 8601 time (date, or date and time; naive = UTC) -> 'YYYY-MM-DDTHH:MM:SSZ'."""
-    raw = text.strip()
+    """An ISO 8601 time -> 'YYYY-MM-DDTHH:MM:SSZ' (the second it falls in): a date, or a date and time with ``T`` or
+    a space, seconds and 1-6 fractional digits optional, ``Z`` or an offset (``+01:00``, ``+0100``, ``+01``); no
+    zone = UTC. Parsed by efs_backup_contract.times, the same on Python 3.9 as later (not ``fromisoformat``)."""
     try:
-        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
-    except ValueError:
-        raise CliError(f"--at {text!r}: expected an ISO time such as 2026-11-20T00:00:00Z", EXIT_REFUSED) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return format_utc(times.parse_time(text, naive_utc=True))
+    except ValueError as error:
+        raise CliError(f"--at {text!r}: expected an ISO time such as 2026-11-20T00:00:00Z ({error})",
+                       EXIT_REFUSED) from None
 
 
 def clean_path(path: str) -> str:

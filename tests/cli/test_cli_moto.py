@@ -1,7 +1,8 @@
 """The operator CLI end to end against moto: the synthesized ``example`` stack deployed into moto's CloudFormation,
 its real state machine executing, the simulated worker fleet running the real user data, worker.sh and engine
-(tests/orchestration/moto_world.py). The CLI finds everything from ``--env example`` (cdk.json through
-settings.load.load_config) and the stack outputs, exactly as against AWS.
+(tests/orchestration/moto_world.py). The CLI finds the stack from ``--env example`` (the repository's cdk.json, read
+as plain JSON for the stack name and region), everything else from the stack's outputs and deployed template, exactly
+as against AWS (tests/cli/test_cli_standalone.py: without cdk.json, installed on its own).
 
 Two real backup executions (one started without waiting, one queued behind it and followed with ``run --queue
 --wait``: its live progress lines are asserted) and one refused before starting because the first was running,

@@ -172,12 +172,17 @@ def test_usage_and_environment_errors_without_aws(capsys, monkeypatch):
 
 
 def test_python_dash_m_runs_the_cli():
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    # This checkout's CLI and contract (as pytest.ini's pythonpath), whichever checkout .venv's editable install has.
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "assets" / "scripts")]))
     done = subprocess.run([sys.executable, "-m", "efs_backup_cli", "plan", "--size", "1TiB", "--files", "1M",
                            "--daily-change", "1%", "--throughput-mode", "elastic", "--window", "2h", "--json"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["recommendation"]["workers"] >= 1
 
@@ -209,7 +214,7 @@ def test_every_json_invocation_prints_exactly_one_document(capsys, monkeypatch):
 
 
 def test_the_workers_limit_is_the_stack_configs(capsys):
-    """One definition: the contract's MAX_WORKERS, which both state machines' input validation use."""
+    """One definition: efs_backup_contract.limits MAX_WORKERS, which both state machines' input validation use."""
     from efs_backup_contract.limits import MAX_WORKERS
     from efs_backup_cli import limits, planner
 

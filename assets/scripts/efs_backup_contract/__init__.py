@@ -8,6 +8,7 @@ a value, worker.sh through a test that compares it with these modules (tests/con
 - ``limits``: the hard-link and worker limits (config validation, engine refusals, the planner);
 - ``exits``: the engine's exit codes and the error names workers report to Step Functions (worker.sh, the CLI);
 - ``deployment``: the stack outputs and tags by which the CLI finds a deployment.
+- ``times``: the ISO 8601 times operators give (a restore's ``at``), parsed alike on Python 3.9 and later.
 
 This package ships to the workers inside the scripts asset (assets/scripts/) and is part of the CLI's
 distribution (pyproject.toml): it imports nothing but the standard library and must run on Python 3.9.
