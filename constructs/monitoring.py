@@ -42,10 +42,11 @@ from constructs import Construct
 
 from constructs.run_metrics import NAMESPACE, latest_key, present
 from constructs.nag import NAG_PACK
+from efs_backup_contract.deployment import METRIC_NEWEST_SNAPSHOT
 from efs_backup_contract.intervals import INTERVAL_SECONDS
 from settings.model import BackupFileSystemSettings, IntervalPolicy, MonitoringSettings
 
-NEWEST_SNAPSHOT_METRIC = "NewestSnapshotTimestamp"
+NEWEST_SNAPSHOT_METRIC = METRIC_NEWEST_SNAPSHOT
 PUBLISHER_RATE = "rate(1 hour)"
 AGE_PERIOD = Duration.hours(1)  # one publisher datapoint per period
 # Stale: 3 of the last 4 hourly periods breach, so the current hour (not published yet) plus one late datapoint

@@ -50,8 +50,9 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from constructs.nag import NAG_PACK
+from efs_backup_contract.deployment import METRIC_NAMESPACE
 
-NAMESPACE = "EfsBackup"
+NAMESPACE = METRIC_NAMESPACE
 LATEST_SUFFIX = "#latest"
 
 # (metric name, path under $.summary, unit) of the per-run figures.

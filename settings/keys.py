@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict
 
+from efs_backup_contract.deployment import DEFAULT_STACK_NAME
 from efs_backup_contract.intervals import INTERVALS
 from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
 from settings import identifiers, network, runs, storage, workers
@@ -55,7 +56,7 @@ KEYS: Dict[str, KeySpec] = {
               "AWS account the stack deploys to (explicit, so synth needs no credentials).", identifiers.account),
         _spec("region", "string", MISSING, "required", "AWS region of the production file system.",
               identifiers.region),
-        _spec("stack_name", "string", lambda env: f"EfsBackup-{env}", "`EfsBackup-<env>`",
+        _spec("stack_name", "string", lambda env: DEFAULT_STACK_NAME.format(environment=env), "`EfsBackup-<env>`",
               "CloudFormation stack name.",
               identifiers.stack_name),
         _spec("backup_id", "string", MISSING, "required",

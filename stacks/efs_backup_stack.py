@@ -49,6 +49,9 @@ class EfsBackupStack(Stack):
                 f"efs-backup ({config.environment}): incremental hard-link snapshots of "
                 f"{config.source_file_system_id} onto a backup EFS, backup-id {config.backup_id}"
             ),
+            # the stack itself (with @aws-cdk/core:explicitStackTags, Tags.of below tags only its resources): the
+            # operator CLI finds a deployment by this tag (efs_backup_cli/discovery.py)
+            tags={TAG_ENVIRONMENT: config.environment, TAG_BACKUP_ID: config.backup_id},
             **kwargs,
         )
         self.config = config

@@ -45,3 +45,15 @@ def test_normalisation_replaces_every_asset_hash():
     assert normalise_hashes({"k": [f"scripts/{digest}/", {f"tag:{digest}": f"{digest}.zip"}]}) == {
         "k": ["scripts/<ASSET_HASH>/", {"tag:<ASSET_HASH>": "<ASSET_HASH>.zip"}]
     }
+
+
+@pytest.mark.parametrize("env", shipped_environments())
+def test_the_stack_itself_carries_the_tags_the_cli_finds_it_by(env, synthesized):
+    """cdk.json sets @aws-cdk/core:explicitStackTags: Tags.of(stack) then tags only the resources, and the stack's
+    own tags (which `cdk deploy` passes to CloudFormation from the assembly, not the template) come from the Stack's
+    `tags`. The operator CLI finds a deployment by these (efs_backup_cli/discovery.py)."""
+    from efs_backup_contract.deployment import TAG_BACKUP_ID, TAG_ENVIRONMENT
+
+    synth = synthesized(env)
+    artifact = synth.app.synth().get_stack_by_name(synth.stack.stack_name)
+    assert artifact.tags == {TAG_ENVIRONMENT: synth.config.environment, TAG_BACKUP_ID: synth.config.backup_id}
