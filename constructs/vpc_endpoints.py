@@ -17,7 +17,8 @@ to the service" and does not grant anything by itself
 (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html). A VPC that already has an endpoint
 with private DNS for a service cannot get a second one (the private hosted zone conflicts and the deploy fails):
 list such services in ``existing_vpc_endpoints`` instead, and their security groups in
-``existing_vpc_endpoint_security_groups`` so that the backup-client group gets HTTPS to them (see README).
+``existing_vpc_endpoint_security_groups`` so that the backup-client group gets HTTPS to them (see
+docs/orchestration.md, "What the workers need from the network").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The run-history table (output ``RunHistoryTableName``): runs, outcomes, and the snapshots derived from them.
 
-Items (README "Read the outcome"): key ``backup_id`` + ``run`` = ``<started>#<execution>``; ``status`` (success,
-warning, failed), ``interval``, ``execution``, ``started``, ``summary`` (the engine's summary as JSON), ``error`` for
+Items (docs/orchestration.md, "Read the outcome"): key ``backup_id`` + ``run`` = ``<started>#<execution>``;
+``status`` (success, warning, failed), ``interval``, ``execution``, ``started``, ``summary`` (the engine's summary as JSON), ``error`` for
 failures; restore runs carry ``kind`` = ``restore`` (backup items have no kind, or ``backup``).
 
 Snapshot names are derived, not read from the backup file system: for each interval, its successful runs newest

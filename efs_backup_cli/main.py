@@ -640,8 +640,8 @@ def _chosen_snapshot(deployment, all_runs, args, out: Output) -> Dict[str, Any]:
                                "`efs-backup list` shows what is kept", EXIT_REFUSED)
             raise CliError(f"no snapshot with id {args.snapshot_id} in the run history of backup-id "
                            f"{deployment.backup_id} (`efs-backup list` shows the ids); nothing was started. A snapshot "
-                           "made outside the orchestration is restored with the engine (README, \"Restore with the "
-                           "engine\")", EXIT_REFUSED)
+                           "made outside the orchestration is restored with the engine (docs/restore.md, "
+                           "\"Restore with the engine\")", EXIT_REFUSED)
         out.info(f"id {args.snapshot_id} is {row['name']}, finished {row['finished']}")
         return row
     if args.at is not None:

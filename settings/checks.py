@@ -292,7 +292,8 @@ def _heartbeat_within_half_the_task_timeout(values: Values, raw: Values, context
     return problems
 
 
-# What a worker must reach over HTTPS to bootstrap and report (README "What the workers need from the network").
+# What a worker must reach over HTTPS to bootstrap and report (docs/orchestration.md, "What the workers need from
+# the network").
 # S3: the script bucket, and the Amazon Linux 2023 repositories dnf installs amazon-efs-utils and rsync from, which
 # are S3 buckets under dual-stack names (al2023-repos-<region>-<id>.s3.dualstack.<region>.amazonaws.com): an S3
 # *interface* endpoint does not serve those names, an S3 gateway endpoint or a NAT does

@@ -127,7 +127,8 @@ class EfsBackupStack(Stack):
             purpose="backup",
             file_systems=[
                 # No ClientWrite: production is mounted read-only, and with a production file-system policy EFS
-                # refuses writes from this role too (without a policy EFS admits every client; see README).
+                # refuses writes from this role too (without a policy EFS admits every client; see docs/deploy.md,
+                # "Security properties").
                 FileSystemAccess("MountProductionReadOnlyAsRoot", self.source_file_system_arn, write=False),
                 FileSystemAccess("MountBackupReadWriteAsRoot", backup_file_system_arn, write=True),
             ],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Acceptance test in a real account: tests/integ/integ.backup_restore.py (see its header and the README section
+# Acceptance test in a real account: tests/integ/integ.backup_restore.py (see its header and docs/deploy.md,
 # "Acceptance test in your account"). Deploys the test's stacks into the account and region of your credentials
 # with the pinned CDK CLI; the assertions (two backups, a dry-run and a real restore, a comparison of the restored
 # tree) run during the deploy and fail it if any does not hold. Whatever happens, every stack is destroyed again.
