@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from efs_backup_contract.deployment import (METRIC_NEWEST_SNAPSHOT, OUTPUT_BACKUP_ID, OUTPUT_RESTORE_STATE_MACHINE,
+from efs_backup_contract.deployment import (METRIC_NEWEST_SNAPSHOT, OUTPUT_RESTORE_STATE_MACHINE,
                                             OUTPUT_SOURCE_FILE_SYSTEM, OUTPUT_STATE_MACHINE)
 from efs_backup_contract.intervals import INTERVAL_SECONDS, INTERVALS
 from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
