@@ -8,7 +8,10 @@ from typing import Any, Dict, Optional
 # 1 the run (backup or restore) failed, or did not finish while we waited; 2 succeeded with warnings (or `status`:
 # something needs attention); 3 refused / invalid request / declined / nothing to restore; 4 another run holds the
 # backup-id; 64 usage.
-from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS  # noqa: F401 (re-exported)
+from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
+
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_WARNINGS", "EXIT_REFUSED", "EXIT_BUSY", "EXIT_USAGE", "EXIT_ENVIRONMENT",
+           "EXIT_INTERRUPTED", "CliError"]
 
 EXIT_ENVIRONMENT = 5  # credentials, unknown environment, stack not deployed, output missing
 EXIT_INTERRUPTED = 130
