@@ -54,7 +54,7 @@ def parse_request(text, production_file_system_id, run_id):
         raise RequestRefused("the request is not a JSON object")
     unknown = sorted(set(request) - set(RESTORE_REQUEST_FIELDS))
     if unknown:  # a misspelt "dry_run" must never turn into a real restore
-        raise RequestRefused("unknown field(s) %s" % ", ".join(name if _PLAIN_NAME.match(name) else shown(name)
+        raise RequestRefused("unknown field(s) %s" % ", ".join(name if _PLAIN_NAME.fullmatch(name) else shown(name)
                                                                for name in unknown))
     selectors = [name for name in ("snapshot", "at") if name in request]
     if len(selectors) != 1:
@@ -65,7 +65,7 @@ def parse_request(text, production_file_system_id, run_id):
                              % (selector, shown(request[selector]), MAX_PATH_BYTES))
 
     file_system = request.get("target_file_system_id", production_file_system_id)
-    if not isinstance(file_system, str) or not FILE_SYSTEM_ID_RE.match(file_system):
+    if not isinstance(file_system, str) or not FILE_SYSTEM_ID_RE.fullmatch(file_system):
         raise RequestRefused("target_file_system_id %s is not a file system id" % shown(file_system))
     default = "target_path" not in request
     path = request.get("target_path", "/%s/%s" % (DEFAULT_PARENT, run_id))

@@ -75,9 +75,9 @@ def read_pointer(text):
     if missing:
         raise TaskRefused("the task pointer lacks %s" % ", ".join(missing))
     region, bucket, key = pointer["region"], pointer["bucket"], pointer["key"]
-    if not isinstance(region, str) or not REGION_RE.match(region):
+    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
         raise TaskRefused("the task pointer's region %s is not a region" % shown(region))
-    if not isinstance(bucket, str) or not BUCKET_RE.match(bucket):
+    if not isinstance(bucket, str) or not BUCKET_RE.fullmatch(bucket):
         raise TaskRefused("the task pointer's bucket %s is not a bucket name" % shown(bucket))
     if (not isinstance(key, str) or not key or "\0" in key or key.startswith("-") or utf8(key) is None
             or len(utf8(key)) > MAX_KEY_BYTES):
@@ -95,8 +95,8 @@ def object_version(get_object_output):
     return version if isinstance(version, str) and version != "null" and "\0" not in version else ""
 
 
-def _check(name, value, task):
-    """The reason ``value`` is not a valid ``name`` field of ``task``, or None."""
+def _check(name, value):
+    """The reason ``value`` is not a valid ``name`` field, or None."""
     if name == "role":
         return None if value in ROLES else "role %s is not one of %s" % (shown(value), ", ".join(ROLES))
     if name in ("worker_index", "worker_count", "retain", "heartbeat_seconds"):
@@ -104,8 +104,6 @@ def _check(name, value, task):
                      "retain": (1, MAX_RETAIN), "heartbeat_seconds": (1, MAX_HEARTBEAT_SECONDS)}[name]
         if not _is_int(value) or not low <= value <= high:
             return "%s %s is not a whole number from %d to %d" % (name, shown(value), low, high)
-        if name == "worker_index" and _is_int(task.get("worker_count")) and value >= task["worker_count"]:
-            return "worker_index %d is not below worker_count %d" % (value, task["worker_count"])
         return None
     if not isinstance(value, str):
         return "%s %s is not a string" % (name, shown(value))
@@ -113,15 +111,15 @@ def _check(name, value, task):
         ok = value in INTERVALS
         what = "one of " + ", ".join(INTERVALS)
     elif name == "backup_id":
-        ok, what = BACKUP_ID_RE.match(value), "a backup id"
+        ok, what = BACKUP_ID_RE.fullmatch(value), "a backup id"
     elif name in ("source_file_system_id", "backup_file_system_id"):
-        ok, what = FILE_SYSTEM_ID_RE.match(value), "a file system id"
+        ok, what = FILE_SYSTEM_ID_RE.fullmatch(value), "a file system id"
     elif name == "region":
-        ok, what = REGION_RE.match(value), "a region"
+        ok, what = REGION_RE.fullmatch(value), "a region"
     elif name == "log_group":
-        ok, what = LOG_GROUP_RE.match(value), "a log group name"
+        ok, what = LOG_GROUP_RE.fullmatch(value), "a log group name"
     elif name == "run_id":
-        ok, what = RUN_ID_RE.match(value) and value not in (".", ".."), "an execution name"
+        ok, what = RUN_ID_RE.fullmatch(value) and value not in (".", ".."), "an execution name"
     else:  # request: JSON text, checked by restore_request
         ok, what = value and "\0" not in value and utf8(value) is not None, "a restore request"
     return None if ok else "%s %s is not %s" % (name, shown(value), what)
@@ -141,7 +139,7 @@ def parse_task(text):
     if (isinstance(token, str) and token and "\0" not in token and utf8(token) is not None
             and len(utf8(token)) <= MAX_TOKEN_BYTES):
         known[TASK_TOKEN] = token
-    if isinstance(task.get("region"), str) and REGION_RE.match(task["region"]):
+    if isinstance(task.get("region"), str) and REGION_RE.fullmatch(task["region"]):
         known["region"] = task["region"]
     if TASK_TOKEN not in known:
         raise TaskRefused("the task object's %s is missing or not a task token" % TASK_TOKEN)
@@ -152,9 +150,12 @@ def parse_task(text):
     for name in fields:
         if name not in task:
             raise TaskRefused("the task lacks %s" % name, known)
-        reason = _check(name, task[name], task)
+        reason = _check(name, task[name])
         if reason:
             raise TaskRefused(reason, known)
+    if task["worker_index"] >= task["worker_count"]:
+        raise TaskRefused("worker_index %d is not below worker_count %d" % (task["worker_index"],
+                                                                            task["worker_count"]), known)
     ignored = sorted(name for name in task if name not in fields)
     pairs = [(TASK_TOKEN, known[TASK_TOKEN])] + [(name, str(task[name])) for name in fields]
     return pairs, ignored
