@@ -197,6 +197,10 @@ def test_a_restore_task_without_a_usable_request_is_refused(changes, message):
     assert refusal(restore_task(**changes))[0] == message
 
 
+def test_a_long_task_token_is_accepted():
+    assert parsed(backup_task(), token="t" * 8192)[0][0] == ("task_token", "t" * 8192)
+
+
 def test_the_largest_values_in_range_are_accepted():
     pairs = dict(parsed(backup_task(worker_index=MAX_WORKERS - 1, worker_count=MAX_WORKERS, retain=MAX_RETAIN,
                                     heartbeat_seconds=86400, run_id="r" * 80, log_group="g" * 512))[0])
@@ -216,7 +220,7 @@ def test_a_task_object_that_is_not_an_envelope_is_refused(text, message):
     assert str(caught.value) == message and caught.value.known == {}
 
 
-@pytest.mark.parametrize("token", [None, "", 5, "t\x00x", "t" * 1025])
+@pytest.mark.parametrize("token", [None, "", 5, "t\x00x", "t" * 8193, ["t"]])
 def test_a_task_without_a_usable_token_is_refused_and_nothing_can_be_reported(token):
     reason, known = refusal(backup_task(), token=token)
     assert reason == "the task object's task_token is missing or not a task token"

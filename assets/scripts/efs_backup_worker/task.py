@@ -31,7 +31,10 @@ LOG_GROUP_RE = re.compile(r"^[A-Za-z0-9_./#-]{1,512}$")
 RUN_ID_RE = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
 # heartbeat_seconds: the task's heartbeat timeout / 5 (at most 720 s); a day is far above anything configurable.
 MAX_HEARTBEAT_SECONDS = 86400
-MAX_TOKEN_BYTES = 1024  # a Step Functions task token is at most 1,024 characters (API_SendTaskSuccess.html)
+# A task token's length: SendTaskSuccess's taskToken has been documented as at most 1,024 and later 2,048
+# characters (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html); this cap,
+# far above both, only bounds a corrupt value and must never refuse a real token.
+MAX_TOKEN_BYTES = 8192
 
 
 class TaskRefused(ValueError):
