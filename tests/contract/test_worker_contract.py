@@ -7,7 +7,9 @@
   the envelope whose token field is TASK_TOKEN; worker.sh dispatches exactly ROLES;
 - the restore request: the restore state machine checks exactly RESTORE_REQUEST_FIELDS (the field list the workers
   refuse anything else by);
-- worker.sh keeps no copy of a contract list (intervals, roles outside its dispatch, task fields).
+- worker.sh keeps no copy of a contract list (intervals, roles outside its dispatch, task fields);
+- the user data (in the state machines' launch states) writes the pointer worker.sh reads and shares worker.sh's
+  install root and environment.
 
 The templates are read from the committed snapshots (tests/cdk/__snapshots__), which tests/cdk/test_cdk_templates.py
 proves equal to what the app synthesizes: no synthesis here, so this stays fast.
@@ -24,8 +26,10 @@ import pytest
 from efs_backup_contract.exits import ERROR_NAMES, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, \
     EXIT_WARNINGS, error_name
 from efs_backup_contract.intervals import INTERVALS
-from efs_backup_contract.task import (BACKUP_TASK_FIELDS, COMMON_TASK_FIELDS, ENGINE_WORK_FAILED, RESTORE_REQUEST_FIELDS,
-                                      RESTORE_ROLES, ROLES, TASK_TOKEN, WORKER_ERROR_NAMES, WORKER_FAILED, task_fields)
+from efs_backup_contract.task import (BACKUP_TASK_FIELDS, COMMON_TASK_FIELDS, ENGINE_WORK_FAILED, INSTALL_DIR,
+                                      POINTER_FIELDS, RESTORE_REQUEST_FIELDS, RESTORE_ROLES, ROLES, TASK_TOKEN,
+                                      WORKER_ERROR_NAMES, WORKER_FAILED, task_fields)
+from efs_backup_worker.task import read_pointer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_SH = REPO_ROOT / "assets" / "scripts" / "worker.sh"
@@ -165,3 +169,41 @@ def test_task_variables_never_collide_with_worker_sh_s_own():
     fields = {"TASK_" + name.upper() for name in set(COMMON_TASK_FIELDS + BACKUP_TASK_FIELDS) | {TASK_TOKEN}}
     assert own & fields == {"TASK_REGION"}  # fetch_task's default: the pointer's region until the task is read
     assert {"TASK_WAIT_SECONDS", "TASK_POLL_SECONDS"} <= own
+
+
+# ------------------------------------------------------------------------------------------------ user data
+
+
+def bootstrap(snapshot: Path):
+    """The user data's bootstrap pieces (head + <task object key> + tail) the state machines launch workers with."""
+    pieces = [json.loads(text)["States"]["PlanWorkers"]["Parameters"]["bootstrap"]
+              for text in definitions(snapshot).values() if '"PlanWorkers"' in text]
+    assert len(pieces) == 2 and pieces[0] == pieces[1]
+    return pieces[0]["head"], pieces[0]["tail"]
+
+
+@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda p: p.stem)
+def test_the_user_data_writes_the_pointer_worker_sh_reads(snapshot):
+    head, tail = bootstrap(snapshot)
+    start = head.index("<<'EFS_BACKUP_TASK'\n") + len("<<'EFS_BACKUP_TASK'\n")
+    text = head[start:] + "tasks/backup/run-1/Worker-0.json" + tail[:tail.index("\nEFS_BACKUP_TASK\n")]
+    text = text.replace('"TOKEN"', '"%s"')
+    pointer = json.loads(text % ("eu-west-1", "scripts-bucket-1"))
+    assert tuple(pointer) == POINTER_FIELDS
+    assert read_pointer(json.dumps(pointer)) == ("eu-west-1", "scripts-bucket-1", "tasks/backup/run-1/Worker-0.json")
+
+
+@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda p: p.stem)
+def test_the_user_data_and_worker_sh_agree_on_the_install_root_and_the_environment(snapshot):
+    head, tail = bootstrap(snapshot)
+    default = 'EFS_BACKUP_HOME="${EFS_BACKUP_HOME:-%s}"' % INSTALL_DIR
+    # the bootstrap does not export EFS_BACKUP_HOME: worker.sh finds the same root only through the same default
+    assert default in head and default in worker_code()
+    # chmod +x worker.sh efs-backup-engine; exec worker.sh
+    assert re.findall(r'"\$EFS_BACKUP_HOME/scripts/([^"]+)"', head + tail) == [
+        "worker.sh", "efs-backup-engine", "worker.sh"]
+    exported = set(re.findall(r"export (EFS_BACKUP_[A-Z_]+)=", head))
+    read = set(re.findall(r"\$\{(EFS_BACKUP_[A-Z_]+)", worker_code()))
+    assert exported and exported <= read, exported - read
+    # the helpers are run with python3, so they need no execute bit (S3 keeps none; the bootstrap sets only these)
+    assert 'python3 "$HELPER"' in worker_code() and 'python3 "$ENGINE"' in worker_code()

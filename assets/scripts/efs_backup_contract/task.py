@@ -1,12 +1,18 @@
-"""The worker task: what a state machine hands each worker instance, and what a worker reports back.
+"""The worker task: what the stack hands each worker instance, and what a worker reports back.
 
-A state machine writes one task object per instance to S3 (constructs/fleet_workflow.py, ``TASK_ENVELOPE``):
-``{"task_token": "...", "task": {<TASK_FIELDS of its role>}}``. worker.sh reads it through efs_backup_worker.task;
-tests/contract/ checks that the synthesized state machines write exactly these fields and roles, and that
-worker.sh dispatches exactly these roles and reports only these error names.
+The user data points each instance at its task object; a state machine writes one task object per instance to S3
+(constructs/fleet_workflow.py, ``TASK_ENVELOPE``): ``{"task_token": "...", "task": {<task_fields(role)>}}``.
+worker.sh reads both through efs_backup_worker.task; tests/contract/ checks that the synthesized templates write
+exactly these fields and roles, and that worker.sh dispatches exactly these roles and reports only these error
+names.
 """
 
 from efs_backup_contract.exits import ERROR_NAMES
+
+# What the user data (constructs/worker_launch_template.py) hands worker.sh: the install root (EFS_BACKUP_HOME,
+# default INSTALL_DIR) and a pointer file, JSON with POINTER_FIELDS: where in S3 the task object is.
+INSTALL_DIR = "/opt/efs-backup"
+POINTER_FIELDS = ("region", "bucket", "key")
 
 # Where the callback token of the Step Functions task is, beside "task" (a secret: never logged).
 TASK_TOKEN = "task_token"

@@ -11,7 +11,7 @@ import re
 
 from efs_backup_contract.intervals import INTERVALS
 from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
-from efs_backup_contract.task import ROLES, TASK_TOKEN, task_fields
+from efs_backup_contract.task import POINTER_FIELDS, ROLES, TASK_TOKEN, task_fields
 from efs_backup_engine.layout import BACKUP_ID_RE
 
 # EFS file system ids: fs- and 8 or 17 hex digits.
@@ -74,10 +74,10 @@ def read_pointer(text):
         raise TaskRefused("the task pointer is not JSON: %s" % error)
     if not isinstance(pointer, dict):
         raise TaskRefused("the task pointer is not a JSON object")
-    missing = [name for name in ("region", "bucket", "key") if name not in pointer]
+    missing = [name for name in POINTER_FIELDS if name not in pointer]
     if missing:
         raise TaskRefused("the task pointer lacks %s" % ", ".join(missing))
-    region, bucket, key = pointer["region"], pointer["bucket"], pointer["key"]
+    region, bucket, key = (pointer[name] for name in POINTER_FIELDS)
     if not isinstance(region, str) or not REGION_RE.fullmatch(region):
         raise TaskRefused("the task pointer's region %s is not a region" % shown(region))
     if not isinstance(bucket, str) or not BUCKET_RE.fullmatch(bucket):
