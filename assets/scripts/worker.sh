@@ -3,6 +3,10 @@
 #
 # Usage: worker.sh POINTER_FILE
 #
+# This script is the instance's lifecycle: fetch the task, mount, heartbeat, run the engine, report, unmount, ship
+# the log, power off. What is better decided in Python (checking the task, the restore request, cutting the log
+# into batches, error names) is in efs_backup_worker/, run through the efs-backup-worker launcher beside it (helper).
+#
 # The user data (built by constructs/worker_launch_template.py) fetches assets/scripts/ from the script bucket at
 # the exact version the execution was deployed with, writes POINTER_FILE and runs this script. POINTER_FILE is JSON
 # {"region", "bucket", "key"}: where this instance's task object is (the state machine writes it right after the
@@ -14,6 +18,8 @@
 #             "source_file_system_id", "backup_file_system_id", "region", "log_group", "heartbeat_seconds",
 #             backup roles: "interval", "retain";  restore roles: "request" (the restore request as JSON text,
 #             see constructs/restore_workflow.py)}}
+# (the contract: efs_backup_contract/task.py). read_task_file sets TASK_<FIELD> for each field of the task's role,
+# e.g. TASK_ROLE, TASK_RUN_ID, TASK_TASK_TOKEN, once efs_backup_worker.task has checked every one of them.
 #
 # Backup roles:
 #   work      mount both file systems (production read-only), `init` + `prepare` (every worker calls prepare with
@@ -54,16 +60,13 @@ set -euo pipefail
 EFS_BACKUP_HOME="${EFS_BACKUP_HOME:-/opt/efs-backup}"
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENGINE="$SCRIPTS_DIR/efs-backup-engine"
+HELPER="$SCRIPTS_DIR/efs-backup-worker"
 SOURCE_MOUNT="$EFS_BACKUP_HOME/mnt/source"
 BACKUP_MOUNT="$EFS_BACKUP_HOME/mnt/backup"
 STATE_MOUNT="$EFS_BACKUP_HOME/mnt/backup-state"
 TARGET_MOUNT="$EFS_BACKUP_HOME/mnt/target"
 LOG_DIR="$EFS_BACKUP_HOME/log"
 LOG_FILE="$LOG_DIR/worker.log"
-TASK_FIELDS=(role backup_id worker_index worker_count run_id source_file_system_id backup_file_system_id region
-  log_group heartbeat_seconds)
-BACKUP_TASK_FIELDS=(interval retain)
-RESTORE_TASK_FIELDS=(request)
 
 REPORTED=""
 HEARTBEAT_PID=""
@@ -75,20 +78,23 @@ log() {
   printf '%s worker: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
 }
 
+# Runs an efs_backup_worker command (see efs_backup_worker/cli.py): values on stdout, NUL-terminated.
+helper() {
+  python3 "$HELPER" "$@"
+}
+
 # ------------------------------------------------------------------------------------------------- task input
 
 TASK_WAIT_SECONDS=900 # how long a worker waits for its task object before it gives up (and powers off)
 TASK_POLL_SECONDS=3
 
 # Reads POINTER_FILE; waits for the task object, copies it to TASK_FILE ($1 -> $2), deletes it from the bucket.
+# Sets TASK_REGION to the pointer's region (the task's own region field replaces it once the task is read).
 fetch_task() {
   local pointer_file="$1" task_file="$2" region bucket key waited=0 meta version
-  { IFS= read -r -d '' region && IFS= read -r -d '' bucket && IFS= read -r -d '' key; } < <(python3 - "$pointer_file" <<'PY'
-import json, sys
-pointer = json.load(open(sys.argv[1]))
-sys.stdout.write("".join("%s\0" % pointer[name] for name in ("region", "bucket", "key")))
-PY
-  ) || { log "task pointer $pointer_file is unreadable"; return 1; }
+  { IFS= read -r -d '' region && IFS= read -r -d '' bucket && IFS= read -r -d '' key; } < <(
+    helper task-pointer "$pointer_file") || { log "task pointer $pointer_file is unreadable"; return 1; }
+  TASK_REGION="$region"
   log "waiting for the task object s3://$bucket/$key"
   until meta="$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" "$task_file" \
     2>"$LOG_DIR/task-fetch.err")"; do
@@ -99,9 +105,9 @@ PY
     sleep "$TASK_POLL_SECONDS"
     waited=$((waited + TASK_POLL_SECONDS))
   done
-  version="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("VersionId") or "")' "$meta")"
+  IFS= read -r -d '' version < <(helper object-version "$meta") || version=""
   # A versioned bucket keeps a deleted object's data until its version is deleted too: delete exactly that version.
-  if [[ -n "$version" && "$version" != "null" ]]; then
+  if [[ -n "$version" ]]; then
     aws s3api delete-object --region "$region" --bucket "$bucket" --key "$key" --version-id "$version" >/dev/null ||
       log "could not delete the task object's version $version"
   else
@@ -110,36 +116,23 @@ PY
   fi
 }
 
+# Sets TASK_<FIELD> for every field of the task object's role (efs_backup_worker.task checks each one: names,
+# types, ranges, formats). A refused task is reported as WorkerFailed with the reason, when its task token is
+# readable (otherwise its Step Functions task times out), and returns 1.
 read_task_file() {
-  local task_file="$1" name value
-  # python3 (stdlib) parses the JSON; fields come back NUL-separated and are checked against TASK_FIELDS.
+  local task_file="$1" fields_file="$EFS_BACKUP_HOME/task.fields" refusal="" status=0 name value
+  refusal="$(helper task-fields "$task_file" 2>&1 >"$fields_file")" || status=$?
+  [[ -z "$refusal" ]] || log "$refusal"
   while IFS= read -r -d '' name && IFS= read -r -d '' value; do
-    case " ${TASK_FIELDS[*]} ${BACKUP_TASK_FIELDS[*]} ${RESTORE_TASK_FIELDS[*]} task_token " in
-      *" $name "*) printf -v "TASK_${name^^}" '%s' "$value" ;;
-      *) log "ignoring unknown task field $name" ;;
-    esac
-  done < <(python3 - "$task_file" <<'PY'
-import json, sys
-data = json.load(open(sys.argv[1]))
-fields = dict(data["task"], task_token=data["task_token"])
-for key, value in fields.items():
-    sys.stdout.write("%s\0%s\0" % (key, value))
-PY
-  )
-  local required=("${TASK_FIELDS[@]}")
-  case "${TASK_ROLE:-}" in
-    work | finalize | abort) required+=("${BACKUP_TASK_FIELDS[@]}") ;;
-    restore-work | restore-finalize | restore-abort) required+=("${RESTORE_TASK_FIELDS[@]}") ;;
-    *) echo "unknown role ${TASK_ROLE:-(none)}" >&2; return 1 ;;
-  esac
-  for name in task_token "${required[@]}"; do
-    local var="TASK_${name^^}"
-    if [[ -z "${!var:-}" ]]; then
-      echo "task file $task_file lacks $name" >&2
-      return 1
+    if [[ "$name" =~ ^[a-z_]+$ ]]; then # the names are the contract's; never anything else
+      printf -v "TASK_${name^^}" '%s' "$value"
     fi
-  done
-  case "${TASK_INTERVAL:-daily}" in hourly | daily | weekly | monthly) ;; *) echo "bad interval $TASK_INTERVAL" >&2; return 1 ;; esac
+  done <"$fields_file"
+  rm -f "$fields_file"
+  if [[ "$status" -ne 0 ]]; then
+    [[ -z "${TASK_TASK_TOKEN:-}" ]] || report_failure WorkerFailed "the worker could not use its task: $refusal"
+    return 1
+  fi
 }
 
 # ----------------------------------------------------------------------------------------- Step Functions calls
@@ -311,13 +304,10 @@ engine() {
   return "$status"
 }
 
+# The error name a worker reports for an engine exit code (efs_backup_contract.exits; EngineExit<N> if even python3
+# cannot run).
 engine_error_name() {
-  case "$1" in
-    1) echo EngineFailed ;;
-    3) echo EngineRefused ;;
-    4) echo EngineBusy ;;
-    *) echo "EngineExit$1" ;;
-  esac
+  helper error-name "$1" || echo "EngineExit$1"
 }
 
 run_work() {
@@ -344,8 +334,7 @@ run_work() {
 }
 
 failed_parts_of() {
-  python3 -c 'import json, sys; print(", ".join(json.loads(sys.argv[1]).get("failed", [])) or "(none listed)")' \
-    "$1" 2>/dev/null || echo "(unreadable engine output)"
+  printf '%s' "$1" | helper failed-parts || echo "(unreadable engine output)"
 }
 
 run_finalize() {
@@ -380,62 +369,29 @@ run_abort() {
 
 RESTORE_TARGET_FS=""
 RESTORE_TARGET_DIR=""
-RESTORE_DEFAULT_TARGET=""
+RESTORE_DEFAULT_PARENT=""
 RESTORE_DRY_RUN=""
 RESTORE_ARGS=()
-DEFAULT_RESTORE_PARENT="efs-backup-restore"
+RESTORE_REFUSAL=""
 
 # Turns the restore request (JSON text from the task) into the target file system, the target directory under its
-# mount point and the engine's selection options. python3 checks every field; values come back NUL-separated and
-# are only ever passed as single arguments, never interpreted by the shell.
+# mount point, the default target's parent ("" unless the request names no target_path), whether it is a dry run
+# and the engine's selection options. efs_backup_worker.restore_request checks every field (an unknown one refuses
+# the request: a misspelt "dry_run" never restores for real); values come back NUL-separated and are only ever
+# passed on as single arguments, never interpreted by the shell. A refused request returns 3 and leaves the reason
+# in RESTORE_REFUSAL.
 parse_restore_request() {
-  local item
-  local fields=()
-  while IFS= read -r -d '' item; do
-    fields+=("$item")
-  done < <(python3 - "$TASK_REQUEST" "$TASK_SOURCE_FILE_SYSTEM_ID" "$TASK_RUN_ID" "$DEFAULT_RESTORE_PARENT" <<'PY'
-import json, posixpath, re, sys
-request, production, run_id, parent = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-def fail(message):
-    sys.stderr.write("invalid restore request: %s\n" % message)
-    sys.exit(3)
-unknown = sorted(set(request) - {"snapshot", "at", "paths", "target_file_system_id", "target_path", "mirror",
-                                  "dry_run", "workers"})
-if unknown:  # a misspelt "dry_run" must never turn into a real restore
-    fail("unknown field(s) %s" % ", ".join(unknown))
-fs = request.get("target_file_system_id", production)
-if not isinstance(fs, str) or not re.match(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$", fs):
-    fail("target_file_system_id %r is not a file system id" % (fs,))
-default = "target_path" not in request
-path = request.get("target_path", "/%s/%s" % (parent, run_id))
-if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/") or "\0" in path:
-    fail("target_path %r must be an absolute path without '..'" % (path,))
-path = posixpath.normpath(path).lstrip("/")
-args = []
-if "snapshot" in request:  # --option=VALUE: a value starting with "-" stays a value
-    args.append("--snapshot=%s" % request["snapshot"])
-if "at" in request:
-    args.append("--at=%s" % request["at"])
-paths = request.get("paths", [])
-if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-    fail("paths must be a list of non-empty relative paths")
-for p in paths:
-    args.append("--path=%s" % p)
-for flag in ("mirror", "dry_run"):
-    if not isinstance(request.get(flag, False), bool):
-        fail("%s must be true or false" % flag)
-if request.get("mirror"):
-    args.append("--mirror")
-if request.get("dry_run"):
-    args.append("--dry-run")
-out = [fs, path, "1" if default else "", "1" if request.get("dry_run") else ""] + args
-sys.stdout.write("".join(value + "\0" for value in out))
-PY
-  )
-  [[ "${#fields[@]}" -ge 4 ]] || return 3 # python3 printed nothing: it refused the request (reason in the log)
+  local fields=() refusal_file="$LOG_DIR/restore-request.refused"
+  mapfile -d '' fields < <(printf '%s' "$TASK_REQUEST" |
+    helper restore-request "$TASK_SOURCE_FILE_SYSTEM_ID" "$TASK_RUN_ID" 2>"$refusal_file")
+  if [[ "${#fields[@]}" -lt 4 ]]; then # refused: nothing printed
+    RESTORE_REFUSAL="$(cat "$refusal_file")"
+    log "$RESTORE_REFUSAL"
+    return 3
+  fi
   RESTORE_TARGET_FS="${fields[0]}"
   RESTORE_TARGET_DIR="$TARGET_MOUNT${fields[1]:+/${fields[1]}}"
-  RESTORE_DEFAULT_TARGET="${fields[2]}"
+  RESTORE_DEFAULT_PARENT="${fields[2]}"
   RESTORE_DRY_RUN="${fields[3]}"
   RESTORE_ARGS=("${fields[@]:4}")
 }
@@ -464,7 +420,7 @@ mount_backup_for_restore() {
 run_restore_work() {
   local status=0 roots=()
   if ! parse_restore_request; then
-    report_failure EngineRefused "the restore request was refused: see $TASK_LOG_GROUP"
+    report_failure EngineRefused "the restore request was refused: ${RESTORE_REFUSAL:-see $TASK_LOG_GROUP}"
     return
   fi
   mount_backup_for_restore || return
@@ -474,8 +430,8 @@ run_restore_work() {
   fi
   # The default target is a new directory under /efs-backup-restore (root only until an operator moves it);
   # a dry run creates nothing.
-  if [[ -n "$RESTORE_DEFAULT_TARGET" && -z "$RESTORE_DRY_RUN" ]]; then
-    mkdir -m 0700 "$TARGET_MOUNT/$DEFAULT_RESTORE_PARENT" 2>/dev/null || [[ -d "$TARGET_MOUNT/$DEFAULT_RESTORE_PARENT" ]]
+  if [[ -n "$RESTORE_DEFAULT_PARENT" && -z "$RESTORE_DRY_RUN" ]]; then
+    mkdir -m 0700 "$TARGET_MOUNT/$RESTORE_DEFAULT_PARENT" 2>/dev/null || [[ -d "$TARGET_MOUNT/$RESTORE_DEFAULT_PARENT" ]]
   fi
   mapfile -d '' roots < <(restore_roots)
   engine restore-prepare "${roots[@]}" --target "$RESTORE_TARGET_DIR" "${RESTORE_ARGS[@]}" \
@@ -523,12 +479,10 @@ run_restore_abort() {
 # ------------------------------------------------------------------------------------------------- the end
 
 # The log streams to CloudWatch Logs while the worker runs (a worker that dies keeps what it logged): a background
-# loop ships the new complete lines every LOG_SHIP_SECONDS, in batches of at most LOG_BATCH_EVENTS events and
-# LOG_BATCH_BYTES bytes (CloudWatch accepts 10,000 and 1 MiB), at most LOG_BATCHES_PER_TICK batches a tick; the exit
-# trap stops it and flushes the rest. LOG_OFFSET_FILE holds how many bytes of the log are shipped, so nothing is
-# sent twice (unless a put succeeds and its answer is lost).
-LOG_BATCH_EVENTS=1000
-LOG_BATCH_BYTES=800000
+# loop ships the new complete lines every heartbeat period (30..60 s), at most LOG_BATCHES_PER_TICK batches a tick
+# (efs_backup_worker.log_batches cuts them within the PutLogEvents limits); the exit trap stops it and flushes the
+# rest. The offset file holds how many bytes of the log are shipped: it moves only after a put succeeded, so
+# nothing is skipped, and nothing is sent twice (unless a put succeeds and its answer is lost).
 LOG_BATCHES_PER_TICK=10
 
 log_stream() {
@@ -537,38 +491,11 @@ log_stream() {
 
 # Ships up to $1 batches of unshipped lines (only complete lines unless $2 is "final"). Returns 1 if a put failed.
 ship_log_batches() {
-  local max_batches="$1" final="${2:-}" batch=0 next count
+  local max_batches="$1" final="${2:-}" batch=0 next count options=()
   local offsets="$LOG_DIR/shipped.offset" events="$LOG_DIR/events.json"
+  [[ "$final" != final ]] || options+=(--final)
   while ((batch < max_batches)); do
-    read -r next count < <(python3 - "$LOG_FILE" "$offsets" "$events" "$final" \
-      "$LOG_BATCH_EVENTS" "$LOG_BATCH_BYTES" <<'PY'
-import json, sys, time
-log, offsets, out, final, max_events, max_bytes = sys.argv[1:7]
-try:
-    offset = int(open(offsets).read().strip() or 0)
-except (OSError, ValueError):
-    offset = 0
-with open(log, "rb") as handle:
-    handle.seek(offset)
-    data = handle.read(int(max_bytes))
-if final != "final" or len(data) == int(max_bytes):
-    cut = data.rfind(b"\n")  # complete lines only (a window without a newline is shipped whole)
-    if cut >= 0 or len(data) < int(max_bytes):
-        data = data[: cut + 1]
-now = int(time.time() * 1000)
-events, used, size = [], 0, 0
-for line in data.splitlines(keepends=True):
-    message = line.rstrip(b"\n").decode("utf-8", "replace")[:200000] or " "
-    cost = len(message.encode()) + 26
-    if events and (len(events) >= int(max_events) or size + cost > int(max_bytes)):
-        break
-    events.append({"timestamp": now, "message": message})
-    used += len(line)
-    size += cost
-json.dump(events, open(out, "w"))
-print(offset + used, len(events))
-PY
-    ) || return 1
+    read -r next count < <(helper log-batch "$LOG_FILE" "$offsets" "$events" "${options[@]}") || return 1
     [[ "${count:-0}" -gt 0 ]] || return 0
     aws logs put-log-events --region "$TASK_REGION" --log-group-name "$TASK_LOG_GROUP" \
       --log-stream-name "$(log_stream)" --log-events "file://$events" >/dev/null 2>&1 || return 1
@@ -636,7 +563,7 @@ on_exit() {
   set +e
   stop_heartbeat
   if [[ -z "$REPORTED" && -n "${TASK_TASK_TOKEN:-}" ]]; then
-    report_failure WorkerFailed "worker.sh ($TASK_ROLE, w${TASK_WORKER_INDEX:-?}) stopped unexpectedly (exit $status)"
+    report_failure WorkerFailed "worker.sh (${TASK_ROLE:-?}, w${TASK_WORKER_INDEX:-?}) stopped unexpectedly (exit $status)"
   fi
   unmount_filesystems
   [[ -n "${TASK_LOG_GROUP:-}" && -n "${TASK_RUN_ID:-}" ]] && ship_log
@@ -670,4 +597,7 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (tests/contract checks its functions against efs_backup_contract), it only defines them.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi
