@@ -19,7 +19,10 @@ from constructs.fleet_workflow import FleetJob, FleetWorkflow, refusal, success_
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.task import BACKUP_ROLES
 from settings.model import IntervalPolicy, WorkerSettings
+
+WORK, FINALIZE, ABORT = BACKUP_ROLES  # the worker roles of a backup run (efs_backup_contract.task)
 
 
 def backup_job(*, topic_arn: str, notify_on_success: bool, retention: Sequence[IntervalPolicy]) -> FleetJob:
@@ -73,9 +76,7 @@ def backup_job(*, topic_arn: str, notify_on_success: bool, retention: Sequence[I
         )
     return FleetJob(
         kind="backup",
-        work_role="work",
-        finalize_role="finalize",
-        abort_role="abort",
+        work_role=WORK, finalize_role=FINALIZE, abort_role=ABORT,
         validation=validation,
         invalid_input_cause="the input was refused; expected " + expected,
         job_fields={"interval.$": "$.interval", "retain.$": "$.retain"},

@@ -49,13 +49,13 @@ from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from efs_backup_contract.deployment import TAG_BACKUP_ID
 from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.task import ENGINE_WORK_FAILED  # the error worker.sh reports when parts failed
 from settings.model import WorkerSettings
 
 TAG_EXECUTION = "efs-backup:execution"
 TAG_ROLE = "efs-backup:role"
 TAG_WORKFLOW = "efs-backup:workflow"  # backup | restore: execution names are unique per state machine only
-ENGINE_WORK_FAILED = "EngineWorkFailed"
-TASK_KEY_ROOT = "tasks"  # tasks/<kind>/<execution>/<step>-<index>.json in the script bucket  # the error worker.sh reports when parts failed (see worker.sh)
+TASK_KEY_ROOT = "tasks"  # tasks/<kind>/<execution>/<step>-<index>.json in the script bucket
 
 
 @dataclass(frozen=True)

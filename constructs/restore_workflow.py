@@ -31,7 +31,10 @@ from constructs.fleet_workflow import FleetJob, FleetWorkflow, optional_field_is
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.task import RESTORE_ROLES
 from settings.model import WorkerSettings
+
+WORK, FINALIZE, ABORT = RESTORE_ROLES  # the worker roles of a restore run (efs_backup_contract.task)
 
 INVALID_INPUT_CAUSE = (
     "expected input {\"snapshot\": \"<interval>.<n>|latest|id:<snapshot_id>\" or \"at\": \"<RFC 3339 time>\" "
@@ -106,9 +109,7 @@ def restore_job(*, topic_arn: str, target_file_system_ids: Sequence[str]) -> Fle
     }
     return FleetJob(
         kind="restore",
-        work_role="restore-work",
-        finalize_role="restore-finalize",
-        abort_role="restore-abort",
+        work_role=WORK, finalize_role=FINALIZE, abort_role=ABORT,
         validation=validation,
         invalid_input_cause=INVALID_INPUT_CAUSE,
         job_fields={"request.$": request},

@@ -27,10 +27,10 @@ from constructs import Construct
 from constructs.nag import NAG_PACK, nag_resource
 from constructs.script_bucket import ScriptBucket
 from constructs.worker_identity import WorkerIdentity
+from efs_backup_contract.task import INSTALL_DIR
 from settings.model import WorkerSettings
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
-INSTALL_DIR = "/opt/efs-backup"
 # Marks the heredoc that carries the task pointer; JSON on one line can never be it as a line of its own.
 TASK_HEREDOC = "EFS_BACKUP_TASK"
 
