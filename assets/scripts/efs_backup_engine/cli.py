@@ -23,10 +23,12 @@ import sys
 import threading
 import time
 
+from efs_backup_contract.exits import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
+from efs_backup_contract.intervals import INTERVALS
 from efs_backup_engine import bounded, preflight, restore as restores, run as runs, summary as summaries
-from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS, EngineError
+from efs_backup_engine.errors import EngineError
 from efs_backup_engine.fsutil import read_json
-from efs_backup_engine.layout import INTERVALS, Layout
+from efs_backup_engine.layout import Layout
 from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

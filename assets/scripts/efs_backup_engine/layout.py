@@ -20,14 +20,13 @@ read-only and this directory read-write elsewhere: Layout(..., state_dir=THAT_MO
 import os
 import re
 
-INTERVALS = ("hourly", "daily", "weekly", "monthly")
+from efs_backup_contract.intervals import INTERVALS
+
 MARKER = ".efs-backup-root"
 STATE = ".efs-backup"
-SNAPSHOT_RE = re.compile(r"^(hourly|daily|weekly|monthly)\.(\d+)$")
+SNAPSHOT_RE = re.compile(r"^(%s)\.(\d+)$" % "|".join(INTERVALS))
+# The engine's own backup-id rule (up to 128 characters: a directory name on the backup file system).
 BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# EFS allows 177 hard links per file. Every tree kept for a backup-id (snapshots, spares, work trees)
-# adds one link to each unchanged file, so the engine refuses to keep more trees than this.
-MAX_TREES = 170
 
 
 def snapshot_name(interval, index):

@@ -17,10 +17,12 @@ import os
 import time
 import uuid
 
+from efs_backup_contract.intervals import INTERVALS
+from efs_backup_contract.limits import EFS_HARD_LINK_LIMIT, MAX_LINKED_TREES
 from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
-from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
+from efs_backup_engine.layout import Layout, snapshot_name
 from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_alive, heartbeat_name
 from efs_backup_engine.sync import sync_unit
 from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
@@ -87,15 +89,17 @@ def _unit_budget(layout, source, dests, workers, override):
 
 
 def _check_tree_budget(layout, interval, retain):
-    """Every kept tree adds a hard link to each unchanged file; EFS stops at 177 links per file."""
+    """Every kept tree (snapshots, spares, work trees) adds a hard link to each unchanged file; EFS stops at
+    EFS_HARD_LINK_LIMIT links per file, so at most MAX_LINKED_TREES trees are kept."""
     others = [name for iv, _i, name in layout.snapshots() if iv != interval]
     spares = [path for path in layout.spares() if os.path.basename(path) != interval]
     unfinished = [iv for iv in INTERVALS if iv != interval and os.path.isdir(layout.work_tree(iv))]
     trees = len(others) + len(spares) + len(unfinished) + retain + 1
-    if trees > MAX_TREES:
+    if trees > MAX_LINKED_TREES:
         raise Refused("keeping %d snapshots of %s plus the other intervals' %d trees would give unchanged files %d "
-                      "hard links (EFS allows 177; the engine keeps at most %d trees per backup-id). Lower the "
-                      "retention." % (retain, interval, trees - retain - 1, trees, MAX_TREES))
+                      "hard links (EFS allows %d; the engine keeps at most %d trees per backup-id). Lower the "
+                      "retention." % (retain, interval, trees - retain - 1, trees, EFS_HARD_LINK_LIMIT,
+                                      MAX_LINKED_TREES))
 
 
 def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=None,
