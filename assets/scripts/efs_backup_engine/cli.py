@@ -60,9 +60,10 @@ def _run_options(parser):
                         help="refuse unless --source is a mount point (the EC2 workers always set this)")
     parser.add_argument("--allow-empty-source", action="store_true",
                         help="accept an empty source even though the newest snapshot is not empty")
-    parser.add_argument("--unit-files", type=_positive_int, default=None,
+    parser.add_argument("--part-files", "--unit-files", dest="part_files", type=_positive_int, default=None,
                         help="split directories holding more entries than this into separate parts "
-                             "(default: the tree's entry count / (workers x 16), within 200..50000; one part for a single worker)")
+                             "(default: the tree's entry count / (workers x 16), within 200..50000; one part for a single worker; "
+                             "--unit-files is its older name)")
     parser.add_argument("--resume-max-age", type=int, default=runs.DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
                         help="an interrupted run younger than this is resumed keeping its finished parts (those "
                              "parts then show the source as it was then); older, or 0: every part is synced again, "
@@ -103,8 +104,9 @@ def _restore_options(parser):
                              "overwrites newer files (default: safe, never deletes, keeps newer files)")
     parser.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
     parser.add_argument("--workers", type=_positive_int, default=1, help="parallel workers (default 1)")
-    parser.add_argument("--unit-files", type=_positive_int, default=None,
-                        help="split directories holding more entries than this into separate parts (as backups)")
+    parser.add_argument("--part-files", "--unit-files", dest="part_files", type=_positive_int, default=None,
+                        help="split directories holding more entries than this into separate parts (as backups; "
+                             "--unit-files is its older name)")
     parser.add_argument("--stale-after", type=_positive_int, default=None,
                         help="seconds without heartbeat after which another host's lock is stale (default 600)")
 
@@ -207,20 +209,20 @@ def _exit_for(status):
 
 
 def _progress_printer(store_dir, started, stop, quiet):
-    from efs_backup_engine.units import UnitStore
+    from efs_backup_engine.parts import PartStore
 
-    store = UnitStore(store_dir)
+    store = PartStore(store_dir)
     while not stop.wait(2.0):
         if quiet:
             continue
         try:
-            units, results = store.units(), store.results()
+            parts, results = store.parts(), store.results()
         except OSError:
             continue
         files = sum(r.get("files_scanned", 0) for r in results.values())
         moved = sum(r.get("bytes_transferred", 0) for r in results.values())
         print("[%6.1fs] parts %d/%d done, %d files scanned, %s transferred" % (
-            time.time() - started, len(results), len(units), files, summaries.human_bytes(moved)),
+            time.time() - started, len(results), len(parts), files, summaries.human_bytes(moved)),
             file=sys.stderr, flush=True)
 
 
@@ -228,7 +230,7 @@ def cmd_backup(args):
     started = time.time()
     run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
                        require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
-                       stale_after=args.stale_after, unit_files=args.unit_files,
+                       stale_after=args.stale_after, unit_files=args.part_files,
                        resume_max_age=args.resume_max_age)
     layout = Layout(args.backup_root, args.backup_id)
     if not args.quiet:
@@ -268,7 +270,7 @@ def cmd_prepare(args):
     run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
                        run_id=args.run_id, require_mountpoint=args.require_mountpoint,
                        allow_empty_source=args.allow_empty_source, stale_after=args.stale_after,
-                       unit_files=args.unit_files, resume_max_age=args.resume_max_age, step=True)
+                       unit_files=args.part_files, resume_max_age=args.resume_max_age, step=True)
     print(json.dumps(run, sort_keys=True))
     return EXIT_OK
 
@@ -321,7 +323,7 @@ def _prepare_restore(args, run_id=None, step=False):
     return restores.prepare(args.backup_root, args.backup_id, args.target, snapshot=args.snapshot, at=args.at,
                             paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
                             run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
-                            stale_after=args.stale_after, unit_files=args.unit_files, step=step)
+                            stale_after=args.stale_after, unit_files=args.part_files, step=step)
 
 
 def cmd_restore(args):

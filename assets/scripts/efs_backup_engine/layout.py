@@ -21,6 +21,7 @@ import os
 import re
 
 from efs_backup_contract.intervals import INTERVALS
+from efs_backup_engine.fsutil import read_json
 
 MARKER = ".efs-backup-root"
 STATE = ".efs-backup"
@@ -31,6 +32,14 @@ BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def snapshot_name(interval, index):
     return "%s.%d" % (interval, index)
+
+
+def snapshot_time(layout, name):
+    """When a snapshot was finished: its manifest's `finished`, else (adopted) the directory's mtime."""
+    manifest = read_json(layout.manifest(name))
+    if manifest and manifest.get("finished"):
+        return manifest["finished"]
+    return os.stat(layout.snapshot(name)).st_mtime  # adopted snapshot: the old scripts touched .0
 
 
 class Layout:

@@ -3,7 +3,7 @@
     restore-prepare   (every worker calls it with the run id; the first sets the run up, the others join)
                       checks, then the backup-id's lock (the one backups take), then the snapshot is resolved
                       (names shift when a backup promotes, so only under the lock), then restores/<run-id>/
-    restore-work      (N workers) claims parts exactly as a backup does (units.py) and restores each one
+    restore-work      (N workers) claims parts exactly as a backup does (parts.py) and restores each one
     restore-finalize  (once) records the summary ("kind": "restore") in history/<run-id>.json, releases the lock
     restore-abort     failure path: records a failed summary and releases the lock
 finalize and abort only read and write the state directory (they may run where the target is not mounted); the
@@ -19,10 +19,10 @@ data and metadata. Mirror mode (--mirror) makes each chosen path exactly the sna
 paths are deleted and newer files overwritten; nothing outside the chosen paths is touched. A dry run changes
 nothing and reports the same plan a real run reports for what it did.
 
-Parts are planned and claimed as in a backup (run.process_unit), except that a split directory publishes its
+Parts are planned and claimed as in a backup (parts.process_part), except that a split directory publishes its
 children only after its own level is restored: the plan then reports each subdirectory as the target had it.
 
-How one part is restored (restore_unit):
+How one part is restored (restore_part):
 1. the part's directory on the target is checked component by component without following symlinks: a
    component above the chosen path that is not a directory fails the part (the engine never writes through or
    replaces anything outside the chosen paths); inside them, a non-directory where the snapshot has a directory
@@ -49,10 +49,13 @@ from efs_backup_engine import preflight, run as runs, safefs, summary as summari
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_json, remove_tree, write_json_atomic
 from efs_backup_engine.itemize import parse, parse_stats
-from efs_backup_engine.layout import SNAPSHOT_RE, Layout
+from efs_backup_engine.layout import SNAPSHOT_RE, Layout, snapshot_time
 from efs_backup_engine.lock import RunLock
-from efs_backup_engine.sync import RSYNC_BASE, ancestors as _ancestors, classify, fd_path, run_rsync as _run, worst as _worst
-from efs_backup_engine.units import UnitStore, count_entries
+from efs_backup_engine.parts import (COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts,
+                                    worst)
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_rsync
+from efs_backup_engine.safefs import ancestors
+from efs_backup_engine.summary import mark_aborted, note_crashed_workers
 
 TEMP_NAME = ".efs-backup-restore.tmp"
 SAMPLE_LIMIT = 20
@@ -111,13 +114,13 @@ def resolve_snapshot(layout, selector=None, at=None):
     if not names:
         raise Refused("backup-id %r has no snapshot under %s: nothing to restore" % (layout.backup_id, layout.id_dir))
     if at is not None or selector == "latest":
-        timed = sorted((runs.snapshot_time(layout, name), name) for name in names)
+        timed = sorted((snapshot_time(layout, name), name) for name in names)
         if at is not None:
             timed = [(finished, name) for finished, name in timed if int(finished) <= at]
             if not timed:
                 raise Refused("--at %s is earlier than every snapshot of %r (the oldest finished %s)"
                               % (_iso(at), layout.backup_id,
-                                 _iso(min(runs.snapshot_time(layout, name) for name in names))))
+                                 _iso(min(snapshot_time(layout, name) for name in names))))
         name = timed[-1][1]
     elif selector.startswith("id:"):
         wanted = selector[3:]
@@ -235,7 +238,7 @@ def check_state_dir(layout):
 
 
 # -- prepare -----------------------------------------------------------------------------------------------
-def _root_unit(snapshot, rel):
+def _root_part(snapshot, rel):
     """The part that restores one chosen path: the whole tree, a directory (split like a backup's when it is
     big), or one non-directory (as a one-name batch of its parent directory)."""
     if rel and not stat.S_ISDIR(os.lstat(os.path.join(snapshot, rel)).st_mode):
@@ -248,7 +251,7 @@ def _missing_parents(target, rels):
     and mode; the worker that sees the last part done sets their times once everything below them is written)."""
     missing = set()
     for rel in rels:
-        for ancestor in _ancestors(os.fsencode(rel)):
+        for ancestor in ancestors(os.fsencode(rel)):
             if not os.path.lexists(os.path.join(os.fsencode(target), ancestor)):
                 missing.add(os.fsdecode(ancestor))
     return sorted(missing)
@@ -326,22 +329,22 @@ def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mi
         for rel in rels:
             if rel:
                 _check_path(snapshot_path, rel, name)
-        specs = [_root_unit(snapshot_path, rel) for rel in rels]
+        specs = [_root_part(snapshot_path, rel) for rel in rels]
 
         def count_files():
             if rels == [""]:
                 return manifest["totals"]["files_scanned"]
-            return sum(count_entries(os.path.join(snapshot_path, rel), runs.FIRST_RUN_COUNT_CAP) for rel in rels)
+            return sum(count_entries(os.path.join(snapshot_path, rel), COUNT_CAP) for rel in rels)
 
         now = time.time()
         run = dict(wanted, kind="restore", run_id=run_id, backup_id=backup_id, snapshot=name,
                    snapshot_id=manifest.get("snapshot_id"), snapshot_finished=manifest.get("finished"),
                    snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
                    selector=snapshot or "at:%s" % _iso(at), workers=workers, started=now, attempt_started=now,
-                   unit_files=runs.unit_budget(workers, unit_files, count_files),
+                   unit_files=part_budget(workers, unit_files, count_files),
                    parents=_missing_parents(target, [rel for rel in rels if rel]),
                    scratch=os.path.join(run_dir, "empty"), temp=os.path.join(target, TEMP_NAME, run_id))
-        store = UnitStore(run_dir)
+        store = PartStore(run_dir)
         store.create()
         makedirs(run["scratch"])
         for spec in specs:
@@ -400,19 +403,21 @@ def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require
     if manifest.get("snapshot_id") != run["snapshot_id"]:
         raise EngineError("%s is no longer snapshot %s (names shifted under this run?): stopping"
                           % (run["snapshot"], run["snapshot_id"]))
-    store = UnitStore(layout.restore_dir(run["run_id"]))
+    store = PartStore(layout.restore_dir(run["run_id"]))
+    stamp = {"worker": worker_id, "run_id": run["run_id"], "attempt": run.get("attempt", 1)}
 
-    def process(uid, spec):
+    def process(part_id, spec):
         # Only a chosen path's own part (depth 0) counts its root entry; a split's parts are counted by their parent's.
         def sync(rel, names, recursive):
-            return restore_unit(run, rel, names, recursive, count_root=spec["depth"] == 0)
-        return runs.process_unit(store, run, run["snapshot_path"], uid, spec, worker_id, sync, split_first=False)
+            return restore_part(run, rel, names, recursive, count_root=spec["depth"] == 0)
+        return process_part(store, part_id, spec, run["snapshot_path"], run["unit_files"], sync, stamp,
+                            split_first=False)
 
-    mine = runs.work_units(store, lock, run["run_id"], worker_id, process, progress)
+    mine = work_parts(store, lock, run["run_id"], worker_id, process, progress)
     # Every part has a result: one worker (the machines that mount the target) tidies the target up. finalize
     # and abort may run where the target is not mounted, so they never touch it.
-    units, results = store.units(), store.results()
-    if not run["dry_run"] and all(uid in results for uid in units) and \
+    parts, results = store.parts(), store.results()
+    if not run["dry_run"] and all(part_id in results for part_id in parts) and \
             create_exclusive(os.path.join(layout.restore_dir(run["run_id"]), "target-finished"), {"worker": worker_id}):
         _finish_target(run)
     return mine
@@ -452,7 +457,7 @@ def _newer(target_st, snapshot_st):
     return target_st.st_mtime_ns > snapshot_st.st_mtime_ns
 
 
-def restore_unit(run, rel, names, recursive, count_root=True):
+def restore_part(run, rel, names, recursive, count_root=True):
     """Restore one part: the directory rel (recursively, or only its own entries), or the named entries of rel.
     count_root: whether the part's root entries (rel itself, or the names) are counted in its plan.
 
@@ -465,13 +470,13 @@ def restore_unit(run, rel, names, recursive, count_root=True):
             raise
         troot = None  # a dry run plans for a target that does not exist yet: everything is to be created
     try:
-        return _restore_unit(run, rel, names, recursive, count_root, troot)
+        return _restore_part(run, rel, names, recursive, count_root, troot)
     finally:
         if troot is not None:
             os.close(troot)
 
 
-def _restore_unit(run, rel, names, recursive, count_root, troot):
+def _restore_part(run, rel, names, recursive, count_root, troot):
     started = time.time()
     held = []  # directory fds handed to rsync, closed when the part is done
     mirror, dry_run = run["mode"] == "mirror", run["dry_run"]
@@ -488,7 +493,7 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
         del held[:]
         if message:
             result["messages"].append(message)
-        result["status"] = _worst(result["status"], status)
+        result["status"] = worst(result["status"], status)
         result["seconds"] = time.time() - started
         return result
 
@@ -550,7 +555,7 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
     recursion = ["-r"] if recursive else ["--no-r", "-d"]
     own_temp = ["--exclude=/" + TEMP_NAME] if not rel and names is None else []
     # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
-    code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
+    code, out, err = run_rsync(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
                           + (["--delete"] if mirror else []) + own_temp + sources
                           + [run["scratch"] + "/" if missing else fd_path(dst_fd)], pass_fds=tuple(held))
     status, messages = classify(code, err)
@@ -572,11 +577,11 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
             if count_root and not root_counted:
                 _count(plan, "create" if missing else "metadata", shown, True, 0)
             continue
-        ancestors = _ancestors(path)
-        if any(ancestor in skipped for ancestor in ancestors):
+        above = ancestors(path)
+        if any(ancestor in skipped for ancestor in above):
             continue  # below an entry the restore keeps: nothing of it is restored
         counted = path not in name_roots
-        fresh = missing or any(ancestor in replaced for ancestor in ancestors)
+        fresh = missing or any(ancestor in replaced for ancestor in above)
         if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
             if not mirror:
                 continue
@@ -615,10 +620,10 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
             if is_dir:
                 replaced.add(path)
         wanted.add(path)
-        wanted.update(ancestors)
+        wanted.update(above)
         if item.leader is not None and item.leader not in skipped:
             wanted.add(item.leader)
-            wanted.update(_ancestors(item.leader))
+            wanted.update(ancestors(item.leader))
     if dry_run:
         return done()
 
@@ -642,7 +647,7 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
             held.append(dst_fd)
         temp_fd = safefs.open_dir(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
         held.append(temp_fd)
-        code2, out2, err2 = _run(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
+        code2, out2, err2 = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
                                  + [src_path, fd_path(dst_fd)],
                                  files_from=b"\0".join(sorted(wanted)) + b"\0", pass_fds=tuple(held))
         applied = parse_stats(out2)
@@ -652,7 +657,7 @@ def _restore_unit(run, rel, names, recursive, count_root, troot):
         result["messages"] += messages2
         if code2:
             result["rsync_exit"] = code2
-        result["status"] = _worst(result["status"], status2)
+        result["status"] = worst(result["status"], status2)
     if names is None and result["status"] != "failed":
         # The part's own directory, last (its entries are written). Not through rsync: "." in --files-from
         # would send the directory's entries too, skipped ones included.
@@ -711,25 +716,20 @@ def merge_plans(plans):
     return merged
 
 
-def summarize(run, units, results, finished=None):
-    """The restore summary (the contract other code reads; see the README): generic part accounting comes from
-    summary.build, the plan from the parts' results."""
-    base = summaries.build(dict(run, interval=None, retain=None, source=run["snapshot_path"]), units, results,
-                           finished)
-    result = {"kind": "restore", "engine_version": base["engine_version"], "status": base["status"],
-              "run_id": run["run_id"], "backup_id": run["backup_id"], "snapshot": run["snapshot"],
-              "snapshot_id": run["snapshot_id"], "snapshot_finished_iso": run["snapshot_finished_iso"],
-              "selector": run["selector"], "target": run["target"], "target_in_mount": run.get("target_in_mount"),
-              "paths": [path or "." for path in run["paths"]],
-              "mode": run["mode"], "dry_run": run["dry_run"],
-              "plan": merge_plans(result.get("plan") or new_plan() for result in results.values()),
-              "totals": {key: base["totals"][key] for key in TOTALS}}
-    for key in ("parts", "parts_finished", "failed_parts", "failed_count", "warnings", "warning_parts", "workers",
-                "started", "started_iso", "finished", "finished_epoch", "finished_iso", "duration_seconds", "host",
-                "part_stats"):
-        if key in base:
-            result[key] = base[key]
-    return result
+def summarize(run, parts, results, finished=None):
+    """The restore summary (the contract other code reads; see the README): what every run says of its parts
+    (summary.outcome: status, timing, part accounting, workers), a restore's own keys, and the plan merged from the
+    parts' results. A restore reports only TOTALS of the counters, and no unreadable paths (a snapshot is read
+    whole or the part fails)."""
+    summary = summaries.outcome(parts, results, run.get("started"), run.get("attempt_started"), finished)
+    del summary["unreadable"], summary["unreadable_count"]
+    summary.update(kind="restore", run_id=run["run_id"], backup_id=run["backup_id"], snapshot=run["snapshot"],
+                   snapshot_id=run["snapshot_id"], snapshot_finished_iso=run["snapshot_finished_iso"],
+                   selector=run["selector"], target=run["target"], target_in_mount=run.get("target_in_mount"),
+                   paths=[path or "." for path in run["paths"]], mode=run["mode"], dry_run=run["dry_run"],
+                   plan=merge_plans(result.get("plan") or new_plan() for result in results.values()),
+                   totals={key: summary["totals"][key] for key in TOTALS})
+    return summary
 
 
 def _finish_target(run):
@@ -769,8 +769,8 @@ def finalize(backup_root, backup_id, run_id, state_dir=None, worker_exits=None):
     run = load_run(layout, run_id)
     lock = RunLock(layout)
     lock.check(run_id)
-    store = UnitStore(layout.restore_dir(run_id))
-    result = runs.note_crashed_workers(summarize(run, store.units(), store.results()), worker_exits)
+    store = PartStore(layout.restore_dir(run_id))
+    result = note_crashed_workers(summarize(run, store.parts(), store.results()), worker_exits)
     _record(layout, run, result)
     lock.release(run_id)
     return result
@@ -784,8 +784,8 @@ def abort(backup_root, backup_id, run_id, reason=None, state_dir=None):
     run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
     result = None
     if run is not None:
-        store = UnitStore(layout.restore_dir(run_id))
-        result = runs.mark_aborted(summarize(run, store.units(), store.results()), reason)
+        store = PartStore(layout.restore_dir(run_id))
+        result = mark_aborted(summarize(run, store.parts(), store.results()), reason)
         owner = lock.owner()
         if owner and owner.get("run_id") == run_id:
             _record(layout, run, result)
@@ -819,12 +819,5 @@ def human(summary):
     lines.append("  transferred: %d of %d files scanned (%s) in %d parts, %.1f s" % (
         totals["files_transferred"], totals["files_scanned"], summaries.human_bytes(totals["bytes_transferred"]),
         summary.get("parts", 0), summary.get("duration_seconds", 0.0)))
-    for worker in summary.get("workers", []):
-        lines.append("  worker %-6s %4d parts, %8d files scanned, %6d transferred, %s, %.1f s" % (
-            worker["worker"], worker["units"], worker["files_scanned"], worker["files_transferred"],
-            summaries.human_bytes(worker["bytes_transferred"]), worker["seconds"]))
-    for part in summary.get("warning_parts", []):
-        lines.append("  WARNING %s: %s" % (part["path"], " | ".join(part["messages"])))
-    for part in summary.get("failed_parts", []):
-        lines.append("  FAILED  %s: %s" % (part["path"], part["reason"]))
+    lines += summaries.part_lines(summary)
     return "\n".join(lines)
