@@ -30,6 +30,7 @@ from efs_backup_engine.errors import EngineError
 from efs_backup_engine.fsutil import read_json
 from efs_backup_engine.layout import Layout
 from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
+from efs_backup_engine.state import DEFAULT_RESUME_MAX_AGE, BackupRequest, RestoreRequest
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +65,7 @@ def _run_options(parser):
                         help="split directories holding more entries than this into separate parts "
                              "(default: the tree's entry count / (workers x 16), within 200..50000; one part for a single worker; "
                              "--unit-files is its older name)")
-    parser.add_argument("--resume-max-age", type=int, default=runs.DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
+    parser.add_argument("--resume-max-age", type=int, default=DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
                         help="an interrupted run younger than this is resumed keeping its finished parts (those "
                              "parts then show the source as it was then); older, or 0: every part is synced again, "
                              "still reusing the work tree (default 86400)")
@@ -228,14 +229,11 @@ def _progress_printer(store_dir, started, stop, quiet):
 
 def cmd_backup(args):
     started = time.time()
-    run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
-                       require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
-                       stale_after=args.stale_after, unit_files=args.part_files,
-                       resume_max_age=args.resume_max_age)
+    run = runs.prepare(_backup_request(args))
     layout = Layout(args.backup_root, args.backup_id)
     if not args.quiet:
         print("run %s: %s %s -> %s (attempt %d, work tree: %s, %d workers)" % (
-            run["run_id"], args.interval, args.source, layout.id_dir, run["attempt"], run["tree_base"],
+            run.run_id, args.interval, args.source, layout.id_dir, run.attempt, run.tree_base,
             args.workers), file=sys.stderr, flush=True)
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     command = [sys.executable, "-m", "efs_backup_engine", "work", "--backup-root", args.backup_root,
@@ -246,11 +244,11 @@ def cmd_backup(args):
     printer = threading.Thread(target=_progress_printer, args=(layout.run_dir(args.interval), started, stop,
                                                                args.quiet), daemon=True)
     printer.start()
-    with Heartbeat(RunLock(layout), run["run_id"]):
+    with Heartbeat(RunLock(layout), run.run_id):
         workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env) for i in range(args.workers)]
         exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
         stop.set()
-        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify,
+        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run.run_id, verify=args.verify,
                                worker_exits=exits)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
@@ -266,12 +264,17 @@ def _print_summary(result, as_json):
         print(json.dumps(result, sort_keys=True), flush=True)
 
 
+def _backup_request(args, run_id=None, step=False):
+    return BackupRequest(source=args.source, backup_root=args.backup_root, backup_id=args.backup_id,
+                         interval=args.interval, retain=args.retain, workers=args.workers, run_id=run_id,
+                         require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
+                         stale_after=args.stale_after, part_files=args.part_files,
+                         resume_max_age=args.resume_max_age, step=step)
+
+
 def cmd_prepare(args):
-    run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
-                       run_id=args.run_id, require_mountpoint=args.require_mountpoint,
-                       allow_empty_source=args.allow_empty_source, stale_after=args.stale_after,
-                       unit_files=args.part_files, resume_max_age=args.resume_max_age, step=True)
-    print(json.dumps(run, sort_keys=True))
+    run = runs.prepare(_backup_request(args, run_id=args.run_id, step=True))
+    print(json.dumps(run.to_json(), sort_keys=True))
     return EXIT_OK
 
 
@@ -320,10 +323,11 @@ def _report_abort(args, result, extra):
 
 
 def _prepare_restore(args, run_id=None, step=False):
-    return restores.prepare(args.backup_root, args.backup_id, args.target, snapshot=args.snapshot, at=args.at,
-                            paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
-                            run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
-                            stale_after=args.stale_after, unit_files=args.part_files, step=step)
+    return restores.prepare(RestoreRequest(
+        backup_root=args.backup_root, backup_id=args.backup_id, target=args.target, snapshot=args.snapshot,
+        at=args.at, paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
+        run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
+        stale_after=args.stale_after, part_files=args.part_files, step=step))
 
 
 def cmd_restore(args):
@@ -332,34 +336,34 @@ def cmd_restore(args):
     layout = Layout(args.backup_root, args.backup_id, args.state_dir)
     if not args.quiet:
         print("run %s: restore %s %s (snapshot id %s) -> %s, %s mode%s, paths %s, %d workers" % (
-            run["run_id"], args.backup_id, run["snapshot"], run["snapshot_id"], run["target"], run["mode"],
-            " (dry run)" if run["dry_run"] else "", ", ".join(p or "." for p in run["paths"]), args.workers),
+            run.run_id, args.backup_id, run.snapshot, run.snapshot_id, run.target, run.mode,
+            " (dry run)" if run.dry_run else "", ", ".join(p or "." for p in run.paths), args.workers),
             file=sys.stderr, flush=True)
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     command = [sys.executable, "-m", "efs_backup_engine", "restore-work", "--backup-root", args.backup_root,
-               "--id", args.backup_id, "--run-id", run["run_id"]]
+               "--id", args.backup_id, "--run-id", run.run_id]
     if args.state_dir:
         command += ["--state-dir", args.state_dir]
     if args.require_mountpoint:
         command.append("--require-mountpoint")
     stop = threading.Event()
-    printer = threading.Thread(target=_progress_printer, args=(layout.restore_dir(run["run_id"]), started, stop,
+    printer = threading.Thread(target=_progress_printer, args=(layout.restore_dir(run.run_id), started, stop,
                                                                args.quiet), daemon=True)
     printer.start()
-    with Heartbeat(RunLock(layout), run["run_id"]):
+    with Heartbeat(RunLock(layout), run.run_id):
         # The workers' own report lines go to stderr: stdout carries only the summary.
         workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=sys.stderr)
                    for i in range(args.workers)]
         exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
         stop.set()
-        result = restores.finalize(args.backup_root, args.backup_id, run["run_id"], state_dir=args.state_dir,
+        result = restores.finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
                                    worker_exits=exits)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
 
 
 def cmd_restore_prepare(args):
-    print(json.dumps(_prepare_restore(args, run_id=args.run_id, step=True), sort_keys=True))
+    print(json.dumps(_prepare_restore(args, run_id=args.run_id, step=True).to_json(), sort_keys=True))
     return EXIT_OK
 
 

@@ -39,13 +39,14 @@ How one part is restored (restore_part):
 """
 
 import calendar
+import dataclasses
 import datetime
 import os
 import re
 import stat
 import time
 
-from efs_backup_engine import preflight, run as runs, safefs, summary as summaries
+from efs_backup_engine import preflight, safefs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_json, remove_tree, write_json_atomic
 from efs_backup_engine.itemize import parse, parse_stats
@@ -55,6 +56,7 @@ from efs_backup_engine.parts import (COUNT_CAP, PartStore, count_entries, part_b
                                     worst)
 from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_rsync
 from efs_backup_engine.safefs import ancestors
+from efs_backup_engine.state import RestoreRun, join_run, new_run_id, run_file
 from efs_backup_engine.summary import mark_aborted, note_crashed_workers
 
 TEMP_NAME = ".efs-backup-restore.tmp"
@@ -279,27 +281,42 @@ def _clear_dead_temp(layout, target, run_id):
         os.close(troot)
 
 
-def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mirror=False, dry_run=False,
-            workers=1, run_id=None, state_dir=None, require_mountpoint=False, stale_after=None, unit_files=None,
-            step=False):
-    """Set up (or join, given the same explicit run_id) a restore run. Every refusal happens before anything is
-    written to the target; those that need the snapshot happen under the lock, which is then released."""
-    preflight.check_names(backup_id)
-    if (snapshot is None) == (at is None):
+def prepare(request):
+    """Set up (or join, given the same explicit run_id) the restore run a RestoreRequest asks for; returns its
+    RestoreRun. Every refusal happens before anything is written to the target; those that need the snapshot
+    happen under the lock, which is then released."""
+    preflight.check_names(request.backup_id)
+    if (request.snapshot is None) == (request.at is None):
         raise Refused("give exactly one of --snapshot and --at")
-    layout = Layout(backup_root, backup_id, state_dir)
+    layout = Layout(request.backup_root, request.backup_id, request.state_dir)
     preflight.check_backup_root(layout)
-    target = os.path.abspath(target)
-    rels = normalize_paths(paths)
-    check_target(layout, target, require_mountpoint, dry_run)
+    target = os.path.abspath(request.target)
+    rels = normalize_paths(request.paths)
+    check_target(layout, target, request.require_mountpoint, request.dry_run)
     if not os.path.isdir(layout.state):
-        resolve_snapshot(layout, snapshot, at)  # refuses with the precise reason (no snapshot, no manifest)
+        resolve_snapshot(layout, request.snapshot, request.at)  # refuses with the precise reason (no snapshot...)
         raise Refused("%s has no engine state directory: nothing there can be restored by the engine" % layout.id_dir)
     check_state_dir(layout)
-    explicit_run_id = run_id is not None
-    run_id = run_id or runs.new_run_id()
+    run_id = request.run_id or new_run_id()
     if os.path.exists(os.path.join(layout.history, run_id + ".json")):
         raise Refused("run %s has already finished (see %s)" % (run_id, os.path.join(layout.history, run_id + ".json")))
+    _ensure_state_dirs(layout)
+    wanted = {"target": target, "paths": rels, "mode": "mirror" if request.mirror else "safe",
+              "dry_run": bool(request.dry_run), "target_in_mount": preflight.mount_relative(target)}
+    lock = RunLock(layout, **({"stale_after": request.stale_after} if request.stale_after else {}))
+    if not lock.acquire(run_id, None, join=request.run_id is not None, kind="restore"):
+        return _join(layout, run_id, lock, wanted)
+    try:
+        run = _set_up(layout, request, run_id, wanted)
+        if request.step:
+            lock.end_beat()
+        return run
+    except BaseException:
+        lock.release(run_id)
+        raise
+
+
+def _ensure_state_dirs(layout):
     try:
         preflight.ensure_state_dirs(layout, [layout.history, layout.broken_locks, layout.trash,
                                              os.path.join(layout.state, "restores")])
@@ -307,67 +324,73 @@ def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mi
     except OSError as exc:
         raise Refused("cannot write to the state directory %s (%s): with the backup root mounted read-only, mount "
                       "the backup-id's state directory read-write and pass it as --state-dir" % (layout.state, exc))
+
+
+def _join(layout, run_id, lock, wanted):
+    """Join the run another worker prepared: it must have been asked for the same OPTIONS."""
+    run = join_run(run_file(layout.restore_dir(run_id)), run_id, lock, RestoreRun)
+    differs = [key for key in OPTIONS if getattr(run, key) != wanted[key]]
+    if differs:
+        raise Refused("restore run %s was prepared with other options (%s): %s" % (
+            run_id, ", ".join(differs), ", ".join("%s=%r" % (key, getattr(run, key)) for key in differs)))
+    return run
+
+
+def _set_up(layout, request, run_id, wanted):
+    """Under the lock: resolve the snapshot, check the chosen paths in it, plan the first parts, make the run's
+    temp dir on the target (a real run), then save run.json."""
+    if os.path.exists(layout.journal):
+        raise Refused("a backup of %r was interrupted while promoting a snapshot (%s exists): snapshot names are "
+                      "half rotated, so a restore could read the wrong tree. The next backup run of %r completes "
+                      "the promotion first; restore after it." % (request.backup_id, layout.journal, request.backup_id))
+    name, manifest = resolve_snapshot(layout, request.snapshot, request.at)
+    snapshot_path = layout.snapshot(name)
+    rels = wanted["paths"]
+    for rel in rels:
+        if rel:
+            _check_path(snapshot_path, rel, name)
+    specs = [_root_part(snapshot_path, rel) for rel in rels]
+
+    def count_files():
+        if rels == [""]:
+            return manifest["totals"]["files_scanned"]
+        return sum(count_entries(os.path.join(snapshot_path, rel), COUNT_CAP) for rel in rels)
+
     run_dir = layout.restore_dir(run_id)
-    run_file = os.path.join(run_dir, "run.json")
-    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    wanted = {"target": target, "paths": rels, "mode": "mirror" if mirror else "safe", "dry_run": bool(dry_run),
-              "target_in_mount": preflight.mount_relative(target)}
-    if not lock.acquire(run_id, None, join=explicit_run_id, kind="restore"):
-        run = runs.join_run(run_file, run_id, lock)
-        differs = [key for key in OPTIONS if run.get(key) != wanted[key]]
-        if differs:
-            raise Refused("restore run %s was prepared with other options (%s): %s" % (
-                run_id, ", ".join(differs), ", ".join("%s=%r" % (key, run.get(key)) for key in differs)))
-        return run
+    now = time.time()
+    run = RestoreRun(run_id=run_id, backup_id=request.backup_id, snapshot=name,
+                     snapshot_id=manifest.get("snapshot_id"), snapshot_finished=manifest.get("finished"),
+                     snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
+                     selector=request.snapshot or "at:%s" % _iso(request.at), workers=request.workers, started=now,
+                     attempt_started=now, part_files=part_budget(request.workers, request.part_files, count_files),
+                     parents=_missing_parents(wanted["target"], [rel for rel in rels if rel]),
+                     scratch=os.path.join(run_dir, "empty"),
+                     temp=os.path.join(wanted["target"], TEMP_NAME, run_id), **wanted)
+    store = PartStore(run_dir)
+    store.create()
+    makedirs(run.scratch)
+    for spec in specs:
+        store.add(spec)
+    if not run.dry_run:
+        _make_target_temp(layout, run.target, run_id)
+    run.save(run_file(run_dir))
+    return run
+
+
+def _make_target_temp(layout, target, run_id):
+    """The target (made if missing) and this run's temp dir in it, with what killed restores left cleared; the
+    target's times are kept (the temp dir is no change to it)."""
+    if not os.path.isdir(target):
+        os.mkdir(target)
+    before = os.stat(target)
+    _clear_dead_temp(layout, target, run_id)
+    troot = safefs.open_root(target)
     try:
-        if os.path.exists(layout.journal):
-            raise Refused("a backup of %r was interrupted while promoting a snapshot (%s exists): snapshot names are "
-                          "half rotated, so a restore could read the wrong tree. The next backup run of %r completes "
-                          "the promotion first; restore after it." % (backup_id, layout.journal, backup_id))
-        name, manifest = resolve_snapshot(layout, snapshot, at)
-        snapshot_path = layout.snapshot(name)
-        for rel in rels:
-            if rel:
-                _check_path(snapshot_path, rel, name)
-        specs = [_root_part(snapshot_path, rel) for rel in rels]
-
-        def count_files():
-            if rels == [""]:
-                return manifest["totals"]["files_scanned"]
-            return sum(count_entries(os.path.join(snapshot_path, rel), COUNT_CAP) for rel in rels)
-
-        now = time.time()
-        run = dict(wanted, kind="restore", run_id=run_id, backup_id=backup_id, snapshot=name,
-                   snapshot_id=manifest.get("snapshot_id"), snapshot_finished=manifest.get("finished"),
-                   snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
-                   selector=snapshot or "at:%s" % _iso(at), workers=workers, started=now, attempt_started=now,
-                   unit_files=part_budget(workers, unit_files, count_files),
-                   parents=_missing_parents(target, [rel for rel in rels if rel]),
-                   scratch=os.path.join(run_dir, "empty"), temp=os.path.join(target, TEMP_NAME, run_id))
-        store = PartStore(run_dir)
-        store.create()
-        makedirs(run["scratch"])
-        for spec in specs:
-            store.add(spec)
-        if not dry_run:
-            if not os.path.isdir(target):
-                os.mkdir(target)
-            before = os.stat(target)
-            _clear_dead_temp(layout, target, run_id)
-            troot = safefs.open_root(target)
-            try:
-                os.close(safefs.open_dir(troot, os.path.join(os.fsencode(TEMP_NAME), os.fsencode(run_id)),
-                                         create=True))  # mode 0700; a symlink there is refused, not followed
-                os.utime(troot, ns=(before.st_atime_ns, before.st_mtime_ns))  # the temp dir is no change to it
-            finally:
-                os.close(troot)
-        write_json_atomic(run_file, run)
-        if step:
-            lock.end_beat()
-        return run
-    except BaseException:
-        lock.release(run_id)
-        raise
+        os.close(safefs.open_dir(troot, os.path.join(os.fsencode(TEMP_NAME), os.fsencode(run_id)),
+                                 create=True))  # mode 0700; a symlink there is refused, not followed
+        os.utime(troot, ns=(before.st_atime_ns, before.st_mtime_ns))
+    finally:
+        os.close(troot)
 
 
 def load_run(layout, run_id=None):
@@ -378,7 +401,7 @@ def load_run(layout, run_id=None):
             raise Refused("no restore run holds the lock of backup-id %r (run restore-prepare first)"
                           % layout.backup_id)
         run_id = owner["run_id"]
-    run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
+    run = RestoreRun.load(run_file(layout.restore_dir(run_id)))
     if run is None:
         raise Refused("no prepared restore run %s for backup-id %r under %s" % (run_id, layout.backup_id, layout.state))
     return run
@@ -393,32 +416,32 @@ def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require
     layout = Layout(backup_root, backup_id, state_dir)
     preflight.check_backup_root(layout)
     run = load_run(layout, run_id)
-    run = dict(run, snapshot_path=layout.snapshot(run["snapshot"]),
-               target=os.path.abspath(target) if target else run["target"])
+    run = dataclasses.replace(run, snapshot_path=layout.snapshot(run.snapshot),
+                              target=os.path.abspath(target) if target else run.target)
     if require_mountpoint:
-        check_target(layout, run["target"], True, run["dry_run"])
+        check_target(layout, run.target, True, run.dry_run)
     lock = RunLock(layout)
-    lock.check(run["run_id"])
-    manifest = read_json(layout.manifest(run["snapshot"]), corrupt_ok=True) or {}
-    if manifest.get("snapshot_id") != run["snapshot_id"]:
+    lock.check(run.run_id)
+    manifest = read_json(layout.manifest(run.snapshot), corrupt_ok=True) or {}
+    if manifest.get("snapshot_id") != run.snapshot_id:
         raise EngineError("%s is no longer snapshot %s (names shifted under this run?): stopping"
-                          % (run["snapshot"], run["snapshot_id"]))
-    store = PartStore(layout.restore_dir(run["run_id"]))
-    stamp = {"worker": worker_id, "run_id": run["run_id"], "attempt": run.get("attempt", 1)}
+                          % (run.snapshot, run.snapshot_id))
+    store = PartStore(layout.restore_dir(run.run_id))
+    stamp = {"worker": worker_id, "run_id": run.run_id, "attempt": 1}  # a restore is not resumed: one attempt
 
     def process(part_id, spec):
         # Only a chosen path's own part (depth 0) counts its root entry; a split's parts are counted by their parent's.
         def sync(rel, names, recursive):
             return restore_part(run, rel, names, recursive, count_root=spec["depth"] == 0)
-        return process_part(store, part_id, spec, run["snapshot_path"], run["unit_files"], sync, stamp,
+        return process_part(store, part_id, spec, run.snapshot_path, run.part_files, sync, stamp,
                             split_first=False)
 
-    mine = work_parts(store, lock, run["run_id"], worker_id, process, progress)
+    mine = work_parts(store, lock, run.run_id, worker_id, process, progress)
     # Every part has a result: one worker (the machines that mount the target) tidies the target up. finalize
     # and abort may run where the target is not mounted, so they never touch it.
     parts, results = store.parts(), store.results()
-    if not run["dry_run"] and all(part_id in results for part_id in parts) and \
-            create_exclusive(os.path.join(layout.restore_dir(run["run_id"]), "target-finished"), {"worker": worker_id}):
+    if not run.dry_run and all(part_id in results for part_id in parts) and \
+            create_exclusive(os.path.join(layout.restore_dir(run.run_id), "target-finished"), {"worker": worker_id}):
         _finish_target(run)
     return mine
 
@@ -439,7 +462,7 @@ def _count(plan, category, shown, is_dir, size):
 def _scope(run, entry):
     """The chosen path (bytes, b"" for the whole snapshot) that holds entry (bytes, relative to the root)."""
     best = b""
-    for path in run["paths"]:
+    for path in run.paths:
         path_b = os.fsencode(path)
         if path_b and (entry == path_b or entry.startswith(path_b + b"/")) and len(path_b) > len(best):
             best = path_b
@@ -464,9 +487,9 @@ def restore_part(run, rel, names, recursive, count_root=True):
     Everything on the target goes through the target root's fd (safefs): paths below it are resolved without
     following symlinks, and rsync is handed the part's directories as /proc/self/fd paths."""
     try:
-        troot = safefs.open_root(run["target"])
+        troot = safefs.open_root(run.target)
     except FileNotFoundError:
-        if not run["dry_run"]:
+        if not run.dry_run:
             raise
         troot = None  # a dry run plans for a target that does not exist yet: everything is to be created
     try:
@@ -479,11 +502,11 @@ def restore_part(run, rel, names, recursive, count_root=True):
 def _restore_part(run, rel, names, recursive, count_root, troot):
     started = time.time()
     held = []  # directory fds handed to rsync, closed when the part is done
-    mirror, dry_run = run["mode"] == "mirror", run["dry_run"]
+    mirror, dry_run = run.mirror, run.dry_run
     plan = new_plan()
     result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
               "files_transferred": 0, "bytes_transferred": 0, "rsync_exit": 0, "plan": plan}
-    snap_b, target_b = os.fsencode(run["snapshot_path"]), os.fsencode(run["target"])
+    snap_b, target_b = os.fsencode(run.snapshot_path), os.fsencode(run.target)
     rel_b = os.fsencode(rel)
     name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
 
@@ -557,7 +580,7 @@ def _restore_part(run, rel, names, recursive, count_root, troot):
     # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
     code, out, err = run_rsync(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
                           + (["--delete"] if mirror else []) + own_temp + sources
-                          + [run["scratch"] + "/" if missing else fd_path(dst_fd)], pass_fds=tuple(held))
+                          + [run.scratch + "/" if missing else fd_path(dst_fd)], pass_fds=tuple(held))
     status, messages = classify(code, err)
     result["messages"] += messages
     result["rsync_exit"] = code
@@ -645,7 +668,7 @@ def _restore_part(run, rel, names, recursive, count_root, troot):
             _make_dirs(snap_b, troot, components)  # the part's own directory is new: made like its parents
             dst_fd = safefs.open_dir(troot, rel_b)
             held.append(dst_fd)
-        temp_fd = safefs.open_dir(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
+        temp_fd = safefs.open_dir(troot, os.fsencode(os.path.relpath(run.temp, run.target)))
         held.append(temp_fd)
         code2, out2, err2 = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
                                  + [src_path, fd_path(dst_fd)],
@@ -721,12 +744,12 @@ def summarize(run, parts, results, finished=None):
     (summary.outcome: status, timing, part accounting, workers), a restore's own keys, and the plan merged from the
     parts' results. A restore reports only TOTALS of the counters, and no unreadable paths (a snapshot is read
     whole or the part fails)."""
-    summary = summaries.outcome(parts, results, run.get("started"), run.get("attempt_started"), finished)
+    summary = summaries.outcome(parts, results, run.started, run.attempt_started, finished)
     del summary["unreadable"], summary["unreadable_count"]
-    summary.update(kind="restore", run_id=run["run_id"], backup_id=run["backup_id"], snapshot=run["snapshot"],
-                   snapshot_id=run["snapshot_id"], snapshot_finished_iso=run["snapshot_finished_iso"],
-                   selector=run["selector"], target=run["target"], target_in_mount=run.get("target_in_mount"),
-                   paths=[path or "." for path in run["paths"]], mode=run["mode"], dry_run=run["dry_run"],
+    summary.update(kind="restore", run_id=run.run_id, backup_id=run.backup_id, snapshot=run.snapshot,
+                   snapshot_id=run.snapshot_id, snapshot_finished_iso=run.snapshot_finished_iso,
+                   selector=run.selector, target=run.target, target_in_mount=run.target_in_mount,
+                   paths=[path or "." for path in run.paths], mode=run.mode, dry_run=run.dry_run,
                    plan=merge_plans(result.get("plan") or new_plan() for result in results.values()),
                    totals={key: summary["totals"][key] for key in TOTALS})
     return summary
@@ -735,10 +758,10 @@ def summarize(run, parts, results, finished=None):
 def _finish_target(run):
     """After the last part: the attributes of the parent directories the run created (now that everything below
     them is written), then the run's temp dir goes (the target's own times are kept as the parts left them)."""
-    snap_b = os.fsencode(run["snapshot_path"])
-    troot = safefs.open_root(run["target"])
+    snap_b = os.fsencode(run.snapshot_path)
+    troot = safefs.open_root(run.target)
     try:
-        for parent in sorted(run["parents"], key=lambda path: -path.count("/")):
+        for parent in sorted(run.parents, key=lambda path: -path.count("/")):
             try:
                 fd = safefs.open_dir(troot, os.fsencode(parent))
             except (FileNotFoundError, safefs.NotADirectory):
@@ -748,7 +771,7 @@ def _finish_target(run):
             finally:
                 os.close(fd)
         before = os.fstat(troot)
-        safefs.remove_rel(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
+        safefs.remove_rel(troot, os.fsencode(os.path.relpath(run.temp, run.target)))
         try:
             os.rmdir(TEMP_NAME, dir_fd=troot)
         except OSError:
@@ -759,8 +782,8 @@ def _finish_target(run):
 
 
 def _record(layout, run, result):
-    write_json_atomic(os.path.join(layout.history, run["run_id"] + ".json"), result)
-    remove_tree(layout.restore_dir(run["run_id"]))
+    write_json_atomic(os.path.join(layout.history, run.run_id + ".json"), result)
+    remove_tree(layout.restore_dir(run.run_id))
 
 
 def finalize(backup_root, backup_id, run_id, state_dir=None, worker_exits=None):
@@ -781,7 +804,7 @@ def abort(backup_root, backup_id, run_id, reason=None, state_dir=None):
     the lock. Returns the failure summary (None if run_id was never prepared here)."""
     layout = Layout(backup_root, backup_id, state_dir)
     lock = RunLock(layout)
-    run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
+    run = RestoreRun.load(run_file(layout.restore_dir(run_id)))
     result = None
     if run is not None:
         store = PartStore(layout.restore_dir(run_id))

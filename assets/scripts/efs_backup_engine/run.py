@@ -9,13 +9,13 @@
 A failed or interrupted run promotes nothing and leaves the work tree and the finished parts in place: the
 next run of the same interval resumes, redoing only the parts that failed or never finished.
 
-Restores (restore.py) run the same way: both plan, claim and process parts through parts.py, join a prepared run
-through join_run and build their summaries with summary.outcome.
+Restores (restore.py) run the same way: both plan, claim and process parts through parts.py, keep their typed run
+state in state.py (and join a prepared run through state.join_run) and build their summaries with summary.outcome.
 """
 
+import dataclasses
 import os
 import time
-import uuid
 
 from efs_backup_contract.intervals import INTERVALS
 from efs_backup_contract.limits import EFS_HARD_LINK_LIMIT, MAX_LINKED_TREES
@@ -23,18 +23,13 @@ from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
 from efs_backup_engine.layout import Layout, snapshot_name, snapshot_time
-from efs_backup_engine.lock import RunLock, heartbeat_alive
-from efs_backup_engine.parts import (COUNT_CAP, POLL_SECONDS, PartStore, count_entries, part_budget, process_part,
-                                    work_parts)
+from efs_backup_engine.lock import RunLock
+from efs_backup_engine.parts import COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts
+from efs_backup_engine.state import BackupRun, join_run, new_run_id, run_file
 from efs_backup_engine.summary import mark_aborted, note_crashed_workers
 from efs_backup_engine.sync import sync_part
 
-DEFAULT_RESUME_MAX_AGE = 24 * 3600
 ROOT_PART = {"path": "", "depth": 0, "estimate": None}
-
-
-def new_run_id():
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
 def link_dests(layout, interval):
@@ -79,33 +74,30 @@ def _check_tree_budget(layout, interval, retain):
                                       MAX_LINKED_TREES))
 
 
-def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=None,
-            require_mountpoint=False, allow_empty_source=False, stale_after=None, unit_files=None,
-            resume_max_age=DEFAULT_RESUME_MAX_AGE, step=False):
-    """Set up (or join, given the same explicit run_id) a run. step=True: prepare runs as a step of its own and
-    exits; its heartbeat goes with it, and the lock lives on its age (--stale-after) until the workers beat."""
-    preflight.check_names(backup_id, interval, retain)
-    layout = Layout(backup_root, backup_id)
+def prepare(request):
+    """Set up (or join, given the same explicit run_id) the run a BackupRequest asks for; returns its BackupRun.
+    request.step: prepare runs as a step of its own and exits; its heartbeat goes with it, and the lock lives on
+    its age (--stale-after) until the workers beat."""
+    preflight.check_names(request.backup_id, request.interval, request.retain)
+    layout = Layout(request.backup_root, request.backup_id)
     preflight.check_backup_root(layout)
-    explicit_run_id = run_id is not None
-    run_id = run_id or new_run_id()
-    source = os.path.abspath(source)
-    dests = link_dests(layout, interval) if os.path.isdir(layout.id_dir) else []
+    run_id = request.run_id or new_run_id()
+    source = os.path.abspath(request.source)
+    dests = link_dests(layout, request.interval) if os.path.isdir(layout.id_dir) else []
     # Refuse before the lock is even taken: a wrong source must not touch anything.
-    preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
+    _check_source(layout, request, source, dests)
     preflight.ensure_state_dirs(layout)
-    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    if not lock.acquire(run_id, interval, join=explicit_run_id):
-        return join_run(os.path.join(layout.run_dir(interval), "run.json"), run_id, lock)
+    lock = RunLock(layout, **({"stale_after": request.stale_after} if request.stale_after else {}))
+    if not lock.acquire(run_id, request.interval, join=request.run_id is not None):
+        return join_run(run_file(layout.run_dir(request.interval)), run_id, lock, BackupRun)
     try:
         recovered = promotion.recover(layout)
-        dests = link_dests(layout, interval)
-        preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
-        _check_tree_budget(layout, interval, retain)
-        run = _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age)
-        run["recovered_promotion"] = recovered
-        write_json_atomic(os.path.join(layout.run_dir(interval), "run.json"), run)
-        if step:
+        dests = link_dests(layout, request.interval)
+        _check_source(layout, request, source, dests)
+        _check_tree_budget(layout, request.interval, request.retain)
+        run = dataclasses.replace(_setup_run(layout, request, source, run_id, dests), recovered_promotion=recovered)
+        run.save(run_file(layout.run_dir(request.interval)))
+        if request.step:
             lock.end_beat()
         else:
             lock.stop_beating()  # the caller beats from here on (cli backup: Heartbeat around the workers)
@@ -115,69 +107,62 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
         raise
 
 
-def join_run(run_file, run_id, lock):
-    """Another worker of the same run took the lock first: wait for its run.json, then work on that run.
-
-    There is no fixed deadline: a first run's prepare counts the source (up to parts.COUNT_CAP entries, one
-    listing at a time: minutes on a large EFS), so the joiner waits exactly as long as the preparer's heartbeat
-    (its lock heartbeat file, beaten every lock.every seconds since it took the lock) stays alive, and fails once
-    it is older than lock.join_stall_after (another host) or the preparing process is gone (this host), or the
-    lock no longer belongs to the run (the preparer failed and released it).
-    """
-    preparer = (lock.owner() or {}).get("heartbeat", "")
-    waited = time.time()
-    while True:
-        run = read_json(run_file)
-        if run is not None and run["run_id"] == run_id:
-            return dict(run, joined=True)
-        lock.check(run_id)
-        ages = lock.heartbeats() or {}
-        if not (preparer in ages and heartbeat_alive(preparer, ages[preparer], lock.join_stall_after)):
-            run = read_json(run_file)  # it may have finished (and ended its beat) since the first read
-            if run is not None and run["run_id"] == run_id:
-                return dict(run, joined=True)
-            beat = "%.0f s old" % ages[preparer] if preparer in ages else "gone"
-            raise EngineError("run %s: the worker preparing it stopped beating (heartbeat %s %s; limit %.0f s) "
-                              "after this worker waited %.0f s for it; the run fails and the next one resumes"
-                              % (run_id, preparer or "?", beat, lock.join_stall_after, time.time() - waited))
-        time.sleep(POLL_SECONDS)
+def _check_source(layout, request, source, dests):
+    preflight.check_source(source, layout, dests[0] if dests else None, request.require_mountpoint,
+                           request.allow_empty_source)
 
 
-def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age):
-    run_dir = layout.run_dir(interval)
-    tree = layout.work_tree(interval)
-    store = PartStore(run_dir)
+def _setup_run(layout, request, source, run_id, dests):
+    """The run's record: the interrupted run of this interval resumed (its work tree and finished parts kept
+    while it is younger than request.resume_max_age and of the same source), or a new one on a fresh work tree."""
+    run_dir = layout.run_dir(request.interval)
     now = time.time()
-    previous = read_json(os.path.join(run_dir, "run.json"))
-    base = {"run_id": run_id, "backup_id": layout.backup_id, "interval": interval, "retain": retain,
-            "source": source, "workers": workers, "link_dests": dests, "attempt_started": now,
-            "unit_files": _part_budget(layout, source, dests, workers, unit_files)}
-    if previous is not None and os.path.isdir(tree):
-        keep = (now - previous["started"] < resume_max_age and previous["source"] == source)
-        store.create()
-        kept = store.reset(keep_finished=keep)
-        if not store.parts():
-            store.add(ROOT_PART)
-        return dict(previous, **base, attempt=previous.get("attempt", 1) + 1,
-                    started=previous["started"] if keep else now, resumed_from=previous["run_id"],
-                    resumed_parts=kept, tree_base="resumed")
-    makedirs(run_dir)
-    if os.path.isdir(tree):
-        tree_base = "orphaned work tree"  # killed between recycling the spare and writing run.json
-    elif os.path.isdir(layout.spare(interval)):
-        os.rename(layout.spare(interval), tree)
-        tree_base = "recycled spare"
-    else:
-        os.mkdir(tree)
-        tree_base = "new"
+    previous = BackupRun.load(run_file(run_dir))
+    fresh = BackupRun(run_id=run_id, backup_id=layout.backup_id, interval=request.interval, retain=request.retain,
+                      source=source, workers=request.workers, link_dests=dests, started=now, attempt_started=now,
+                      part_files=_part_budget(layout, source, dests, request.workers, request.part_files))
+    if previous is not None and os.path.isdir(layout.work_tree(request.interval)):
+        return _resume(run_dir, previous, fresh, request.resume_max_age)
+    tree_base = _new_work_tree(layout, request.interval)
+    store = PartStore(run_dir)
     store.create()
     store.reset(keep_finished=False)
     store.add(ROOT_PART)
-    return dict(base, attempt=1, started=now, tree_base=tree_base)
+    return dataclasses.replace(fresh, tree_base=tree_base)
+
+
+def _resume(run_dir, previous, fresh, resume_max_age):
+    """The next attempt of an interrupted run: its finished parts are kept (failed ones redone) if it started
+    less than resume_max_age ago from the same source; otherwise the work tree is reused but every part redone."""
+    keep = fresh.started - previous.started < resume_max_age and previous.source == fresh.source
+    store = PartStore(run_dir)
+    store.create()
+    kept = store.reset(keep_finished=keep)
+    if not store.parts():
+        store.add(ROOT_PART)
+    return dataclasses.replace(
+        previous, run_id=fresh.run_id, backup_id=fresh.backup_id, interval=fresh.interval, retain=fresh.retain,
+        source=fresh.source, workers=fresh.workers, link_dests=fresh.link_dests, part_files=fresh.part_files,
+        attempt_started=fresh.attempt_started, attempt=previous.attempt + 1,
+        started=previous.started if keep else fresh.started, resumed_from=previous.run_id, resumed_parts=kept,
+        tree_base="resumed")
+
+
+def _new_work_tree(layout, interval):
+    """Make the interval's work tree (the spare recycled if there is one); how it was made."""
+    makedirs(layout.run_dir(interval))
+    tree = layout.work_tree(interval)
+    if os.path.isdir(tree):
+        return "orphaned work tree"  # killed between recycling the spare and writing run.json
+    if os.path.isdir(layout.spare(interval)):
+        os.rename(layout.spare(interval), tree)
+        return "recycled spare"
+    os.mkdir(tree)
+    return "new"
 
 
 def load_run(layout, interval):
-    run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+    run = BackupRun.load(run_file(layout.run_dir(interval)))
     if run is None:
         raise Refused("no prepared %s run for backup-id %r under %s (run prepare first)"
                       % (interval, layout.backup_id, layout.root))
@@ -190,22 +175,22 @@ def work(backup_root, backup_id, interval, worker_id, source=None, require_mount
     layout = Layout(backup_root, backup_id)
     preflight.check_backup_root(layout)
     run = load_run(layout, interval)
-    source = os.path.abspath(source or run["source"])
+    source = os.path.abspath(source or run.source)
     if require_mountpoint and not preflight.is_mountpoint(source):
         raise Refused("source %s is not a mount point: the production file system is not mounted there" % source)
     lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    lock.check(run["run_id"])
+    lock.check(run.run_id)
     store = PartStore(layout.run_dir(interval))
     tree = layout.work_tree(interval)
-    stamp = {"worker": worker_id, "run_id": run["run_id"], "attempt": run.get("attempt", 1)}
+    stamp = {"worker": worker_id, "run_id": run.run_id, "attempt": run.attempt}
 
     def sync(rel, names, recursive):
-        return sync_part(source, tree, rel, names, recursive, run["link_dests"])
+        return sync_part(source, tree, rel, names, recursive, run.link_dests)
 
     def process(part_id, spec):
-        return process_part(store, part_id, spec, source, run["unit_files"], sync, stamp)
+        return process_part(store, part_id, spec, source, run.part_files, sync, stamp)
 
-    return work_parts(store, lock, run["run_id"], worker_id, process, progress)
+    return work_parts(store, lock, run.run_id, worker_id, process, progress)
 
 
 def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_exits=None):
@@ -216,14 +201,14 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     """
     layout = Layout(backup_root, backup_id)
     run = load_run(layout, interval)
-    run_id = run_id or run["run_id"]
-    if run["run_id"] != run_id:
-        raise EngineError("the prepared %s run is %s, not %s" % (interval, run["run_id"], run_id))
+    run_id = run_id or run.run_id
+    if run.run_id != run_id:
+        raise EngineError("the prepared %s run is %s, not %s" % (interval, run.run_id, run_id))
     lock = RunLock(layout)
     lock.check(run_id)
     store = PartStore(layout.run_dir(interval))
     parts, results = store.parts(), store.results()
-    result = note_crashed_workers(summaries.build(run, parts, results), worker_exits)
+    result = note_crashed_workers(summaries.build(run.to_json(), parts, results), worker_exits)
     if result["status"] == "failed":
         write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
         lock.release(run_id)
@@ -231,7 +216,7 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     if verify and verify != "none":
         from efs_backup_engine.verify import compare
 
-        report = compare(run["source"], layout.work_tree(interval), checksum=verify,
+        report = compare(run.source, layout.work_tree(interval), checksum=verify,
                          hardlinks="tree" if len(parts) == 1 else "directory")
         result["verify"] = report
         if report["mismatches"]:
@@ -245,7 +230,7 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     result["snapshot_id"] = manifest["snapshot_id"]
     write_json_atomic(os.path.join(layout.run_dir(interval), "manifest.json"), manifest)
     write_json_atomic(os.path.join(layout.run_dir(interval), "summary.json"), result)
-    steps = promotion.plan(layout, interval, run["retain"], run_rel)
+    steps = promotion.plan(layout, interval, run.retain, run_rel)
     steps.append(("rename", os.path.join(run_rel, "summary.json"),
                   os.path.relpath(os.path.join(layout.history, run_id + ".json"), layout.id_dir)))
     steps.append(("rename", run_rel, os.path.relpath(os.path.join(layout.trash, "run-" + run_id), layout.id_dir)))
@@ -275,11 +260,11 @@ def abort(backup_root, backup_id, interval, run_id, reason=None):
     the next run resumes. Returns the failure summary (None if run_id was never prepared here)."""
     layout = Layout(backup_root, backup_id)
     lock = RunLock(layout)
-    run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+    run = BackupRun.load(run_file(layout.run_dir(interval)))
     result = None
-    if run is not None and run["run_id"] == run_id:
+    if run is not None and run.run_id == run_id:
         store = PartStore(layout.run_dir(interval))
-        result = mark_aborted(summaries.build(run, store.parts(), store.results()), reason)
+        result = mark_aborted(summaries.build(run.to_json(), store.parts(), store.results()), reason)
         owner = lock.owner()
         if owner and owner.get("run_id") == run_id:
             write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
@@ -309,9 +294,9 @@ def list_snapshots(backup_root, backup_id):
     exists, alive, owner, reason = lock.holder_state() if os.path.isdir(layout.state) else (False, False, None, "")
     in_flight = []
     for interval in INTERVALS:
-        run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+        run = BackupRun.load(run_file(layout.run_dir(interval)))
         if run:
-            in_flight.append({"interval": interval, "run_id": run["run_id"], "attempt": run.get("attempt", 1)})
+            in_flight.append({"interval": interval, "run_id": run.run_id, "attempt": run.attempt})
     return {"backup_id": backup_id, "snapshots": rows,
             "lock": {"held": exists, "alive": alive, "owner": owner, "detail": reason},
             "interrupted_promotion": os.path.exists(layout.journal), "unfinished_runs": in_flight}
