@@ -500,197 +500,273 @@ def restore_part(run, rel, names, recursive, count_root=True):
 
 
 def _restore_part(run, rel, names, recursive, count_root, troot):
-    started = time.time()
-    held = []  # directory fds handed to rsync, closed when the part is done
-    mirror, dry_run = run.mirror, run.dry_run
-    plan = new_plan()
-    result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
-              "files_transferred": 0, "bytes_transferred": 0, "rsync_exit": 0, "plan": plan}
-    snap_b, target_b = os.fsencode(run.snapshot_path), os.fsencode(run.target)
-    rel_b = os.fsencode(rel)
-    name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
+    return _PartRestore(run, rel, names, recursive, count_root, troot).run()
 
-    def done(status="ok", message=None):
-        for fd in held:
-            os.close(fd)
-        del held[:]
+
+# What a scanned entry becomes when it is kept as the target has it (nothing below it is restored either).
+SKIPS = ("skip_newer", "skip_conflict")
+
+
+class _PartRestore:
+    """One part's restore, in the steps the module's docstring describes: check_path (1), open_dirs and scan then
+    sort each listed entry into the plan (2), then (unless a dry run) apply it: remove, recheck, transfer and set
+    the part directory's own attributes (3). Every directory fd handed to rsync is closed when the part is done."""
+
+    def __init__(self, run, rel, names, recursive, count_root, troot):
+        self.started = time.time()
+        self.run_state, self.rel, self.names, self.recursive = run, rel, names, recursive
+        self.count_root, self.troot = count_root, troot
+        self.held = []  # directory fds handed to rsync, closed when the part is done
+        self.mirror, self.dry_run = run.mirror, run.dry_run
+        self.plan = new_plan()
+        self.result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
+                       "files_transferred": 0, "bytes_transferred": 0, "rsync_exit": 0, "plan": self.plan}
+        self.snap_b, self.target_b = os.fsencode(run.snapshot_path), os.fsencode(run.target)
+        self.rel_b = os.fsencode(rel)
+        self.components = self.rel_b.split(b"/") if self.rel_b else []
+        self.src = os.path.join(self.snap_b, self.rel_b) if self.rel_b else self.snap_b
+        self.name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
+        self.missing = self.root_counted = False
+        self.src_fd = self.dst_fd = None
+        # the plan of step 2, carried out by step 3
+        self.skipped, self.replaced, self.wanted, self.removals, self.recheck = set(), set(), set(), [], {}
+
+    def run(self):
+        try:
+            stop = self.check_path()
+            if stop is not None:
+                return self.done(*stop)
+            self.open_dirs()
+            listing = self.scan()
+            if listing is None:
+                return self.done("failed")
+            self.sort(listing)
+            if self.dry_run:
+                return self.done()
+            self.remove()
+            self.recheck_written()
+            if self.wanted:
+                self.transfer()
+            if self.names is None and self.result["status"] != "failed":
+                self.set_own_attributes()
+            return self.done()
+        finally:
+            self.close()
+
+    def done(self, status="ok", message=None):
+        self.close()
         if message:
-            result["messages"].append(message)
-        result["status"] = worst(result["status"], status)
-        result["seconds"] = time.time() - started
-        return result
+            self.result["messages"].append(message)
+        self.result["status"] = worst(self.result["status"], status)
+        self.result["seconds"] = time.time() - self.started
+        return self.result
 
-    def target_lstat(path):
-        return safefs.lstat_rel(troot, path) if troot is not None else None
+    def close(self):
+        for fd in self.held:
+            os.close(fd)
+        del self.held[:]
 
-    def in_part(path):
-        return os.path.join(rel_b, path) if rel_b else path
+    def target_lstat(self, path):
+        return safefs.lstat_rel(self.troot, path) if self.troot is not None else None
 
-    # 1. The part's directory on the target, component by component, never following a symlink. A batch's
-    #    names are entries of its directory: rsync lists them and step 2 sorts them like any other entry.
-    components = rel_b.split(b"/") if rel_b else []
-    first = os.path.join(rel_b, os.fsencode(names[0])) if names else rel_b
-    scope = _scope(run, first)
-    scope_len = len(scope.split(b"/")) if scope else 0
-    missing = root_counted = False
-    for index in range(len(components)):
-        here = b"/".join(components[:index + 1])
-        st = target_lstat(here)
-        if st is None:
-            missing = True
-            break
-        if stat.S_ISDIR(st.st_mode):
-            continue
-        shown = os.path.join(target_b, here).decode("utf-8", "backslashreplace")
-        if index + 1 < scope_len:
-            return done("failed", "%s on the target is not a directory (a %s): the restore never writes through or "
-                                  "replaces anything outside the chosen paths; move it away and restore again"
-                        % (shown, "symlink" if stat.S_ISLNK(st.st_mode) else "file"))
-        is_root = names is None and index == len(components) - 1
-        if not mirror and _newer(st, os.lstat(os.path.join(snap_b, here))):
-            if is_root and count_root:
-                _count(plan, "skip_newer", here, True, 0)
-            return done("ok", "%s is newer on the target than the snapshot's directory: kept, not restored" % shown)
-        if is_root and count_root:
-            _count(plan, "overwrite", here, True, 0)
-            root_counted = True
-        if not dry_run:
-            safefs.remove_rel(troot, here)  # a non-directory (lstat said so): unlinked, never followed
-        missing = True
-        break
-    if not dry_run:
-        _make_dirs(snap_b, troot, components if names is not None else components[:-1])
-        missing = names is None and target_lstat(rel_b) is None
+    def in_part(self, path):
+        return os.path.join(self.rel_b, path) if self.rel_b else path
 
-    src = os.path.join(snap_b, rel_b) if rel_b else snap_b
-    snap_root = safefs.open_root(snap_b)
-    try:
-        src_fd = safefs.open_dir(snap_root, rel_b)  # the snapshot's part directory, never through a symlink
-    finally:
-        os.close(snap_root)
-    held.append(src_fd)
-    missing = missing or troot is None
-    dst_fd = None if missing else safefs.open_dir(troot, rel_b)  # every component checked above
-    if dst_fd is not None:
-        held.append(dst_fd)
-    src_path = fd_path(src_fd)
-    sources = [src_path] if names is None else [os.path.join(src_path, name) for name in names]
-    recursion = ["-r"] if recursive else ["--no-r", "-d"]
-    own_temp = ["--exclude=/" + TEMP_NAME] if not rel and names is None else []
-    # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
-    code, out, err = run_rsync(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
-                          + (["--delete"] if mirror else []) + own_temp + sources
-                          + [run.scratch + "/" if missing else fd_path(dst_fd)], pass_fds=tuple(held))
-    status, messages = classify(code, err)
-    result["messages"] += messages
-    result["rsync_exit"] = code
-    if status == "failed":
-        return done("failed")
-    result["status"] = status
-    scan = parse_stats(out)
-    result.update(files_scanned=scan.get("files", 0), dirs=scan.get("dirs", 0),
-                  bytes_total=scan.get("total_size", 0), special=scan.get("special", 0))
+    def shown(self, path):
+        return os.path.join(self.rel_b, path) if self.rel_b and path != b"." else (self.rel_b or path)
 
-    # 2. Sort every entry that differs into the plan.
-    skipped, replaced, wanted, removals, recheck = set(), set(), set(), [], {}
-    for item in parse(out, os.fsdecode(src)):
-        path = item.path
-        shown = os.path.join(rel_b, path) if rel_b and path != b"." else (rel_b or path)
-        if path == b".":
-            if count_root and not root_counted:
-                _count(plan, "create" if missing else "metadata", shown, True, 0)
-            continue
-        above = ancestors(path)
-        if any(ancestor in skipped for ancestor in above):
-            continue  # below an entry the restore keeps: nothing of it is restored
-        counted = path not in name_roots
-        fresh = missing or any(ancestor in replaced for ancestor in above)
-        if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
-            if not mirror:
+    # -- 1. the part's directory on the target ----------------------------------------------------------------
+    def check_path(self):
+        """The part's directory on the target, component by component, never following a symlink. A batch's
+        names are entries of its directory: rsync lists them and step 2 sorts them like any other entry. Returns
+        (status, message) when the part ends here, else None (self.missing: the part's directory is to be made)."""
+        components, names = self.components, self.names
+        first = os.path.join(self.rel_b, os.fsencode(names[0])) if names else self.rel_b
+        scope = _scope(self.run_state, first)
+        scope_len = len(scope.split(b"/")) if scope else 0
+        for index in range(len(components)):
+            here = b"/".join(components[:index + 1])
+            st = self.target_lstat(here)
+            if st is None:
+                self.missing = True
+                break
+            if stat.S_ISDIR(st.st_mode):
                 continue
-            gone = None if fresh else target_lstat(in_part(path))
-            if gone is not None:
-                _count(plan, "delete", shown, stat.S_ISDIR(gone.st_mode), gone.st_size)
-                removals.append(path)
-            continue
-        snap_st = os.lstat(os.path.join(src, path))
+            shown = os.path.join(self.target_b, here).decode("utf-8", "backslashreplace")
+            if index + 1 < scope_len:
+                return "failed", ("%s on the target is not a directory (a %s): the restore never writes through or "
+                                  "replaces anything outside the chosen paths; move it away and restore again"
+                                  % (shown, "symlink" if stat.S_ISLNK(st.st_mode) else "file"))
+            is_root = names is None and index == len(components) - 1
+            if not self.mirror and _newer(st, os.lstat(os.path.join(self.snap_b, here))):
+                if is_root and self.count_root:
+                    _count(self.plan, "skip_newer", here, True, 0)
+                return "ok", "%s is newer on the target than the snapshot's directory: kept, not restored" % shown
+            if is_root and self.count_root:
+                _count(self.plan, "overwrite", here, True, 0)
+                self.root_counted = True
+            if not self.dry_run:
+                safefs.remove_rel(self.troot, here)  # a non-directory (lstat said so): unlinked, never followed
+            self.missing = True
+            break
+        if not self.dry_run:
+            _make_dirs(self.snap_b, self.troot, components if names is not None else components[:-1])
+            self.missing = names is None and self.target_lstat(self.rel_b) is None
+        return None
+
+    # -- 2. scan and plan -----------------------------------------------------------------------------------
+    def open_dirs(self):
+        """The snapshot's part directory and (if it exists) the target's, as fds: never through a symlink."""
+        snap_root = safefs.open_root(self.snap_b)
+        try:
+            self.src_fd = safefs.open_dir(snap_root, self.rel_b)
+        finally:
+            os.close(snap_root)
+        self.held.append(self.src_fd)
+        self.missing = self.missing or self.troot is None
+        if not self.missing:
+            self.dst_fd = safefs.open_dir(self.troot, self.rel_b)  # every component checked above
+            self.held.append(self.dst_fd)
+
+    def scan(self):
+        """rsync's dry run lists every entry that differs (with --delete in mirror mode); None if it failed."""
+        src_path = fd_path(self.src_fd)
+        sources = [src_path] if self.names is None else [os.path.join(src_path, name) for name in self.names]
+        recursion = ["-r"] if self.recursive else ["--no-r", "-d"]
+        own_temp = ["--exclude=/" + TEMP_NAME] if not self.rel and self.names is None else []
+        # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
+        code, out, err = run_rsync(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
+                                   + (["--delete"] if self.mirror else []) + own_temp + sources
+                                   + [self.run_state.scratch + "/" if self.missing else fd_path(self.dst_fd)],
+                                   pass_fds=tuple(self.held))
+        status, messages = classify(code, err)
+        self.result["messages"] += messages
+        self.result["rsync_exit"] = code
+        if status == "failed":
+            return None
+        self.result["status"] = status
+        scan = parse_stats(out)
+        self.result.update(files_scanned=scan.get("files", 0), dirs=scan.get("dirs", 0),
+                           bytes_total=scan.get("total_size", 0), special=scan.get("special", 0))
+        return out
+
+    def sort(self, out):
+        """Sort every entry the scan listed into the plan: counted by category, and what step 3 removes, rechecks
+        and transfers."""
+        for item in parse(out, os.fsdecode(self.src)):
+            path = item.path
+            if path == b".":
+                if self.count_root and not self.root_counted:
+                    _count(self.plan, "create" if self.missing else "metadata", self.shown(path), True, 0)
+                continue
+            above = ancestors(path)
+            if any(ancestor in self.skipped for ancestor in above):
+                continue  # below an entry the restore keeps: nothing of it is restored
+            fresh = self.missing or any(ancestor in self.replaced for ancestor in above)
+            if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
+                if self.mirror:
+                    self.sort_deletion(path, fresh)
+                continue
+            self.sort_entry(item, above, fresh)
+
+    def sort_deletion(self, path, fresh):
+        gone = None if fresh else self.target_lstat(self.in_part(path))
+        if gone is not None:
+            _count(self.plan, "delete", self.shown(path), stat.S_ISDIR(gone.st_mode), gone.st_size)
+            self.removals.append(path)
+
+    def sort_entry(self, item, above, fresh):
+        path = item.path
+        counted = path not in self.name_roots
+        snap_st = os.lstat(os.path.join(self.src, path))
         is_dir = stat.S_ISDIR(snap_st.st_mode)
         size = snap_st.st_size if stat.S_ISREG(snap_st.st_mode) else 0
-        have = None if fresh else target_lstat(in_part(path))
-        if have is None:
-            category = "create"
-        elif stat.S_ISDIR(have.st_mode) and is_dir:
-            category = "metadata"
-        elif stat.S_ISDIR(have.st_mode):
-            category = "overwrite" if mirror else "skip_conflict"
-        elif not mirror and _newer(have, snap_st):
-            category = "skip_newer"
-        elif stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode):
-            category = "overwrite"
-        else:
-            category = "metadata" if item.code[0:1] == b"." else "overwrite"
-        if not mirror and not is_dir and not fresh and category != "skip_newer" and \
-                (have is None or stat.S_IFMT(have.st_mode) == stat.S_IFMT(snap_st.st_mode)):
-            recheck[path] = (snap_st.st_mtime_ns, size, category, counted)  # written meanwhile? see step 3
+        have = None if fresh else self.target_lstat(self.in_part(path))
+        category = _category(have, snap_st, item.code, self.mirror)
+        same_type = have is None or stat.S_IFMT(have.st_mode) == stat.S_IFMT(snap_st.st_mode)
+        if not self.mirror and not is_dir and not fresh and category != "skip_newer" and same_type:
+            self.recheck[path] = (snap_st.st_mtime_ns, size, category, counted)  # written meanwhile? see step 3
         if counted:
-            _count(plan, category, shown, is_dir, size)
-        if category in ("skip_newer", "skip_conflict"):
-            skipped.add(path)
-            continue
-        if have is not None and (stat.S_ISDIR(have.st_mode) != is_dir
-                                 or stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode)):
-            removals.append(path)  # a different type: removed by the engine, never written through
+            _count(self.plan, category, self.shown(path), is_dir, size)
+        if category in SKIPS:
+            self.skipped.add(path)
+            return
+        if have is not None and (stat.S_ISDIR(have.st_mode) != is_dir or not same_type):
+            self.removals.append(path)  # a different type: removed by the engine, never written through
             if is_dir:
-                replaced.add(path)
-        wanted.add(path)
-        wanted.update(above)
-        if item.leader is not None and item.leader not in skipped:
-            wanted.add(item.leader)
-            wanted.update(ancestors(item.leader))
-    if dry_run:
-        return done()
+                self.replaced.add(path)
+        self.wanted.add(path)
+        self.wanted.update(above)
+        if item.leader is not None and item.leader not in self.skipped:
+            self.wanted.add(item.leader)
+            self.wanted.update(ancestors(item.leader))
 
-    # 3. Apply: the engine's own removals, a last look at files written meanwhile, then one rsync.
-    for path in removals:
-        safefs.remove_rel(troot, in_part(path))  # parents resolved without following symlinks
-    for path, (mtime_ns, size, category, counted) in sorted(recheck.items()):
-        have = target_lstat(in_part(path))
-        if have is not None and (stat.S_ISDIR(have.st_mode) or have.st_mtime_ns > mtime_ns):
-            wanted.discard(path)
-            shown = os.path.join(rel_b, path) if rel_b else path
-            if counted:
-                _uncount(plan, category, shown, size)
-                _count(plan, "skip_newer", shown, False, size)
-            result["messages"].append("%s was written on the target during the restore: kept"
-                                      % shown.decode("utf-8", "backslashreplace"))
-    if wanted:
-        if dst_fd is None:
-            _make_dirs(snap_b, troot, components)  # the part's own directory is new: made like its parents
-            dst_fd = safefs.open_dir(troot, rel_b)
-            held.append(dst_fd)
-        temp_fd = safefs.open_dir(troot, os.fsencode(os.path.relpath(run.temp, run.target)))
-        held.append(temp_fd)
-        code2, out2, err2 = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
-                                 + [src_path, fd_path(dst_fd)],
-                                 files_from=b"\0".join(sorted(wanted)) + b"\0", pass_fds=tuple(held))
-        applied = parse_stats(out2)
-        result.update(files_transferred=applied.get("transferred", 0),
-                      bytes_transferred=applied.get("transferred_size", 0))
-        status2, messages2 = classify(code2, err2)
-        result["messages"] += messages2
-        if code2:
-            result["rsync_exit"] = code2
-        result["status"] = worst(result["status"], status2)
-    if names is None and result["status"] != "failed":
-        # The part's own directory, last (its entries are written). Not through rsync: "." in --files-from
-        # would send the directory's entries too, skipped ones included.
-        _make_dirs(snap_b, troot, components)
-        part_fd = safefs.open_dir(troot, rel_b) if rel_b else os.dup(troot)
+    # -- 3. apply ---------------------------------------------------------------------------------------------
+    def remove(self):
+        """Mirror-mode deletions and type replacements: by the engine, parents resolved without following
+        symlinks."""
+        for path in self.removals:
+            safefs.remove_rel(self.troot, self.in_part(path))
+
+    def recheck_written(self):
+        """Safe mode: a file written on the target since the scan (newer now, or a directory) is kept."""
+        for path, (mtime_ns, size, category, counted) in sorted(self.recheck.items()):
+            have = self.target_lstat(self.in_part(path))
+            if have is not None and (stat.S_ISDIR(have.st_mode) or have.st_mtime_ns > mtime_ns):
+                self.wanted.discard(path)
+                shown = self.shown(path)
+                if counted:
+                    _uncount(self.plan, category, shown, size)
+                    _count(self.plan, "skip_newer", shown, False, size)
+                self.result["messages"].append("%s was written on the target during the restore: kept"
+                                               % shown.decode("utf-8", "backslashreplace"))
+
+    def transfer(self):
+        """One rsync copies exactly the wanted names, through the run's temp dir on the target."""
+        if self.dst_fd is None:
+            # the part's own directory is new: made like its parents
+            _make_dirs(self.snap_b, self.troot, self.components)
+            self.dst_fd = safefs.open_dir(self.troot, self.rel_b)
+            self.held.append(self.dst_fd)
+        run = self.run_state
+        temp_fd = safefs.open_dir(self.troot, os.fsencode(os.path.relpath(run.temp, run.target)))
+        self.held.append(temp_fd)
+        code, out, err = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
+                                   + [fd_path(self.src_fd), fd_path(self.dst_fd)],
+                                   files_from=b"\0".join(sorted(self.wanted)) + b"\0", pass_fds=tuple(self.held))
+        applied = parse_stats(out)
+        self.result.update(files_transferred=applied.get("transferred", 0),
+                           bytes_transferred=applied.get("transferred_size", 0))
+        status, messages = classify(code, err)
+        self.result["messages"] += messages
+        if code:
+            self.result["rsync_exit"] = code
+        self.result["status"] = worst(self.result["status"], status)
+
+    def set_own_attributes(self):
+        """The part's own directory, last (its entries are written). Not through rsync: "." in --files-from would
+        send the directory's entries too, skipped ones included."""
+        _make_dirs(self.snap_b, self.troot, self.components)
+        part_fd = safefs.open_dir(self.troot, self.rel_b) if self.rel_b else os.dup(self.troot)
         try:
-            safefs.set_dir_attributes(part_fd, os.lstat(src))
+            safefs.set_dir_attributes(part_fd, os.lstat(self.src))
         finally:
             os.close(part_fd)
-    return done()
+
+
+def _category(have, snap_st, code, mirror):
+    """What restoring the snapshot's entry (snap_st) over the target's (have: None if it has none) is."""
+    if have is None:
+        return "create"
+    if stat.S_ISDIR(have.st_mode) and stat.S_ISDIR(snap_st.st_mode):
+        return "metadata"
+    if stat.S_ISDIR(have.st_mode):
+        return "overwrite" if mirror else "skip_conflict"
+    if not mirror and _newer(have, snap_st):
+        return "skip_newer"
+    if stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode):
+        return "overwrite"
+    return "metadata" if code[0:1] == b"." else "overwrite"
 
 
 def _uncount(plan, category, shown, size):
