@@ -235,23 +235,34 @@ def cmd_backup(args):
         print("run %s: %s %s -> %s (attempt %d, work tree: %s, %d workers)" % (
             run.run_id, args.interval, args.source, layout.id_dir, run.attempt, run.tree_base,
             args.workers), file=sys.stderr, flush=True)
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     command = [sys.executable, "-m", "efs_backup_engine", "work", "--backup-root", args.backup_root,
                "--id", args.backup_id, "--interval", args.interval, "--source", args.source]
     if args.require_mountpoint:
         command.append("--require-mountpoint")
-    stop = threading.Event()
-    printer = threading.Thread(target=_progress_printer, args=(layout.run_dir(args.interval), started, stop,
-                                                               args.quiet), daemon=True)
-    printer.start()
-    with Heartbeat(RunLock(layout), run.run_id):
-        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env) for i in range(args.workers)]
-        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
-        stop.set()
-        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run.run_id, verify=args.verify,
-                               worker_exits=exits)
+
+    def finalize(exits):
+        return runs.finalize(args.backup_root, args.backup_id, args.interval, run.run_id, verify=args.verify,
+                             worker_exits=exits)
+
+    result = _run_workers(args, layout, run.run_id, layout.run_dir(args.interval), command, started, finalize)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
+
+
+def _run_workers(args, layout, run_id, store_dir, command, started, finalize, worker_stdout=None):
+    """The local runner's workers: args.workers engine processes running `command` (each with its own
+    --worker-id) while a thread prints progress and this process beats the lock; then finalize(worker exits)
+    under the same heartbeat. Returns finalize's summary."""
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    stop = threading.Event()
+    printer = threading.Thread(target=_progress_printer, args=(store_dir, started, stop, args.quiet), daemon=True)
+    printer.start()
+    with Heartbeat(RunLock(layout), run_id):
+        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=worker_stdout)
+                   for i in range(args.workers)]
+        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
+        stop.set()
+        return finalize(exits)
 
 
 def _human(result):
@@ -339,25 +350,20 @@ def cmd_restore(args):
             run.run_id, args.backup_id, run.snapshot, run.snapshot_id, run.target, run.mode,
             " (dry run)" if run.dry_run else "", ", ".join(p or "." for p in run.paths), args.workers),
             file=sys.stderr, flush=True)
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     command = [sys.executable, "-m", "efs_backup_engine", "restore-work", "--backup-root", args.backup_root,
                "--id", args.backup_id, "--run-id", run.run_id]
     if args.state_dir:
         command += ["--state-dir", args.state_dir]
     if args.require_mountpoint:
         command.append("--require-mountpoint")
-    stop = threading.Event()
-    printer = threading.Thread(target=_progress_printer, args=(layout.restore_dir(run.run_id), started, stop,
-                                                               args.quiet), daemon=True)
-    printer.start()
-    with Heartbeat(RunLock(layout), run.run_id):
-        # The workers' own report lines go to stderr: stdout carries only the summary.
-        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=sys.stderr)
-                   for i in range(args.workers)]
-        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
-        stop.set()
-        result = restores.finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
-                                   worker_exits=exits)
+
+    def finalize(exits):
+        return restores.finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
+                                 worker_exits=exits)
+
+    # The workers' own report lines go to stderr: stdout carries only the summary.
+    result = _run_workers(args, layout, run.run_id, layout.restore_dir(run.run_id), command, started, finalize,
+                          worker_stdout=sys.stderr)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
 
