@@ -214,16 +214,31 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
         lock.release(run_id)
         return result
     if verify and verify != "none":
-        from efs_backup_engine.verify import compare
+        _verify(result, run.source, layout.work_tree(interval), verify, one_part=len(parts) == 1)
+    _promote(layout, interval, run, result, parts, results)
+    lock.release(run_id)
+    _empty_trash_after_promotion(layout, run_id, result)
+    return result
 
-        report = compare(run.source, layout.work_tree(interval), checksum=verify,
-                         hardlinks="tree" if len(parts) == 1 else "directory")
-        result["verify"] = report
-        if report["mismatches"]:
-            result["status"] = "warning"
-            result["warnings"] += 1
-            result["warning_parts"].append({"path": ".", "messages": ["verify: %d mismatches, first: %s" % (
-                report["mismatch_count"], report["mismatches"][0])]})
+
+def _verify(result, source, tree, checksum, one_part):
+    """Compare the work tree with the source before promotion; mismatches make the run a warning."""
+    from efs_backup_engine.verify import compare
+
+    report = compare(source, tree, checksum=checksum, hardlinks="tree" if one_part else "directory")
+    result["verify"] = report
+    if report["mismatches"]:
+        result["status"] = "warning"
+        result["warnings"] += 1
+        result["warning_parts"].append({"path": ".", "messages": ["verify: %d mismatches, first: %s" % (
+            report["mismatch_count"], report["mismatches"][0])]})
+
+
+def _promote(layout, interval, run, result, parts, results):
+    """Write the manifest and the summary into the run's directory, then promote the work tree to
+    <interval>.0 and rotate, in one journal with the summary's move to history/ and the run directory's to the
+    trash (promotion.py: a killed promotion is completed by the next run)."""
+    run_id = run.run_id
     result["snapshot"] = snapshot_name(interval, 0)
     run_rel = os.path.relpath(layout.run_dir(interval), layout.id_dir)
     manifest = summaries.manifest(result, parts, results)
@@ -235,9 +250,6 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
                   os.path.relpath(os.path.join(layout.history, run_id + ".json"), layout.id_dir)))
     steps.append(("rename", run_rel, os.path.relpath(os.path.join(layout.trash, "run-" + run_id), layout.id_dir)))
     promotion.execute(layout, run_id, steps)
-    lock.release(run_id)
-    _empty_trash_after_promotion(layout, run_id, result)
-    return result
 
 
 def _empty_trash_after_promotion(layout, run_id, result):
