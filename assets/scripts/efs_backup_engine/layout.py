@@ -5,7 +5,8 @@
     <backup-root>/<backup-id>/.efs-backup/         engine state, never a snapshot:
         lock/                                      the per-backup-id run lock (see lock.py)
         runs/<interval>/                           the in-flight (or interrupted) run of that interval
-            run.json  units/  claims/  results/  workers/  tree/   (tree/ is the working copy)
+            run.json  units/  claims/  results/  workers/  tree/   (tree/ is the working copy; units/ holds the
+                                                   parts: see parts.py; run.json: state.py)
         spare/<interval>                           the expired snapshot kept to be recycled as the next work tree
         manifests/<interval>.<n>.json              one manifest per promoted snapshot
         journal.json                               the promotion journal while a promotion is in progress
