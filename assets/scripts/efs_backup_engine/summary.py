@@ -43,25 +43,11 @@ def outcome(parts, results, started, attempt_started=None, finished=None):
     parts: {id: spec} and results: {id: result} as the run's PartStore has them; started: when the run began,
     attempt_started: when this attempt began (the duration counts from it; default: started)."""
     finished = finished or time.time()
-    totals = {key: 0 for key in COUNTERS}
-    workers = {}
-    part_values = {key: [] for key in PART_STATS}
-    failed, warned, unfinished, unreadable = [], [], [], []
+    tally = _Tally()
     for part_id, spec in sorted(parts.items(), key=lambda item: item[1]["path"]):
-        result = results.get(part_id)
-        if result is None:
-            unfinished.append({"path": describe(spec), "reason": "not finished (worker stopped or lost)"})
-            continue
-        for key in COUNTERS:
-            totals[key] += result.get(key, 0)
-        for key in PART_STATS:
-            part_values[key].append(result.get(key, 0.0 if key == "seconds" else 0))
-        _add_to_worker(workers, result)
-        unreadable.extend(result.get("unreadable") or ())
-        if result["status"] == "failed":
-            failed.append({"path": result["path"], "reason": "; ".join(result["messages"][-3:])})
-        elif result["status"] == "warning":
-            warned.append({"path": result["path"], "messages": result["messages"][-5:]})
+        tally.add(spec, results.get(part_id))
+    totals, workers, part_values = tally.totals, tally.workers, tally.part_values
+    failed, warned, unfinished, unreadable = tally.failed, tally.warned, tally.unfinished, tally.unreadable
     if failed or unfinished:
         status = "failed"
     elif warned:
@@ -92,16 +78,41 @@ def outcome(parts, results, started, attempt_started=None, finished=None):
     }
 
 
-def _add_to_worker(workers, result):
-    """Count one finished part in its worker's share ("units": the summary's legacy key for the worker's parts,
-    read by the orchestration and the CLI)."""
-    worker = workers.setdefault(result.get("worker", "?"), {
-        "worker": result.get("worker", "?"), "units": 0, "files_scanned": 0, "files_transferred": 0,
-        "bytes_transferred": 0, "seconds": 0.0})
-    worker["units"] += 1
-    for key in ("files_scanned", "files_transferred", "bytes_transferred"):
-        worker[key] += result.get(key, 0)
-    worker["seconds"] += result.get("seconds", 0.0)
+class _Tally:
+    """The parts' results added up, part by part (in path order)."""
+
+    def __init__(self):
+        self.totals = {key: 0 for key in COUNTERS}
+        self.workers = {}
+        self.part_values = {key: [] for key in PART_STATS}
+        self.failed, self.warned, self.unfinished, self.unreadable = [], [], [], []
+
+    def add(self, spec, result):
+        """One part: spec, and its result (None if it never finished)."""
+        if result is None:
+            self.unfinished.append({"path": describe(spec), "reason": "not finished (worker stopped or lost)"})
+            return
+        for key in COUNTERS:
+            self.totals[key] += result.get(key, 0)
+        for key in PART_STATS:
+            self.part_values[key].append(result.get(key, 0.0 if key == "seconds" else 0))
+        self.add_to_worker(result)
+        self.unreadable.extend(result.get("unreadable") or ())
+        if result["status"] == "failed":
+            self.failed.append({"path": result["path"], "reason": "; ".join(result["messages"][-3:])})
+        elif result["status"] == "warning":
+            self.warned.append({"path": result["path"], "messages": result["messages"][-5:]})
+
+    def add_to_worker(self, result):
+        """Count one finished part in its worker's share ("units": the summary's legacy key for the worker's
+        parts, read by the orchestration and the CLI)."""
+        worker = self.workers.setdefault(result.get("worker", "?"), {
+            "worker": result.get("worker", "?"), "units": 0, "files_scanned": 0, "files_transferred": 0,
+            "bytes_transferred": 0, "seconds": 0.0})
+        worker["units"] += 1
+        for key in ("files_scanned", "files_transferred", "bytes_transferred"):
+            worker[key] += result.get(key, 0)
+        worker["seconds"] += result.get("seconds", 0.0)
 
 
 def build(run, parts, results, finished=None):
