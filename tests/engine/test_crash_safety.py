@@ -81,6 +81,7 @@ def test_sigkill_at_random_points_loses_nothing(engine):
 def test_kill_between_any_two_promotion_steps(engine, kill_after, monkeypatch):
     """Promotion is a journal of renames: stop it after every possible number of steps, then recover."""
     from efs_backup_engine import run as runs
+    from efs_backup_engine.state import BackupRequest
 
     mutator = TreeMutator(engine.source, 5)
     mutator.build(dirs=2, depth=1, files_per_dir=3)
@@ -90,7 +91,7 @@ def test_kill_between_any_two_promotion_steps(engine, kill_after, monkeypatch):
         engine.backup(retain=RETAIN)
         mutator.mutate(4)
     states.append(listing(engine.source))
-    run = runs.prepare(engine.source, engine.root, "prod", "daily", RETAIN)
+    run = runs.prepare(BackupRequest(engine.source, engine.root, "prod", "daily", RETAIN))
     runs.work(engine.root, "prod", "daily", "w0")
 
     real_rename = os.rename
@@ -109,7 +110,7 @@ def test_kill_between_any_two_promotion_steps(engine, kill_after, monkeypatch):
 
     monkeypatch.setattr(os, "rename", rename)
     try:
-        runs.finalize(engine.root, "prod", "daily", run["run_id"])
+        runs.finalize(engine.root, "prod", "daily", run.run_id)
         finished = True
     except Killed:
         finished = False

@@ -4,7 +4,7 @@ import os
 import subprocess
 
 from efs_backup_engine import itemize
-from efs_backup_engine.sync import classify
+from efs_backup_engine.rsync import classify
 
 
 def test_escaped_names_parse_back_to_the_exact_bytes(tmp_path):

@@ -1,4 +1,5 @@
-"""The engine runs on Amazon Linux 2023's python3 (3.9) with the standard library only."""
+"""The engine runs on Amazon Linux 2023's python3 (3.9) with the standard library and the contract package only
+(efs_backup_contract: shipped beside it in the scripts asset)."""
 
 import ast
 import os
@@ -9,14 +10,16 @@ from enginekit import ENGINE
 
 SCRIPTS = os.path.dirname(ENGINE)
 PACKAGE = os.path.join(SCRIPTS, "efs_backup_engine")
+CONTRACT = os.path.join(SCRIPTS, "efs_backup_contract")
 STDLIB = set(sys.stdlib_module_names)
 
 
 def engine_files():
     files = [ENGINE]
-    for name in sorted(os.listdir(PACKAGE)):
-        if name.endswith(".py"):
-            files.append(os.path.join(PACKAGE, name))
+    for package in (PACKAGE, CONTRACT):
+        for name in sorted(os.listdir(package)):
+            if name.endswith(".py"):
+                files.append(os.path.join(package, name))
     return files
 
 
@@ -27,7 +30,7 @@ def test_engine_needs_nothing_newer_than_python_3_9():
     assert proc.returncode == 0, proc.stdout.decode()
 
 
-def test_engine_imports_only_the_standard_library_and_itself():
+def test_engine_imports_only_the_standard_library_itself_and_the_contract():
     for path in engine_files():
         with open(path) as handle:
             tree = ast.parse(handle.read(), filename=path)
@@ -40,4 +43,4 @@ def test_engine_imports_only_the_standard_library_and_itself():
                 continue
             for name in names:
                 top = name.split(".")[0]
-                assert top in STDLIB or top == "efs_backup_engine", "%s imports %s" % (path, name)
+                assert top in STDLIB or top in ("efs_backup_engine", "efs_backup_contract"), "%s imports %s" % (path, name)

@@ -551,6 +551,7 @@ def test_restore_from_a_read_only_backup_root_writes_only_through_the_state_dir(
 
 def test_files_written_on_the_target_between_the_scan_and_the_copy_are_kept(engine, tmp_path, monkeypatch):
     from efs_backup_engine import restore as restores
+    from efs_backup_engine.state import RestoreRequest
 
     small_tree(engine)
     engine.backup()
@@ -567,9 +568,9 @@ def test_files_written_on_the_target_between_the_scan_and_the_copy_are_kept(engi
         write(os.path.join(target, "top"), b"created meanwhile")
 
     monkeypatch.setattr(restores, "parse", parse_then_write)
-    run = restores.prepare(engine.root, "prod", target, snapshot="daily.0", step=True)
+    run = restores.prepare(RestoreRequest(engine.root, "prod", target, snapshot="daily.0", step=True))
     [result] = restores.work(engine.root, "prod", "w0")
-    summary = restores.finalize(engine.root, "prod", run["run_id"])
+    summary = restores.finalize(engine.root, "prod", run.run_id)
     assert read(os.path.join(target, "a", "c", "file2")) == b"written meanwhile"
     assert read(os.path.join(target, "top")) == b"created meanwhile"
     assert sorted(summary["plan"]["samples"]["skip_newer"]) == ["a/c/file2", "top"]

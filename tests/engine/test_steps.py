@@ -73,11 +73,12 @@ def test_abort_records_the_failure_keeps_the_work_and_the_next_run_resumes(engin
 
 def test_a_worker_that_died_after_its_parts_were_done_is_a_warning(engine):
     from efs_backup_engine import run as runs
+    from efs_backup_engine.state import BackupRequest
 
     TreeMutator(engine.source, 5).build()
-    run = runs.prepare(engine.source, engine.root, "prod", "daily", 2, workers=2)
+    run = runs.prepare(BackupRequest(engine.source, engine.root, "prod", "daily", 2, workers=2))
     runs.work(engine.root, "prod", "daily", "w0")
-    summary = runs.finalize(engine.root, "prod", "daily", run["run_id"], worker_exits={"w0": 0, "w1": -9})
+    summary = runs.finalize(engine.root, "prod", "daily", run.run_id, worker_exits={"w0": 0, "w1": -9})
     assert summary["status"] == "warning" and summary["snapshot"] == "daily.0"
     assert summary["warning_parts"] == [{"path": "(workers)", "messages": ["worker w1 exited with code -9"]}]
     assert not diff(listing(engine.source), listing(engine.snapshot("daily.0")))

@@ -25,7 +25,7 @@ def test_a_batch_part_never_resets_its_holder_directorys_mode(tmp_path):
 
 
 def test_a_rebuilt_part_leaves_its_holder_with_the_sources_times(tmp_path, monkeypatch):
-    """A structural surprise discards a part's copy and syncs it again (sync.sync_unit). The directory holding the
+    """A structural surprise discards a part's copy and syncs it again (sync.sync_part). The directory holding the
     part belongs to the parent's part, which may have finished: it must end with the source's times, not with
     whatever the rebuild or a stale remembered value would leave."""
     from efs_backup_engine import safefs, sync
@@ -46,7 +46,7 @@ def test_a_rebuilt_part_leaves_its_holder_with_the_sources_times(tmp_path, monke
         return real(*args, **kwargs)
 
     monkeypatch.setattr(treediff, "compare_part", surprised)
-    result = sync.sync_unit(str(source), str(work), "r", ["child"], True, [])
+    result = sync.sync_part(str(source), str(work), "r", ["child"], True, [])
     assert result["status"] == "warning" and result["pass"] == "rebuilt", result
     assert sorted(os.listdir(work / "r" / "child")) == ["file"]
     assert os.lstat(work / "r").st_mtime_ns == os.lstat(source / "r").st_mtime_ns

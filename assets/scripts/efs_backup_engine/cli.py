@@ -23,11 +23,14 @@ import sys
 import threading
 import time
 
+from efs_backup_contract.exits import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
+from efs_backup_contract.intervals import INTERVALS
 from efs_backup_engine import bounded, preflight, restore as restores, run as runs, summary as summaries
-from efs_backup_engine.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS, EngineError
+from efs_backup_engine.errors import EngineError
 from efs_backup_engine.fsutil import read_json
-from efs_backup_engine.layout import INTERVALS, Layout
+from efs_backup_engine.layout import Layout
 from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
+from efs_backup_engine.state import DEFAULT_RESUME_MAX_AGE, BackupRequest, RestoreRequest
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,10 +61,11 @@ def _run_options(parser):
                         help="refuse unless --source is a mount point (the EC2 workers always set this)")
     parser.add_argument("--allow-empty-source", action="store_true",
                         help="accept an empty source even though the newest snapshot is not empty")
-    parser.add_argument("--unit-files", type=_positive_int, default=None,
+    parser.add_argument("--part-files", "--unit-files", dest="part_files", type=_positive_int, default=None,
                         help="split directories holding more entries than this into separate parts "
-                             "(default: the tree's entry count / (workers x 16), within 200..50000; one part for a single worker)")
-    parser.add_argument("--resume-max-age", type=int, default=runs.DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
+                             "(default: the tree's entry count / (workers x 16), within 200..50000; one part for a single worker; "
+                             "--unit-files is its older name)")
+    parser.add_argument("--resume-max-age", type=int, default=DEFAULT_RESUME_MAX_AGE, metavar="SECONDS",
                         help="an interrupted run younger than this is resumed keeping its finished parts (those "
                              "parts then show the source as it was then); older, or 0: every part is synced again, "
                              "still reusing the work tree (default 86400)")
@@ -101,8 +105,9 @@ def _restore_options(parser):
                              "overwrites newer files (default: safe, never deletes, keeps newer files)")
     parser.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
     parser.add_argument("--workers", type=_positive_int, default=1, help="parallel workers (default 1)")
-    parser.add_argument("--unit-files", type=_positive_int, default=None,
-                        help="split directories holding more entries than this into separate parts (as backups)")
+    parser.add_argument("--part-files", "--unit-files", dest="part_files", type=_positive_int, default=None,
+                        help="split directories holding more entries than this into separate parts (as backups; "
+                             "--unit-files is its older name)")
     parser.add_argument("--stale-after", type=_positive_int, default=None,
                         help="seconds without heartbeat after which another host's lock is stale (default 600)")
 
@@ -205,51 +210,59 @@ def _exit_for(status):
 
 
 def _progress_printer(store_dir, started, stop, quiet):
-    from efs_backup_engine.units import UnitStore
+    from efs_backup_engine.parts import PartStore
 
-    store = UnitStore(store_dir)
+    store = PartStore(store_dir)
     while not stop.wait(2.0):
         if quiet:
             continue
         try:
-            units, results = store.units(), store.results()
+            parts, results = store.parts(), store.results()
         except OSError:
             continue
         files = sum(r.get("files_scanned", 0) for r in results.values())
         moved = sum(r.get("bytes_transferred", 0) for r in results.values())
         print("[%6.1fs] parts %d/%d done, %d files scanned, %s transferred" % (
-            time.time() - started, len(results), len(units), files, summaries.human_bytes(moved)),
+            time.time() - started, len(results), len(parts), files, summaries.human_bytes(moved)),
             file=sys.stderr, flush=True)
 
 
 def cmd_backup(args):
     started = time.time()
-    run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
-                       require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
-                       stale_after=args.stale_after, unit_files=args.unit_files,
-                       resume_max_age=args.resume_max_age)
+    run = runs.prepare(_backup_request(args))
     layout = Layout(args.backup_root, args.backup_id)
     if not args.quiet:
         print("run %s: %s %s -> %s (attempt %d, work tree: %s, %d workers)" % (
-            run["run_id"], args.interval, args.source, layout.id_dir, run["attempt"], run["tree_base"],
+            run.run_id, args.interval, args.source, layout.id_dir, run.attempt, run.tree_base,
             args.workers), file=sys.stderr, flush=True)
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     command = [sys.executable, "-m", "efs_backup_engine", "work", "--backup-root", args.backup_root,
                "--id", args.backup_id, "--interval", args.interval, "--source", args.source]
     if args.require_mountpoint:
         command.append("--require-mountpoint")
-    stop = threading.Event()
-    printer = threading.Thread(target=_progress_printer, args=(layout.run_dir(args.interval), started, stop,
-                                                               args.quiet), daemon=True)
-    printer.start()
-    with Heartbeat(RunLock(layout), run["run_id"]):
-        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env) for i in range(args.workers)]
-        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
-        stop.set()
-        result = runs.finalize(args.backup_root, args.backup_id, args.interval, run["run_id"], verify=args.verify,
-                               worker_exits=exits)
+
+    def finalize(exits):
+        return runs.finalize(args.backup_root, args.backup_id, args.interval, run.run_id, verify=args.verify,
+                             worker_exits=exits)
+
+    result = _run_workers(args, layout, run.run_id, layout.run_dir(args.interval), command, started, finalize)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
+
+
+def _run_workers(args, layout, run_id, store_dir, command, started, finalize, worker_stdout=None):
+    """The local runner's workers: args.workers engine processes running `command` (each with its own
+    --worker-id) while a thread prints progress and this process beats the lock; then finalize(worker exits)
+    under the same heartbeat. Returns finalize's summary."""
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    stop = threading.Event()
+    printer = threading.Thread(target=_progress_printer, args=(store_dir, started, stop, args.quiet), daemon=True)
+    printer.start()
+    with Heartbeat(RunLock(layout), run_id):
+        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=worker_stdout)
+                   for i in range(args.workers)]
+        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
+        stop.set()
+        return finalize(exits)
 
 
 def _human(result):
@@ -262,12 +275,17 @@ def _print_summary(result, as_json):
         print(json.dumps(result, sort_keys=True), flush=True)
 
 
+def _backup_request(args, run_id=None, step=False):
+    return BackupRequest(source=args.source, backup_root=args.backup_root, backup_id=args.backup_id,
+                         interval=args.interval, retain=args.retain, workers=args.workers, run_id=run_id,
+                         require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
+                         stale_after=args.stale_after, part_files=args.part_files,
+                         resume_max_age=args.resume_max_age, step=step)
+
+
 def cmd_prepare(args):
-    run = runs.prepare(args.source, args.backup_root, args.backup_id, args.interval, args.retain, args.workers,
-                       run_id=args.run_id, require_mountpoint=args.require_mountpoint,
-                       allow_empty_source=args.allow_empty_source, stale_after=args.stale_after,
-                       unit_files=args.unit_files, resume_max_age=args.resume_max_age, step=True)
-    print(json.dumps(run, sort_keys=True))
+    run = runs.prepare(_backup_request(args, run_id=args.run_id, step=True))
+    print(json.dumps(run.to_json(), sort_keys=True))
     return EXIT_OK
 
 
@@ -316,10 +334,11 @@ def _report_abort(args, result, extra):
 
 
 def _prepare_restore(args, run_id=None, step=False):
-    return restores.prepare(args.backup_root, args.backup_id, args.target, snapshot=args.snapshot, at=args.at,
-                            paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
-                            run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
-                            stale_after=args.stale_after, unit_files=args.unit_files, step=step)
+    return restores.prepare(RestoreRequest(
+        backup_root=args.backup_root, backup_id=args.backup_id, target=args.target, snapshot=args.snapshot,
+        at=args.at, paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
+        run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
+        stale_after=args.stale_after, part_files=args.part_files, step=step))
 
 
 def cmd_restore(args):
@@ -328,34 +347,29 @@ def cmd_restore(args):
     layout = Layout(args.backup_root, args.backup_id, args.state_dir)
     if not args.quiet:
         print("run %s: restore %s %s (snapshot id %s) -> %s, %s mode%s, paths %s, %d workers" % (
-            run["run_id"], args.backup_id, run["snapshot"], run["snapshot_id"], run["target"], run["mode"],
-            " (dry run)" if run["dry_run"] else "", ", ".join(p or "." for p in run["paths"]), args.workers),
+            run.run_id, args.backup_id, run.snapshot, run.snapshot_id, run.target, run.mode,
+            " (dry run)" if run.dry_run else "", ", ".join(p or "." for p in run.paths), args.workers),
             file=sys.stderr, flush=True)
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     command = [sys.executable, "-m", "efs_backup_engine", "restore-work", "--backup-root", args.backup_root,
-               "--id", args.backup_id, "--run-id", run["run_id"]]
+               "--id", args.backup_id, "--run-id", run.run_id]
     if args.state_dir:
         command += ["--state-dir", args.state_dir]
     if args.require_mountpoint:
         command.append("--require-mountpoint")
-    stop = threading.Event()
-    printer = threading.Thread(target=_progress_printer, args=(layout.restore_dir(run["run_id"]), started, stop,
-                                                               args.quiet), daemon=True)
-    printer.start()
-    with Heartbeat(RunLock(layout), run["run_id"]):
-        # The workers' own report lines go to stderr: stdout carries only the summary.
-        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=sys.stderr)
-                   for i in range(args.workers)]
-        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
-        stop.set()
-        result = restores.finalize(args.backup_root, args.backup_id, run["run_id"], state_dir=args.state_dir,
-                                   worker_exits=exits)
+
+    def finalize(exits):
+        return restores.finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
+                                 worker_exits=exits)
+
+    # The workers' own report lines go to stderr: stdout carries only the summary.
+    result = _run_workers(args, layout, run.run_id, layout.restore_dir(run.run_id), command, started, finalize,
+                          worker_stdout=sys.stderr)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
 
 
 def cmd_restore_prepare(args):
-    print(json.dumps(_prepare_restore(args, run_id=args.run_id, step=True), sort_keys=True))
+    print(json.dumps(_prepare_restore(args, run_id=args.run_id, step=True).to_json(), sort_keys=True))
     return EXIT_OK
 
 

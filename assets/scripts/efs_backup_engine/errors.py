@@ -1,11 +1,6 @@
-"""Exceptions and the exit codes they map to (documented in the README)."""
+"""Exceptions and the exit codes they map to (the codes are the contract's: efs_backup_contract.exits)."""
 
-EXIT_OK = 0
-EXIT_WARNINGS = 2
-EXIT_FAILED = 1
-EXIT_REFUSED = 3
-EXIT_BUSY = 4
-EXIT_USAGE = 64
+from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_REFUSED
 
 
 class EngineError(Exception):

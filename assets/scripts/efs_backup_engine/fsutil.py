@@ -12,7 +12,7 @@ def write_json_atomic(path, data, durable=True):
     """Write JSON so that readers see the old content or the new one, never a torn file.
 
     durable=True also fsyncs before the rename (journal, manifests, lock): on a local disk that survives a
-    machine crash. The per-part bookkeeping (units, claims, results) skips it: a killed process loses nothing
+    machine crash. The per-part bookkeeping (parts, claims, results) skips it: a killed process loses nothing
     without it, NFS clients flush on close anyway, and an fsync per part stalls badly on a busy local disk.
     """
     tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:12])

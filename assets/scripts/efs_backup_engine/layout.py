@@ -5,7 +5,8 @@
     <backup-root>/<backup-id>/.efs-backup/         engine state, never a snapshot:
         lock/                                      the per-backup-id run lock (see lock.py)
         runs/<interval>/                           the in-flight (or interrupted) run of that interval
-            run.json  units/  claims/  results/  workers/  tree/   (tree/ is the working copy)
+            run.json  units/  claims/  results/  workers/  tree/   (tree/ is the working copy; units/ holds the
+                                                   parts: see parts.py; run.json: state.py)
         spare/<interval>                           the expired snapshot kept to be recycled as the next work tree
         manifests/<interval>.<n>.json              one manifest per promoted snapshot
         journal.json                               the promotion journal while a promotion is in progress
@@ -20,18 +21,26 @@ read-only and this directory read-write elsewhere: Layout(..., state_dir=THAT_MO
 import os
 import re
 
-INTERVALS = ("hourly", "daily", "weekly", "monthly")
+from efs_backup_contract.intervals import INTERVALS
+from efs_backup_engine.fsutil import read_json
+
 MARKER = ".efs-backup-root"
 STATE = ".efs-backup"
-SNAPSHOT_RE = re.compile(r"^(hourly|daily|weekly|monthly)\.(\d+)$")
+SNAPSHOT_RE = re.compile(r"^(%s)\.(\d+)$" % "|".join(INTERVALS))
+# The engine's own backup-id rule (up to 128 characters: a directory name on the backup file system).
 BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# EFS allows 177 hard links per file. Every tree kept for a backup-id (snapshots, spares, work trees)
-# adds one link to each unchanged file, so the engine refuses to keep more trees than this.
-MAX_TREES = 170
 
 
 def snapshot_name(interval, index):
     return "%s.%d" % (interval, index)
+
+
+def snapshot_time(layout, name):
+    """When a snapshot was finished: its manifest's `finished`, else (adopted) the directory's mtime."""
+    manifest = read_json(layout.manifest(name))
+    if manifest and manifest.get("finished"):
+        return manifest["finished"]
+    return os.stat(layout.snapshot(name)).st_mtime  # adopted snapshot: the old scripts touched .0
 
 
 class Layout:

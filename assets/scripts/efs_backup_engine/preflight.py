@@ -11,9 +11,10 @@ import os
 import re
 import time
 
+from efs_backup_contract.intervals import INTERVALS
 from efs_backup_engine.errors import Refused
 from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
-from efs_backup_engine.layout import BACKUP_ID_RE, INTERVALS, MARKER
+from efs_backup_engine.layout import BACKUP_ID_RE, MARKER
 
 
 def init_root(backup_root):

@@ -3,7 +3,7 @@
     restore-prepare   (every worker calls it with the run id; the first sets the run up, the others join)
                       checks, then the backup-id's lock (the one backups take), then the snapshot is resolved
                       (names shift when a backup promotes, so only under the lock), then restores/<run-id>/
-    restore-work      (N workers) claims parts exactly as a backup does (units.py) and restores each one
+    restore-work      (N workers) claims parts exactly as a backup does (parts.py) and restores each one
     restore-finalize  (once) records the summary ("kind": "restore") in history/<run-id>.json, releases the lock
     restore-abort     failure path: records a failed summary and releases the lock
 finalize and abort only read and write the state directory (they may run where the target is not mounted); the
@@ -19,10 +19,10 @@ data and metadata. Mirror mode (--mirror) makes each chosen path exactly the sna
 paths are deleted and newer files overwritten; nothing outside the chosen paths is touched. A dry run changes
 nothing and reports the same plan a real run reports for what it did.
 
-Parts are planned and claimed as in a backup (run.process_unit), except that a split directory publishes its
+Parts are planned and claimed as in a backup (parts.process_part), except that a split directory publishes its
 children only after its own level is restored: the plan then reports each subdirectory as the target had it.
 
-How one part is restored (restore_unit):
+How one part is restored (restore_part):
 1. the part's directory on the target is checked component by component without following symlinks: a
    component above the chosen path that is not a directory fails the part (the engine never writes through or
    replaces anything outside the chosen paths); inside them, a non-directory where the snapshot has a directory
@@ -39,20 +39,25 @@ How one part is restored (restore_unit):
 """
 
 import calendar
+import dataclasses
 import datetime
 import os
 import re
 import stat
 import time
 
-from efs_backup_engine import preflight, run as runs, safefs, summary as summaries
+from efs_backup_engine import preflight, safefs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_json, remove_tree, write_json_atomic
 from efs_backup_engine.itemize import parse, parse_stats
-from efs_backup_engine.layout import SNAPSHOT_RE, Layout
+from efs_backup_engine.layout import SNAPSHOT_RE, Layout, snapshot_time
 from efs_backup_engine.lock import RunLock
-from efs_backup_engine.sync import RSYNC_BASE, ancestors as _ancestors, classify, fd_path, run_rsync as _run, worst as _worst
-from efs_backup_engine.units import UnitStore, count_entries
+from efs_backup_engine.parts import (COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts,
+                                    worst)
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_rsync
+from efs_backup_engine.safefs import ancestors
+from efs_backup_engine.state import RestoreRun, join_run, new_run_id, run_file
+from efs_backup_engine.summary import mark_aborted, note_crashed_workers
 
 TEMP_NAME = ".efs-backup-restore.tmp"
 SAMPLE_LIMIT = 20
@@ -111,13 +116,13 @@ def resolve_snapshot(layout, selector=None, at=None):
     if not names:
         raise Refused("backup-id %r has no snapshot under %s: nothing to restore" % (layout.backup_id, layout.id_dir))
     if at is not None or selector == "latest":
-        timed = sorted((runs.snapshot_time(layout, name), name) for name in names)
+        timed = sorted((snapshot_time(layout, name), name) for name in names)
         if at is not None:
             timed = [(finished, name) for finished, name in timed if int(finished) <= at]
             if not timed:
                 raise Refused("--at %s is earlier than every snapshot of %r (the oldest finished %s)"
                               % (_iso(at), layout.backup_id,
-                                 _iso(min(runs.snapshot_time(layout, name) for name in names))))
+                                 _iso(min(snapshot_time(layout, name) for name in names))))
         name = timed[-1][1]
     elif selector.startswith("id:"):
         wanted = selector[3:]
@@ -235,7 +240,7 @@ def check_state_dir(layout):
 
 
 # -- prepare -----------------------------------------------------------------------------------------------
-def _root_unit(snapshot, rel):
+def _root_part(snapshot, rel):
     """The part that restores one chosen path: the whole tree, a directory (split like a backup's when it is
     big), or one non-directory (as a one-name batch of its parent directory)."""
     if rel and not stat.S_ISDIR(os.lstat(os.path.join(snapshot, rel)).st_mode):
@@ -248,7 +253,7 @@ def _missing_parents(target, rels):
     and mode; the worker that sees the last part done sets their times once everything below them is written)."""
     missing = set()
     for rel in rels:
-        for ancestor in _ancestors(os.fsencode(rel)):
+        for ancestor in ancestors(os.fsencode(rel)):
             if not os.path.lexists(os.path.join(os.fsencode(target), ancestor)):
                 missing.add(os.fsdecode(ancestor))
     return sorted(missing)
@@ -276,27 +281,42 @@ def _clear_dead_temp(layout, target, run_id):
         os.close(troot)
 
 
-def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mirror=False, dry_run=False,
-            workers=1, run_id=None, state_dir=None, require_mountpoint=False, stale_after=None, unit_files=None,
-            step=False):
-    """Set up (or join, given the same explicit run_id) a restore run. Every refusal happens before anything is
-    written to the target; those that need the snapshot happen under the lock, which is then released."""
-    preflight.check_names(backup_id)
-    if (snapshot is None) == (at is None):
+def prepare(request):
+    """Set up (or join, given the same explicit run_id) the restore run a RestoreRequest asks for; returns its
+    RestoreRun. Every refusal happens before anything is written to the target; those that need the snapshot
+    happen under the lock, which is then released."""
+    preflight.check_names(request.backup_id)
+    if (request.snapshot is None) == (request.at is None):
         raise Refused("give exactly one of --snapshot and --at")
-    layout = Layout(backup_root, backup_id, state_dir)
+    layout = Layout(request.backup_root, request.backup_id, request.state_dir)
     preflight.check_backup_root(layout)
-    target = os.path.abspath(target)
-    rels = normalize_paths(paths)
-    check_target(layout, target, require_mountpoint, dry_run)
+    target = os.path.abspath(request.target)
+    rels = normalize_paths(request.paths)
+    check_target(layout, target, request.require_mountpoint, request.dry_run)
     if not os.path.isdir(layout.state):
-        resolve_snapshot(layout, snapshot, at)  # refuses with the precise reason (no snapshot, no manifest)
+        resolve_snapshot(layout, request.snapshot, request.at)  # refuses with the precise reason (no snapshot...)
         raise Refused("%s has no engine state directory: nothing there can be restored by the engine" % layout.id_dir)
     check_state_dir(layout)
-    explicit_run_id = run_id is not None
-    run_id = run_id or runs.new_run_id()
+    run_id = request.run_id or new_run_id()
     if os.path.exists(os.path.join(layout.history, run_id + ".json")):
         raise Refused("run %s has already finished (see %s)" % (run_id, os.path.join(layout.history, run_id + ".json")))
+    _ensure_state_dirs(layout)
+    wanted = {"target": target, "paths": rels, "mode": "mirror" if request.mirror else "safe",
+              "dry_run": bool(request.dry_run), "target_in_mount": preflight.mount_relative(target)}
+    lock = RunLock(layout, **({"stale_after": request.stale_after} if request.stale_after else {}))
+    if not lock.acquire(run_id, None, join=request.run_id is not None, kind="restore"):
+        return _join(layout, run_id, lock, wanted)
+    try:
+        run = _set_up(layout, request, run_id, wanted)
+        if request.step:
+            lock.end_beat()
+        return run
+    except BaseException:
+        lock.release(run_id)
+        raise
+
+
+def _ensure_state_dirs(layout):
     try:
         preflight.ensure_state_dirs(layout, [layout.history, layout.broken_locks, layout.trash,
                                              os.path.join(layout.state, "restores")])
@@ -304,67 +324,73 @@ def prepare(backup_root, backup_id, target, snapshot=None, at=None, paths=(), mi
     except OSError as exc:
         raise Refused("cannot write to the state directory %s (%s): with the backup root mounted read-only, mount "
                       "the backup-id's state directory read-write and pass it as --state-dir" % (layout.state, exc))
+
+
+def _join(layout, run_id, lock, wanted):
+    """Join the run another worker prepared: it must have been asked for the same OPTIONS."""
+    run = join_run(run_file(layout.restore_dir(run_id)), run_id, lock, RestoreRun)
+    differs = [key for key in OPTIONS if getattr(run, key) != wanted[key]]
+    if differs:
+        raise Refused("restore run %s was prepared with other options (%s): %s" % (
+            run_id, ", ".join(differs), ", ".join("%s=%r" % (key, getattr(run, key)) for key in differs)))
+    return run
+
+
+def _set_up(layout, request, run_id, wanted):
+    """Under the lock: resolve the snapshot, check the chosen paths in it, plan the first parts, make the run's
+    temp dir on the target (a real run), then save run.json."""
+    if os.path.exists(layout.journal):
+        raise Refused("a backup of %r was interrupted while promoting a snapshot (%s exists): snapshot names are "
+                      "half rotated, so a restore could read the wrong tree. The next backup run of %r completes "
+                      "the promotion first; restore after it." % (request.backup_id, layout.journal, request.backup_id))
+    name, manifest = resolve_snapshot(layout, request.snapshot, request.at)
+    snapshot_path = layout.snapshot(name)
+    rels = wanted["paths"]
+    for rel in rels:
+        if rel:
+            _check_path(snapshot_path, rel, name)
+    specs = [_root_part(snapshot_path, rel) for rel in rels]
+
+    def count_files():
+        if rels == [""]:
+            return manifest["totals"]["files_scanned"]
+        return sum(count_entries(os.path.join(snapshot_path, rel), COUNT_CAP) for rel in rels)
+
     run_dir = layout.restore_dir(run_id)
-    run_file = os.path.join(run_dir, "run.json")
-    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    wanted = {"target": target, "paths": rels, "mode": "mirror" if mirror else "safe", "dry_run": bool(dry_run),
-              "target_in_mount": preflight.mount_relative(target)}
-    if not lock.acquire(run_id, None, join=explicit_run_id, kind="restore"):
-        run = runs.join_run(run_file, run_id, lock)
-        differs = [key for key in OPTIONS if run.get(key) != wanted[key]]
-        if differs:
-            raise Refused("restore run %s was prepared with other options (%s): %s" % (
-                run_id, ", ".join(differs), ", ".join("%s=%r" % (key, run.get(key)) for key in differs)))
-        return run
+    now = time.time()
+    run = RestoreRun(run_id=run_id, backup_id=request.backup_id, snapshot=name,
+                     snapshot_id=manifest.get("snapshot_id"), snapshot_finished=manifest.get("finished"),
+                     snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
+                     selector=request.snapshot or "at:%s" % _iso(request.at), workers=request.workers, started=now,
+                     attempt_started=now, part_files=part_budget(request.workers, request.part_files, count_files),
+                     parents=_missing_parents(wanted["target"], [rel for rel in rels if rel]),
+                     scratch=os.path.join(run_dir, "empty"),
+                     temp=os.path.join(wanted["target"], TEMP_NAME, run_id), **wanted)
+    store = PartStore(run_dir)
+    store.create()
+    makedirs(run.scratch)
+    for spec in specs:
+        store.add(spec)
+    if not run.dry_run:
+        _make_target_temp(layout, run.target, run_id)
+    run.save(run_file(run_dir))
+    return run
+
+
+def _make_target_temp(layout, target, run_id):
+    """The target (made if missing) and this run's temp dir in it, with what killed restores left cleared; the
+    target's times are kept (the temp dir is no change to it)."""
+    if not os.path.isdir(target):
+        os.mkdir(target)
+    before = os.stat(target)
+    _clear_dead_temp(layout, target, run_id)
+    troot = safefs.open_root(target)
     try:
-        if os.path.exists(layout.journal):
-            raise Refused("a backup of %r was interrupted while promoting a snapshot (%s exists): snapshot names are "
-                          "half rotated, so a restore could read the wrong tree. The next backup run of %r completes "
-                          "the promotion first; restore after it." % (backup_id, layout.journal, backup_id))
-        name, manifest = resolve_snapshot(layout, snapshot, at)
-        snapshot_path = layout.snapshot(name)
-        for rel in rels:
-            if rel:
-                _check_path(snapshot_path, rel, name)
-        specs = [_root_unit(snapshot_path, rel) for rel in rels]
-
-        def count_files():
-            if rels == [""]:
-                return manifest["totals"]["files_scanned"]
-            return sum(count_entries(os.path.join(snapshot_path, rel), runs.FIRST_RUN_COUNT_CAP) for rel in rels)
-
-        now = time.time()
-        run = dict(wanted, kind="restore", run_id=run_id, backup_id=backup_id, snapshot=name,
-                   snapshot_id=manifest.get("snapshot_id"), snapshot_finished=manifest.get("finished"),
-                   snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
-                   selector=snapshot or "at:%s" % _iso(at), workers=workers, started=now, attempt_started=now,
-                   unit_files=runs.unit_budget(workers, unit_files, count_files),
-                   parents=_missing_parents(target, [rel for rel in rels if rel]),
-                   scratch=os.path.join(run_dir, "empty"), temp=os.path.join(target, TEMP_NAME, run_id))
-        store = UnitStore(run_dir)
-        store.create()
-        makedirs(run["scratch"])
-        for spec in specs:
-            store.add(spec)
-        if not dry_run:
-            if not os.path.isdir(target):
-                os.mkdir(target)
-            before = os.stat(target)
-            _clear_dead_temp(layout, target, run_id)
-            troot = safefs.open_root(target)
-            try:
-                os.close(safefs.open_dir(troot, os.path.join(os.fsencode(TEMP_NAME), os.fsencode(run_id)),
-                                         create=True))  # mode 0700; a symlink there is refused, not followed
-                os.utime(troot, ns=(before.st_atime_ns, before.st_mtime_ns))  # the temp dir is no change to it
-            finally:
-                os.close(troot)
-        write_json_atomic(run_file, run)
-        if step:
-            lock.end_beat()
-        return run
-    except BaseException:
-        lock.release(run_id)
-        raise
+        os.close(safefs.open_dir(troot, os.path.join(os.fsencode(TEMP_NAME), os.fsencode(run_id)),
+                                 create=True))  # mode 0700; a symlink there is refused, not followed
+        os.utime(troot, ns=(before.st_atime_ns, before.st_mtime_ns))
+    finally:
+        os.close(troot)
 
 
 def load_run(layout, run_id=None):
@@ -375,7 +401,7 @@ def load_run(layout, run_id=None):
             raise Refused("no restore run holds the lock of backup-id %r (run restore-prepare first)"
                           % layout.backup_id)
         run_id = owner["run_id"]
-    run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
+    run = RestoreRun.load(run_file(layout.restore_dir(run_id)))
     if run is None:
         raise Refused("no prepared restore run %s for backup-id %r under %s" % (run_id, layout.backup_id, layout.state))
     return run
@@ -390,30 +416,32 @@ def work(backup_root, backup_id, worker_id, run_id=None, state_dir=None, require
     layout = Layout(backup_root, backup_id, state_dir)
     preflight.check_backup_root(layout)
     run = load_run(layout, run_id)
-    run = dict(run, snapshot_path=layout.snapshot(run["snapshot"]),
-               target=os.path.abspath(target) if target else run["target"])
+    run = dataclasses.replace(run, snapshot_path=layout.snapshot(run.snapshot),
+                              target=os.path.abspath(target) if target else run.target)
     if require_mountpoint:
-        check_target(layout, run["target"], True, run["dry_run"])
+        check_target(layout, run.target, True, run.dry_run)
     lock = RunLock(layout)
-    lock.check(run["run_id"])
-    manifest = read_json(layout.manifest(run["snapshot"]), corrupt_ok=True) or {}
-    if manifest.get("snapshot_id") != run["snapshot_id"]:
+    lock.check(run.run_id)
+    manifest = read_json(layout.manifest(run.snapshot), corrupt_ok=True) or {}
+    if manifest.get("snapshot_id") != run.snapshot_id:
         raise EngineError("%s is no longer snapshot %s (names shifted under this run?): stopping"
-                          % (run["snapshot"], run["snapshot_id"]))
-    store = UnitStore(layout.restore_dir(run["run_id"]))
+                          % (run.snapshot, run.snapshot_id))
+    store = PartStore(layout.restore_dir(run.run_id))
+    stamp = {"worker": worker_id, "run_id": run.run_id, "attempt": 1}  # a restore is not resumed: one attempt
 
-    def process(uid, spec):
+    def process(part_id, spec):
         # Only a chosen path's own part (depth 0) counts its root entry; a split's parts are counted by their parent's.
         def sync(rel, names, recursive):
-            return restore_unit(run, rel, names, recursive, count_root=spec["depth"] == 0)
-        return runs.process_unit(store, run, run["snapshot_path"], uid, spec, worker_id, sync, split_first=False)
+            return restore_part(run, rel, names, recursive, count_root=spec["depth"] == 0)
+        return process_part(store, part_id, spec, run.snapshot_path, run.part_files, sync, stamp,
+                            split_first=False)
 
-    mine = runs.work_units(store, lock, run["run_id"], worker_id, process, progress)
+    mine = work_parts(store, lock, run.run_id, worker_id, process, progress)
     # Every part has a result: one worker (the machines that mount the target) tidies the target up. finalize
     # and abort may run where the target is not mounted, so they never touch it.
-    units, results = store.units(), store.results()
-    if not run["dry_run"] and all(uid in results for uid in units) and \
-            create_exclusive(os.path.join(layout.restore_dir(run["run_id"]), "target-finished"), {"worker": worker_id}):
+    parts, results = store.parts(), store.results()
+    if not run.dry_run and all(part_id in results for part_id in parts) and \
+            create_exclusive(os.path.join(layout.restore_dir(run.run_id), "target-finished"), {"worker": worker_id}):
         _finish_target(run)
     return mine
 
@@ -434,7 +462,7 @@ def _count(plan, category, shown, is_dir, size):
 def _scope(run, entry):
     """The chosen path (bytes, b"" for the whole snapshot) that holds entry (bytes, relative to the root)."""
     best = b""
-    for path in run["paths"]:
+    for path in run.paths:
         path_b = os.fsencode(path)
         if path_b and (entry == path_b or entry.startswith(path_b + b"/")) and len(path_b) > len(best):
             best = path_b
@@ -452,217 +480,293 @@ def _newer(target_st, snapshot_st):
     return target_st.st_mtime_ns > snapshot_st.st_mtime_ns
 
 
-def restore_unit(run, rel, names, recursive, count_root=True):
+def restore_part(run, rel, names, recursive, count_root=True):
     """Restore one part: the directory rel (recursively, or only its own entries), or the named entries of rel.
     count_root: whether the part's root entries (rel itself, or the names) are counted in its plan.
 
     Everything on the target goes through the target root's fd (safefs): paths below it are resolved without
     following symlinks, and rsync is handed the part's directories as /proc/self/fd paths."""
     try:
-        troot = safefs.open_root(run["target"])
+        troot = safefs.open_root(run.target)
     except FileNotFoundError:
-        if not run["dry_run"]:
+        if not run.dry_run:
             raise
         troot = None  # a dry run plans for a target that does not exist yet: everything is to be created
     try:
-        return _restore_unit(run, rel, names, recursive, count_root, troot)
+        return _restore_part(run, rel, names, recursive, count_root, troot)
     finally:
         if troot is not None:
             os.close(troot)
 
 
-def _restore_unit(run, rel, names, recursive, count_root, troot):
-    started = time.time()
-    held = []  # directory fds handed to rsync, closed when the part is done
-    mirror, dry_run = run["mode"] == "mirror", run["dry_run"]
-    plan = new_plan()
-    result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
-              "files_transferred": 0, "bytes_transferred": 0, "rsync_exit": 0, "plan": plan}
-    snap_b, target_b = os.fsencode(run["snapshot_path"]), os.fsencode(run["target"])
-    rel_b = os.fsencode(rel)
-    name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
+def _restore_part(run, rel, names, recursive, count_root, troot):
+    return _PartRestore(run, rel, names, recursive, count_root, troot).run()
 
-    def done(status="ok", message=None):
-        for fd in held:
-            os.close(fd)
-        del held[:]
+
+# What a scanned entry becomes when it is kept as the target has it (nothing below it is restored either).
+SKIPS = ("skip_newer", "skip_conflict")
+
+
+class _PartRestore:
+    """One part's restore, in the steps the module's docstring describes: check_path (1), open_dirs and scan then
+    sort each listed entry into the plan (2), then (unless a dry run) apply it: remove, recheck, transfer and set
+    the part directory's own attributes (3). Every directory fd handed to rsync is closed when the part is done."""
+
+    def __init__(self, run, rel, names, recursive, count_root, troot):
+        self.started = time.time()
+        self.run_state, self.rel, self.names, self.recursive = run, rel, names, recursive
+        self.count_root, self.troot = count_root, troot
+        self.held = []  # directory fds handed to rsync, closed when the part is done
+        self.mirror, self.dry_run = run.mirror, run.dry_run
+        self.plan = new_plan()
+        self.result = {"status": "ok", "messages": [], "files_scanned": 0, "dirs": 0, "bytes_total": 0, "special": 0,
+                       "files_transferred": 0, "bytes_transferred": 0, "rsync_exit": 0, "plan": self.plan}
+        self.snap_b, self.target_b = os.fsencode(run.snapshot_path), os.fsencode(run.target)
+        self.rel_b = os.fsencode(rel)
+        self.components = self.rel_b.split(b"/") if self.rel_b else []
+        self.src = os.path.join(self.snap_b, self.rel_b) if self.rel_b else self.snap_b
+        self.name_roots = set() if names is None or count_root else {os.fsencode(name) for name in names}
+        self.missing = self.root_counted = False
+        self.src_fd = self.dst_fd = None
+        # the plan of step 2, carried out by step 3
+        self.skipped, self.replaced, self.wanted, self.removals, self.recheck = set(), set(), set(), [], {}
+
+    def run(self):
+        try:
+            stop = self.check_path()
+            if stop is not None:
+                return self.done(*stop)
+            self.open_dirs()
+            listing = self.scan()
+            if listing is None:
+                return self.done("failed")
+            self.sort(listing)
+            if self.dry_run:
+                return self.done()
+            self.remove()
+            self.recheck_written()
+            if self.wanted:
+                self.transfer()
+            if self.names is None and self.result["status"] != "failed":
+                self.set_own_attributes()
+            return self.done()
+        finally:
+            self.close()
+
+    def done(self, status="ok", message=None):
+        self.close()
         if message:
-            result["messages"].append(message)
-        result["status"] = _worst(result["status"], status)
-        result["seconds"] = time.time() - started
-        return result
+            self.result["messages"].append(message)
+        self.result["status"] = worst(self.result["status"], status)
+        self.result["seconds"] = time.time() - self.started
+        return self.result
 
-    def target_lstat(path):
-        return safefs.lstat_rel(troot, path) if troot is not None else None
+    def close(self):
+        for fd in self.held:
+            os.close(fd)
+        del self.held[:]
 
-    def in_part(path):
-        return os.path.join(rel_b, path) if rel_b else path
+    def target_lstat(self, path):
+        return safefs.lstat_rel(self.troot, path) if self.troot is not None else None
 
-    # 1. The part's directory on the target, component by component, never following a symlink. A batch's
-    #    names are entries of its directory: rsync lists them and step 2 sorts them like any other entry.
-    components = rel_b.split(b"/") if rel_b else []
-    first = os.path.join(rel_b, os.fsencode(names[0])) if names else rel_b
-    scope = _scope(run, first)
-    scope_len = len(scope.split(b"/")) if scope else 0
-    missing = root_counted = False
-    for index in range(len(components)):
-        here = b"/".join(components[:index + 1])
-        st = target_lstat(here)
-        if st is None:
-            missing = True
-            break
-        if stat.S_ISDIR(st.st_mode):
-            continue
-        shown = os.path.join(target_b, here).decode("utf-8", "backslashreplace")
-        if index + 1 < scope_len:
-            return done("failed", "%s on the target is not a directory (a %s): the restore never writes through or "
-                                  "replaces anything outside the chosen paths; move it away and restore again"
-                        % (shown, "symlink" if stat.S_ISLNK(st.st_mode) else "file"))
-        is_root = names is None and index == len(components) - 1
-        if not mirror and _newer(st, os.lstat(os.path.join(snap_b, here))):
-            if is_root and count_root:
-                _count(plan, "skip_newer", here, True, 0)
-            return done("ok", "%s is newer on the target than the snapshot's directory: kept, not restored" % shown)
-        if is_root and count_root:
-            _count(plan, "overwrite", here, True, 0)
-            root_counted = True
-        if not dry_run:
-            safefs.remove_rel(troot, here)  # a non-directory (lstat said so): unlinked, never followed
-        missing = True
-        break
-    if not dry_run:
-        _make_dirs(snap_b, troot, components if names is not None else components[:-1])
-        missing = names is None and target_lstat(rel_b) is None
+    def in_part(self, path):
+        return os.path.join(self.rel_b, path) if self.rel_b else path
 
-    src = os.path.join(snap_b, rel_b) if rel_b else snap_b
-    snap_root = safefs.open_root(snap_b)
-    try:
-        src_fd = safefs.open_dir(snap_root, rel_b)  # the snapshot's part directory, never through a symlink
-    finally:
-        os.close(snap_root)
-    held.append(src_fd)
-    missing = missing or troot is None
-    dst_fd = None if missing else safefs.open_dir(troot, rel_b)  # every component checked above
-    if dst_fd is not None:
-        held.append(dst_fd)
-    src_path = fd_path(src_fd)
-    sources = [src_path] if names is None else [os.path.join(src_path, name) for name in names]
-    recursion = ["-r"] if recursive else ["--no-r", "-d"]
-    own_temp = ["--exclude=/" + TEMP_NAME] if not rel and names is None else []
-    # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
-    code, out, err = _run(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
-                          + (["--delete"] if mirror else []) + own_temp + sources
-                          + [run["scratch"] + "/" if missing else fd_path(dst_fd)], pass_fds=tuple(held))
-    status, messages = classify(code, err)
-    result["messages"] += messages
-    result["rsync_exit"] = code
-    if status == "failed":
-        return done("failed")
-    result["status"] = status
-    scan = parse_stats(out)
-    result.update(files_scanned=scan.get("files", 0), dirs=scan.get("dirs", 0),
-                  bytes_total=scan.get("total_size", 0), special=scan.get("special", 0))
+    def shown(self, path):
+        return os.path.join(self.rel_b, path) if self.rel_b and path != b"." else (self.rel_b or path)
 
-    # 2. Sort every entry that differs into the plan.
-    skipped, replaced, wanted, removals, recheck = set(), set(), set(), [], {}
-    for item in parse(out, os.fsdecode(src)):
-        path = item.path
-        shown = os.path.join(rel_b, path) if rel_b and path != b"." else (rel_b or path)
-        if path == b".":
-            if count_root and not root_counted:
-                _count(plan, "create" if missing else "metadata", shown, True, 0)
-            continue
-        ancestors = _ancestors(path)
-        if any(ancestor in skipped for ancestor in ancestors):
-            continue  # below an entry the restore keeps: nothing of it is restored
-        counted = path not in name_roots
-        fresh = missing or any(ancestor in replaced for ancestor in ancestors)
-        if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
-            if not mirror:
+    # -- 1. the part's directory on the target ----------------------------------------------------------------
+    def check_path(self):
+        """The part's directory on the target, component by component, never following a symlink. A batch's
+        names are entries of its directory: rsync lists them and step 2 sorts them like any other entry. Returns
+        (status, message) when the part ends here, else None (self.missing: the part's directory is to be made)."""
+        components, names = self.components, self.names
+        first = os.path.join(self.rel_b, os.fsencode(names[0])) if names else self.rel_b
+        scope = _scope(self.run_state, first)
+        scope_len = len(scope.split(b"/")) if scope else 0
+        for index in range(len(components)):
+            here = b"/".join(components[:index + 1])
+            st = self.target_lstat(here)
+            if st is None:
+                self.missing = True
+                break
+            if stat.S_ISDIR(st.st_mode):
                 continue
-            gone = None if fresh else target_lstat(in_part(path))
-            if gone is not None:
-                _count(plan, "delete", shown, stat.S_ISDIR(gone.st_mode), gone.st_size)
-                removals.append(path)
-            continue
-        snap_st = os.lstat(os.path.join(src, path))
+            shown = os.path.join(self.target_b, here).decode("utf-8", "backslashreplace")
+            if index + 1 < scope_len:
+                return "failed", ("%s on the target is not a directory (a %s): the restore never writes through or "
+                                  "replaces anything outside the chosen paths; move it away and restore again"
+                                  % (shown, "symlink" if stat.S_ISLNK(st.st_mode) else "file"))
+            is_root = names is None and index == len(components) - 1
+            if not self.mirror and _newer(st, os.lstat(os.path.join(self.snap_b, here))):
+                if is_root and self.count_root:
+                    _count(self.plan, "skip_newer", here, True, 0)
+                return "ok", "%s is newer on the target than the snapshot's directory: kept, not restored" % shown
+            if is_root and self.count_root:
+                _count(self.plan, "overwrite", here, True, 0)
+                self.root_counted = True
+            if not self.dry_run:
+                safefs.remove_rel(self.troot, here)  # a non-directory (lstat said so): unlinked, never followed
+            self.missing = True
+            break
+        if not self.dry_run:
+            _make_dirs(self.snap_b, self.troot, components if names is not None else components[:-1])
+            self.missing = names is None and self.target_lstat(self.rel_b) is None
+        return None
+
+    # -- 2. scan and plan -----------------------------------------------------------------------------------
+    def open_dirs(self):
+        """The snapshot's part directory and (if it exists) the target's, as fds: never through a symlink."""
+        snap_root = safefs.open_root(self.snap_b)
+        try:
+            self.src_fd = safefs.open_dir(snap_root, self.rel_b)
+        finally:
+            os.close(snap_root)
+        self.held.append(self.src_fd)
+        self.missing = self.missing or self.troot is None
+        if not self.missing:
+            self.dst_fd = safefs.open_dir(self.troot, self.rel_b)  # every component checked above
+            self.held.append(self.dst_fd)
+
+    def scan(self):
+        """rsync's dry run lists every entry that differs (with --delete in mirror mode); None if it failed."""
+        src_path = fd_path(self.src_fd)
+        sources = [src_path] if self.names is None else [os.path.join(src_path, name) for name in self.names]
+        recursion = ["-r"] if self.recursive else ["--no-r", "-d"]
+        own_temp = ["--exclude=/" + TEMP_NAME] if not self.rel and self.names is None else []
+        # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
+        code, out, err = run_rsync(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
+                                   + (["--delete"] if self.mirror else []) + own_temp + sources
+                                   + [self.run_state.scratch + "/" if self.missing else fd_path(self.dst_fd)],
+                                   pass_fds=tuple(self.held))
+        status, messages = classify(code, err)
+        self.result["messages"] += messages
+        self.result["rsync_exit"] = code
+        if status == "failed":
+            return None
+        self.result["status"] = status
+        scan = parse_stats(out)
+        self.result.update(files_scanned=scan.get("files", 0), dirs=scan.get("dirs", 0),
+                           bytes_total=scan.get("total_size", 0), special=scan.get("special", 0))
+        return out
+
+    def sort(self, out):
+        """Sort every entry the scan listed into the plan: counted by category, and what step 3 removes, rechecks
+        and transfers."""
+        for item in parse(out, os.fsdecode(self.src)):
+            path = item.path
+            if path == b".":
+                if self.count_root and not self.root_counted:
+                    _count(self.plan, "create" if self.missing else "metadata", self.shown(path), True, 0)
+                continue
+            above = ancestors(path)
+            if any(ancestor in self.skipped for ancestor in above):
+                continue  # below an entry the restore keeps: nothing of it is restored
+            fresh = self.missing or any(ancestor in self.replaced for ancestor in above)
+            if item.deleting:  # mirror mode; in safe mode only --force's listing of a directory it would replace
+                if self.mirror:
+                    self.sort_deletion(path, fresh)
+                continue
+            self.sort_entry(item, above, fresh)
+
+    def sort_deletion(self, path, fresh):
+        gone = None if fresh else self.target_lstat(self.in_part(path))
+        if gone is not None:
+            _count(self.plan, "delete", self.shown(path), stat.S_ISDIR(gone.st_mode), gone.st_size)
+            self.removals.append(path)
+
+    def sort_entry(self, item, above, fresh):
+        path = item.path
+        counted = path not in self.name_roots
+        snap_st = os.lstat(os.path.join(self.src, path))
         is_dir = stat.S_ISDIR(snap_st.st_mode)
         size = snap_st.st_size if stat.S_ISREG(snap_st.st_mode) else 0
-        have = None if fresh else target_lstat(in_part(path))
-        if have is None:
-            category = "create"
-        elif stat.S_ISDIR(have.st_mode) and is_dir:
-            category = "metadata"
-        elif stat.S_ISDIR(have.st_mode):
-            category = "overwrite" if mirror else "skip_conflict"
-        elif not mirror and _newer(have, snap_st):
-            category = "skip_newer"
-        elif stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode):
-            category = "overwrite"
-        else:
-            category = "metadata" if item.code[0:1] == b"." else "overwrite"
-        if not mirror and not is_dir and not fresh and category != "skip_newer" and \
-                (have is None or stat.S_IFMT(have.st_mode) == stat.S_IFMT(snap_st.st_mode)):
-            recheck[path] = (snap_st.st_mtime_ns, size, category, counted)  # written meanwhile? see step 3
+        have = None if fresh else self.target_lstat(self.in_part(path))
+        category = _category(have, snap_st, item.code, self.mirror)
+        same_type = have is None or stat.S_IFMT(have.st_mode) == stat.S_IFMT(snap_st.st_mode)
+        if not self.mirror and not is_dir and not fresh and category != "skip_newer" and same_type:
+            self.recheck[path] = (snap_st.st_mtime_ns, size, category, counted)  # written meanwhile? see step 3
         if counted:
-            _count(plan, category, shown, is_dir, size)
-        if category in ("skip_newer", "skip_conflict"):
-            skipped.add(path)
-            continue
-        if have is not None and (stat.S_ISDIR(have.st_mode) != is_dir
-                                 or stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode)):
-            removals.append(path)  # a different type: removed by the engine, never written through
+            _count(self.plan, category, self.shown(path), is_dir, size)
+        if category in SKIPS:
+            self.skipped.add(path)
+            return
+        if have is not None and (stat.S_ISDIR(have.st_mode) != is_dir or not same_type):
+            self.removals.append(path)  # a different type: removed by the engine, never written through
             if is_dir:
-                replaced.add(path)
-        wanted.add(path)
-        wanted.update(ancestors)
-        if item.leader is not None and item.leader not in skipped:
-            wanted.add(item.leader)
-            wanted.update(_ancestors(item.leader))
-    if dry_run:
-        return done()
+                self.replaced.add(path)
+        self.wanted.add(path)
+        self.wanted.update(above)
+        if item.leader is not None and item.leader not in self.skipped:
+            self.wanted.add(item.leader)
+            self.wanted.update(ancestors(item.leader))
 
-    # 3. Apply: the engine's own removals, a last look at files written meanwhile, then one rsync.
-    for path in removals:
-        safefs.remove_rel(troot, in_part(path))  # parents resolved without following symlinks
-    for path, (mtime_ns, size, category, counted) in sorted(recheck.items()):
-        have = target_lstat(in_part(path))
-        if have is not None and (stat.S_ISDIR(have.st_mode) or have.st_mtime_ns > mtime_ns):
-            wanted.discard(path)
-            shown = os.path.join(rel_b, path) if rel_b else path
-            if counted:
-                _uncount(plan, category, shown, size)
-                _count(plan, "skip_newer", shown, False, size)
-            result["messages"].append("%s was written on the target during the restore: kept"
-                                      % shown.decode("utf-8", "backslashreplace"))
-    if wanted:
-        if dst_fd is None:
-            _make_dirs(snap_b, troot, components)  # the part's own directory is new: made like its parents
-            dst_fd = safefs.open_dir(troot, rel_b)
-            held.append(dst_fd)
-        temp_fd = safefs.open_dir(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
-        held.append(temp_fd)
-        code2, out2, err2 = _run(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
-                                 + [src_path, fd_path(dst_fd)],
-                                 files_from=b"\0".join(sorted(wanted)) + b"\0", pass_fds=tuple(held))
-        applied = parse_stats(out2)
-        result.update(files_transferred=applied.get("transferred", 0),
-                      bytes_transferred=applied.get("transferred_size", 0))
-        status2, messages2 = classify(code2, err2)
-        result["messages"] += messages2
-        if code2:
-            result["rsync_exit"] = code2
-        result["status"] = _worst(result["status"], status2)
-    if names is None and result["status"] != "failed":
-        # The part's own directory, last (its entries are written). Not through rsync: "." in --files-from
-        # would send the directory's entries too, skipped ones included.
-        _make_dirs(snap_b, troot, components)
-        part_fd = safefs.open_dir(troot, rel_b) if rel_b else os.dup(troot)
+    # -- 3. apply ---------------------------------------------------------------------------------------------
+    def remove(self):
+        """Mirror-mode deletions and type replacements: by the engine, parents resolved without following
+        symlinks."""
+        for path in self.removals:
+            safefs.remove_rel(self.troot, self.in_part(path))
+
+    def recheck_written(self):
+        """Safe mode: a file written on the target since the scan (newer now, or a directory) is kept."""
+        for path, (mtime_ns, size, category, counted) in sorted(self.recheck.items()):
+            have = self.target_lstat(self.in_part(path))
+            if have is not None and (stat.S_ISDIR(have.st_mode) or have.st_mtime_ns > mtime_ns):
+                self.wanted.discard(path)
+                shown = self.shown(path)
+                if counted:
+                    _uncount(self.plan, category, shown, size)
+                    _count(self.plan, "skip_newer", shown, False, size)
+                self.result["messages"].append("%s was written on the target during the restore: kept"
+                                               % shown.decode("utf-8", "backslashreplace"))
+
+    def transfer(self):
+        """One rsync copies exactly the wanted names, through the run's temp dir on the target."""
+        if self.dst_fd is None:
+            # the part's own directory is new: made like its parents
+            _make_dirs(self.snap_b, self.troot, self.components)
+            self.dst_fd = safefs.open_dir(self.troot, self.rel_b)
+            self.held.append(self.dst_fd)
+        run = self.run_state
+        temp_fd = safefs.open_dir(self.troot, os.fsencode(os.path.relpath(run.temp, run.target)))
+        self.held.append(temp_fd)
+        code, out, err = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
+                                   + [fd_path(self.src_fd), fd_path(self.dst_fd)],
+                                   files_from=b"\0".join(sorted(self.wanted)) + b"\0", pass_fds=tuple(self.held))
+        applied = parse_stats(out)
+        self.result.update(files_transferred=applied.get("transferred", 0),
+                           bytes_transferred=applied.get("transferred_size", 0))
+        status, messages = classify(code, err)
+        self.result["messages"] += messages
+        if code:
+            self.result["rsync_exit"] = code
+        self.result["status"] = worst(self.result["status"], status)
+
+    def set_own_attributes(self):
+        """The part's own directory, last (its entries are written). Not through rsync: "." in --files-from would
+        send the directory's entries too, skipped ones included."""
+        _make_dirs(self.snap_b, self.troot, self.components)
+        part_fd = safefs.open_dir(self.troot, self.rel_b) if self.rel_b else os.dup(self.troot)
         try:
-            safefs.set_dir_attributes(part_fd, os.lstat(src))
+            safefs.set_dir_attributes(part_fd, os.lstat(self.src))
         finally:
             os.close(part_fd)
-    return done()
+
+
+def _category(have, snap_st, code, mirror):
+    """What restoring the snapshot's entry (snap_st) over the target's (have: None if it has none) is."""
+    if have is None:
+        return "create"
+    if stat.S_ISDIR(have.st_mode) and stat.S_ISDIR(snap_st.st_mode):
+        return "metadata"
+    if stat.S_ISDIR(have.st_mode):
+        return "overwrite" if mirror else "skip_conflict"
+    if not mirror and _newer(have, snap_st):
+        return "skip_newer"
+    if stat.S_IFMT(have.st_mode) != stat.S_IFMT(snap_st.st_mode):
+        return "overwrite"
+    return "metadata" if code[0:1] == b"." else "overwrite"
 
 
 def _uncount(plan, category, shown, size):
@@ -711,34 +815,29 @@ def merge_plans(plans):
     return merged
 
 
-def summarize(run, units, results, finished=None):
-    """The restore summary (the contract other code reads; see the README): generic part accounting comes from
-    summary.build, the plan from the parts' results."""
-    base = summaries.build(dict(run, interval=None, retain=None, source=run["snapshot_path"]), units, results,
-                           finished)
-    result = {"kind": "restore", "engine_version": base["engine_version"], "status": base["status"],
-              "run_id": run["run_id"], "backup_id": run["backup_id"], "snapshot": run["snapshot"],
-              "snapshot_id": run["snapshot_id"], "snapshot_finished_iso": run["snapshot_finished_iso"],
-              "selector": run["selector"], "target": run["target"], "target_in_mount": run.get("target_in_mount"),
-              "paths": [path or "." for path in run["paths"]],
-              "mode": run["mode"], "dry_run": run["dry_run"],
-              "plan": merge_plans(result.get("plan") or new_plan() for result in results.values()),
-              "totals": {key: base["totals"][key] for key in TOTALS}}
-    for key in ("parts", "parts_finished", "failed_parts", "failed_count", "warnings", "warning_parts", "workers",
-                "started", "started_iso", "finished", "finished_epoch", "finished_iso", "duration_seconds", "host",
-                "part_stats"):
-        if key in base:
-            result[key] = base[key]
-    return result
+def summarize(run, parts, results, finished=None):
+    """The restore summary (the contract other code reads; see the README): what every run says of its parts
+    (summary.outcome: status, timing, part accounting, workers), a restore's own keys, and the plan merged from the
+    parts' results. A restore reports only TOTALS of the counters, and no unreadable paths (a snapshot is read
+    whole or the part fails)."""
+    summary = summaries.outcome(parts, results, run.started, run.attempt_started, finished)
+    del summary["unreadable"], summary["unreadable_count"]
+    summary.update(kind="restore", run_id=run.run_id, backup_id=run.backup_id, snapshot=run.snapshot,
+                   snapshot_id=run.snapshot_id, snapshot_finished_iso=run.snapshot_finished_iso,
+                   selector=run.selector, target=run.target, target_in_mount=run.target_in_mount,
+                   paths=[path or "." for path in run.paths], mode=run.mode, dry_run=run.dry_run,
+                   plan=merge_plans(result.get("plan") or new_plan() for result in results.values()),
+                   totals={key: summary["totals"][key] for key in TOTALS})
+    return summary
 
 
 def _finish_target(run):
     """After the last part: the attributes of the parent directories the run created (now that everything below
     them is written), then the run's temp dir goes (the target's own times are kept as the parts left them)."""
-    snap_b = os.fsencode(run["snapshot_path"])
-    troot = safefs.open_root(run["target"])
+    snap_b = os.fsencode(run.snapshot_path)
+    troot = safefs.open_root(run.target)
     try:
-        for parent in sorted(run["parents"], key=lambda path: -path.count("/")):
+        for parent in sorted(run.parents, key=lambda path: -path.count("/")):
             try:
                 fd = safefs.open_dir(troot, os.fsencode(parent))
             except (FileNotFoundError, safefs.NotADirectory):
@@ -748,7 +847,7 @@ def _finish_target(run):
             finally:
                 os.close(fd)
         before = os.fstat(troot)
-        safefs.remove_rel(troot, os.fsencode(os.path.relpath(run["temp"], run["target"])))
+        safefs.remove_rel(troot, os.fsencode(os.path.relpath(run.temp, run.target)))
         try:
             os.rmdir(TEMP_NAME, dir_fd=troot)
         except OSError:
@@ -759,8 +858,8 @@ def _finish_target(run):
 
 
 def _record(layout, run, result):
-    write_json_atomic(os.path.join(layout.history, run["run_id"] + ".json"), result)
-    remove_tree(layout.restore_dir(run["run_id"]))
+    write_json_atomic(os.path.join(layout.history, run.run_id + ".json"), result)
+    remove_tree(layout.restore_dir(run.run_id))
 
 
 def finalize(backup_root, backup_id, run_id, state_dir=None, worker_exits=None):
@@ -769,8 +868,8 @@ def finalize(backup_root, backup_id, run_id, state_dir=None, worker_exits=None):
     run = load_run(layout, run_id)
     lock = RunLock(layout)
     lock.check(run_id)
-    store = UnitStore(layout.restore_dir(run_id))
-    result = runs.note_crashed_workers(summarize(run, store.units(), store.results()), worker_exits)
+    store = PartStore(layout.restore_dir(run_id))
+    result = note_crashed_workers(summarize(run, store.parts(), store.results()), worker_exits)
     _record(layout, run, result)
     lock.release(run_id)
     return result
@@ -781,11 +880,11 @@ def abort(backup_root, backup_id, run_id, reason=None, state_dir=None):
     the lock. Returns the failure summary (None if run_id was never prepared here)."""
     layout = Layout(backup_root, backup_id, state_dir)
     lock = RunLock(layout)
-    run = read_json(os.path.join(layout.restore_dir(run_id), "run.json"))
+    run = RestoreRun.load(run_file(layout.restore_dir(run_id)))
     result = None
     if run is not None:
-        store = UnitStore(layout.restore_dir(run_id))
-        result = runs.mark_aborted(summarize(run, store.units(), store.results()), reason)
+        store = PartStore(layout.restore_dir(run_id))
+        result = mark_aborted(summarize(run, store.parts(), store.results()), reason)
         owner = lock.owner()
         if owner and owner.get("run_id") == run_id:
             _record(layout, run, result)
@@ -819,12 +918,5 @@ def human(summary):
     lines.append("  transferred: %d of %d files scanned (%s) in %d parts, %.1f s" % (
         totals["files_transferred"], totals["files_scanned"], summaries.human_bytes(totals["bytes_transferred"]),
         summary.get("parts", 0), summary.get("duration_seconds", 0.0)))
-    for worker in summary.get("workers", []):
-        lines.append("  worker %-6s %4d parts, %8d files scanned, %6d transferred, %s, %.1f s" % (
-            worker["worker"], worker["units"], worker["files_scanned"], worker["files_transferred"],
-            summaries.human_bytes(worker["bytes_transferred"]), worker["seconds"]))
-    for part in summary.get("warning_parts", []):
-        lines.append("  WARNING %s: %s" % (part["path"], " | ".join(part["messages"])))
-    for part in summary.get("failed_parts", []):
-        lines.append("  FAILED  %s: %s" % (part["path"], part["reason"]))
+    lines += summaries.part_lines(summary)
     return "\n".join(lines)

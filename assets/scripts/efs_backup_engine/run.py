@@ -1,50 +1,35 @@
 """The three steps of a backup run, shared by the local runner and the EC2 workers.
 
     prepare   (once)        checks, takes the lock, completes any interrupted promotion, sets up or resumes
-                            the work tree (recycling the spare) and the unit plan
-    work      (N workers)   claims units until none is left, syncing each into the work tree
+                            the work tree (recycling the spare) and the part plan
+    work      (N workers)   claims parts until none is left, syncing each into the work tree
     finalize  (once)        checks every part succeeded, writes the manifest, promotes and rotates (journal),
                             records the run summary, releases the lock, then deletes expired trees lazily
 
 A failed or interrupted run promotes nothing and leaves the work tree and the finished parts in place: the
 next run of the same interval resumes, redoing only the parts that failed or never finished.
 
-Restores (restore.py) run the same way and share the machinery here: joining a prepared run (join_run), the
-part budget (unit_budget), the claim loop (work_units) and the per-part processing with splits (process_unit).
+Restores (restore.py) run the same way: both plan, claim and process parts through parts.py, keep their typed run
+state in state.py (and join a prepared run through state.join_run) and build their summaries with summary.outcome.
 """
 
+import dataclasses
 import os
 import time
-import uuid
 
+from efs_backup_contract.intervals import INTERVALS
+from efs_backup_contract.limits import EFS_HARD_LINK_LIMIT, MAX_LINKED_TREES
 from efs_backup_engine import preflight, promotion, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import makedirs, read_json, write_json_atomic
-from efs_backup_engine.layout import INTERVALS, MAX_TREES, Layout, snapshot_name
-from efs_backup_engine.lock import Heartbeat, RunLock, heartbeat_alive, heartbeat_name
-from efs_backup_engine.sync import sync_unit
-from efs_backup_engine.units import UnitStore, count_entries, describe, plan_children, subdirectories
+from efs_backup_engine.layout import Layout, snapshot_name, snapshot_time
+from efs_backup_engine.lock import RunLock
+from efs_backup_engine.parts import COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts
+from efs_backup_engine.state import BackupRun, join_run, new_run_id, run_file
+from efs_backup_engine.summary import mark_aborted, note_crashed_workers
+from efs_backup_engine.sync import sync_part
 
-FIRST_RUN_COUNT_CAP = 2000000
-MIN_UNIT_FILES = 200
-MAX_UNIT_FILES = 50000
-UNITS_PER_WORKER = 16
-UNLIMITED = 2 ** 62
-DEFAULT_RESUME_MAX_AGE = 24 * 3600
-POLL_SECONDS = 0.5
-ROOT_UNIT = {"path": "", "depth": 0, "estimate": None}
-
-
-def new_run_id():
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-
-
-def snapshot_time(layout, name):
-    """When a snapshot was finished: its manifest's `finished`, else (adopted) the directory's mtime."""
-    manifest = read_json(layout.manifest(name))
-    if manifest and manifest.get("finished"):
-        return manifest["finished"]
-    return os.stat(layout.snapshot(name)).st_mtime  # adopted snapshot: the old scripts touched .0
+ROOT_PART = {"path": "", "depth": 0, "estimate": None}
 
 
 def link_dests(layout, interval):
@@ -62,69 +47,57 @@ def link_dests(layout, interval):
     return [layout.snapshot(name) for name in dests]
 
 
-def unit_budget(workers, override, count_files):
-    """Entries per part: about workers x 16 parts, so largest-first claiming ends with small parts and even
-    shares. One worker gains nothing from parts (each costs two rsync starts), so it gets one. count_files()
-    gives the tree's size; it is only called when parts are needed."""
-    if override:
-        return override
-    if workers == 1:
-        return UNLIMITED
-    return max(MIN_UNIT_FILES, min(MAX_UNIT_FILES, count_files() // (workers * UNITS_PER_WORKER)))
-
-
-def _unit_budget(layout, source, dests, workers, override):
+def _part_budget(layout, source, dests, workers, override):
     """A backup's tree size comes from the newest snapshot's manifest, or on a first run from counting the
-    source (listings only, up to FIRST_RUN_COUNT_CAP entries)."""
+    source (listings only, up to parts.COUNT_CAP entries)."""
     def count_files():
         for dest in dests:
             manifest = read_json(layout.manifest(os.path.basename(dest)))
             if manifest:
                 return manifest["totals"]["files_scanned"]
-        return count_entries(source, FIRST_RUN_COUNT_CAP)
+        return count_entries(source, COUNT_CAP)
 
-    return unit_budget(workers, override, count_files)
+    return part_budget(workers, override, count_files)
 
 
 def _check_tree_budget(layout, interval, retain):
-    """Every kept tree adds a hard link to each unchanged file; EFS stops at 177 links per file."""
+    """Every kept tree (snapshots, spares, work trees) adds a hard link to each unchanged file; EFS stops at
+    EFS_HARD_LINK_LIMIT links per file, so at most MAX_LINKED_TREES trees are kept."""
     others = [name for iv, _i, name in layout.snapshots() if iv != interval]
     spares = [path for path in layout.spares() if os.path.basename(path) != interval]
     unfinished = [iv for iv in INTERVALS if iv != interval and os.path.isdir(layout.work_tree(iv))]
     trees = len(others) + len(spares) + len(unfinished) + retain + 1
-    if trees > MAX_TREES:
+    if trees > MAX_LINKED_TREES:
         raise Refused("keeping %d snapshots of %s plus the other intervals' %d trees would give unchanged files %d "
-                      "hard links (EFS allows 177; the engine keeps at most %d trees per backup-id). Lower the "
-                      "retention." % (retain, interval, trees - retain - 1, trees, MAX_TREES))
+                      "hard links (EFS allows %d; the engine keeps at most %d trees per backup-id). Lower the "
+                      "retention." % (retain, interval, trees - retain - 1, trees, EFS_HARD_LINK_LIMIT,
+                                      MAX_LINKED_TREES))
 
 
-def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=None,
-            require_mountpoint=False, allow_empty_source=False, stale_after=None, unit_files=None,
-            resume_max_age=DEFAULT_RESUME_MAX_AGE, step=False):
-    """Set up (or join, given the same explicit run_id) a run. step=True: prepare runs as a step of its own and
-    exits; its heartbeat goes with it, and the lock lives on its age (--stale-after) until the workers beat."""
-    preflight.check_names(backup_id, interval, retain)
-    layout = Layout(backup_root, backup_id)
+def prepare(request):
+    """Set up (or join, given the same explicit run_id) the run a BackupRequest asks for; returns its BackupRun.
+    request.step: prepare runs as a step of its own and exits; its heartbeat goes with it, and the lock lives on
+    its age (--stale-after) until the workers beat."""
+    preflight.check_names(request.backup_id, request.interval, request.retain)
+    layout = Layout(request.backup_root, request.backup_id)
     preflight.check_backup_root(layout)
-    explicit_run_id = run_id is not None
-    run_id = run_id or new_run_id()
-    source = os.path.abspath(source)
-    dests = link_dests(layout, interval) if os.path.isdir(layout.id_dir) else []
+    run_id = request.run_id or new_run_id()
+    source = os.path.abspath(request.source)
+    dests = link_dests(layout, request.interval) if os.path.isdir(layout.id_dir) else []
     # Refuse before the lock is even taken: a wrong source must not touch anything.
-    preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
+    _check_source(layout, request, source, dests)
     preflight.ensure_state_dirs(layout)
-    lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    if not lock.acquire(run_id, interval, join=explicit_run_id):
-        return join_run(os.path.join(layout.run_dir(interval), "run.json"), run_id, lock)
+    lock = RunLock(layout, **({"stale_after": request.stale_after} if request.stale_after else {}))
+    if not lock.acquire(run_id, request.interval, join=request.run_id is not None):
+        return join_run(run_file(layout.run_dir(request.interval)), run_id, lock, BackupRun)
     try:
         recovered = promotion.recover(layout)
-        dests = link_dests(layout, interval)
-        preflight.check_source(source, layout, dests[0] if dests else None, require_mountpoint, allow_empty_source)
-        _check_tree_budget(layout, interval, retain)
-        run = _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age)
-        run["recovered_promotion"] = recovered
-        write_json_atomic(os.path.join(layout.run_dir(interval), "run.json"), run)
-        if step:
+        dests = link_dests(layout, request.interval)
+        _check_source(layout, request, source, dests)
+        _check_tree_budget(layout, request.interval, request.retain)
+        run = dataclasses.replace(_setup_run(layout, request, source, run_id, dests), recovered_promotion=recovered)
+        run.save(run_file(layout.run_dir(request.interval)))
+        if request.step:
             lock.end_beat()
         else:
             lock.stop_beating()  # the caller beats from here on (cli backup: Heartbeat around the workers)
@@ -134,69 +107,62 @@ def prepare(source, backup_root, backup_id, interval, retain, workers=1, run_id=
         raise
 
 
-def join_run(run_file, run_id, lock):
-    """Another worker of the same run took the lock first: wait for its run.json, then work on that run.
-
-    There is no fixed deadline: a first run's prepare counts the source (up to FIRST_RUN_COUNT_CAP entries, one
-    listing at a time: minutes on a large EFS), so the joiner waits exactly as long as the preparer's heartbeat
-    (its lock heartbeat file, beaten every lock.every seconds since it took the lock) stays alive, and fails once
-    it is older than lock.join_stall_after (another host) or the preparing process is gone (this host), or the
-    lock no longer belongs to the run (the preparer failed and released it).
-    """
-    preparer = (lock.owner() or {}).get("heartbeat", "")
-    waited = time.time()
-    while True:
-        run = read_json(run_file)
-        if run is not None and run["run_id"] == run_id:
-            return dict(run, joined=True)
-        lock.check(run_id)
-        ages = lock.heartbeats() or {}
-        if not (preparer in ages and heartbeat_alive(preparer, ages[preparer], lock.join_stall_after)):
-            run = read_json(run_file)  # it may have finished (and ended its beat) since the first read
-            if run is not None and run["run_id"] == run_id:
-                return dict(run, joined=True)
-            beat = "%.0f s old" % ages[preparer] if preparer in ages else "gone"
-            raise EngineError("run %s: the worker preparing it stopped beating (heartbeat %s %s; limit %.0f s) "
-                              "after this worker waited %.0f s for it; the run fails and the next one resumes"
-                              % (run_id, preparer or "?", beat, lock.join_stall_after, time.time() - waited))
-        time.sleep(POLL_SECONDS)
+def _check_source(layout, request, source, dests):
+    preflight.check_source(source, layout, dests[0] if dests else None, request.require_mountpoint,
+                           request.allow_empty_source)
 
 
-def _setup_run(layout, interval, retain, source, workers, run_id, dests, unit_files, resume_max_age):
-    run_dir = layout.run_dir(interval)
-    tree = layout.work_tree(interval)
-    store = UnitStore(run_dir)
+def _setup_run(layout, request, source, run_id, dests):
+    """The run's record: the interrupted run of this interval resumed (its work tree and finished parts kept
+    while it is younger than request.resume_max_age and of the same source), or a new one on a fresh work tree."""
+    run_dir = layout.run_dir(request.interval)
     now = time.time()
-    previous = read_json(os.path.join(run_dir, "run.json"))
-    base = {"run_id": run_id, "backup_id": layout.backup_id, "interval": interval, "retain": retain,
-            "source": source, "workers": workers, "link_dests": dests, "attempt_started": now,
-            "unit_files": _unit_budget(layout, source, dests, workers, unit_files)}
-    if previous is not None and os.path.isdir(tree):
-        keep = (now - previous["started"] < resume_max_age and previous["source"] == source)
-        store.create()
-        kept = store.reset(keep_finished=keep)
-        if not store.units():
-            store.add(ROOT_UNIT)
-        return dict(previous, **base, attempt=previous.get("attempt", 1) + 1,
-                    started=previous["started"] if keep else now, resumed_from=previous["run_id"],
-                    resumed_parts=kept, tree_base="resumed")
-    makedirs(run_dir)
-    if os.path.isdir(tree):
-        tree_base = "orphaned work tree"  # killed between recycling the spare and writing run.json
-    elif os.path.isdir(layout.spare(interval)):
-        os.rename(layout.spare(interval), tree)
-        tree_base = "recycled spare"
-    else:
-        os.mkdir(tree)
-        tree_base = "new"
+    previous = BackupRun.load(run_file(run_dir))
+    fresh = BackupRun(run_id=run_id, backup_id=layout.backup_id, interval=request.interval, retain=request.retain,
+                      source=source, workers=request.workers, link_dests=dests, started=now, attempt_started=now,
+                      part_files=_part_budget(layout, source, dests, request.workers, request.part_files))
+    if previous is not None and os.path.isdir(layout.work_tree(request.interval)):
+        return _resume(run_dir, previous, fresh, request.resume_max_age)
+    tree_base = _new_work_tree(layout, request.interval)
+    store = PartStore(run_dir)
     store.create()
     store.reset(keep_finished=False)
-    store.add(ROOT_UNIT)
-    return dict(base, attempt=1, started=now, tree_base=tree_base)
+    store.add(ROOT_PART)
+    return dataclasses.replace(fresh, tree_base=tree_base)
+
+
+def _resume(run_dir, previous, fresh, resume_max_age):
+    """The next attempt of an interrupted run: its finished parts are kept (failed ones redone) if it started
+    less than resume_max_age ago from the same source; otherwise the work tree is reused but every part redone."""
+    keep = fresh.started - previous.started < resume_max_age and previous.source == fresh.source
+    store = PartStore(run_dir)
+    store.create()
+    kept = store.reset(keep_finished=keep)
+    if not store.parts():
+        store.add(ROOT_PART)
+    return dataclasses.replace(
+        previous, run_id=fresh.run_id, backup_id=fresh.backup_id, interval=fresh.interval, retain=fresh.retain,
+        source=fresh.source, workers=fresh.workers, link_dests=fresh.link_dests, part_files=fresh.part_files,
+        attempt_started=fresh.attempt_started, attempt=previous.attempt + 1,
+        started=previous.started if keep else fresh.started, resumed_from=previous.run_id, resumed_parts=kept,
+        tree_base="resumed")
+
+
+def _new_work_tree(layout, interval):
+    """Make the interval's work tree (the spare recycled if there is one); how it was made."""
+    makedirs(layout.run_dir(interval))
+    tree = layout.work_tree(interval)
+    if os.path.isdir(tree):
+        return "orphaned work tree"  # killed between recycling the spare and writing run.json
+    if os.path.isdir(layout.spare(interval)):
+        os.rename(layout.spare(interval), tree)
+        return "recycled spare"
+    os.mkdir(tree)
+    return "new"
 
 
 def load_run(layout, interval):
-    run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+    run = BackupRun.load(run_file(layout.run_dir(interval)))
     if run is None:
         raise Refused("no prepared %s run for backup-id %r under %s (run prepare first)"
                       % (interval, layout.backup_id, layout.root))
@@ -205,100 +171,26 @@ def load_run(layout, interval):
 
 def work(backup_root, backup_id, interval, worker_id, source=None, require_mountpoint=False,
          stale_after=None, progress=None):
-    """Claim and sync units until none is left. Returns this worker's own results."""
+    """Claim and sync parts until none is left. Returns this worker's own results."""
     layout = Layout(backup_root, backup_id)
     preflight.check_backup_root(layout)
     run = load_run(layout, interval)
-    source = os.path.abspath(source or run["source"])
+    source = os.path.abspath(source or run.source)
     if require_mountpoint and not preflight.is_mountpoint(source):
         raise Refused("source %s is not a mount point: the production file system is not mounted there" % source)
     lock = RunLock(layout, **({"stale_after": stale_after} if stale_after else {}))
-    lock.check(run["run_id"])
-    store = UnitStore(layout.run_dir(interval))
+    lock.check(run.run_id)
+    store = PartStore(layout.run_dir(interval))
     tree = layout.work_tree(interval)
+    stamp = {"worker": worker_id, "run_id": run.run_id, "attempt": run.attempt}
 
     def sync(rel, names, recursive):
-        return sync_unit(source, tree, rel, names, recursive, run["link_dests"])
+        return sync_part(source, tree, rel, names, recursive, run.link_dests)
 
-    return work_units(store, lock, run["run_id"], worker_id,
-                      lambda uid, spec: process_unit(store, run, source, uid, spec, worker_id, sync), progress)
+    def process(part_id, spec):
+        return process_part(store, part_id, spec, source, run.part_files, sync, stamp)
 
-
-def work_units(store, lock, run_id, worker_id, process, progress=None):
-    """The claim loop every worker runs (backups and restores): claim the largest free part, process(uid, spec)
-    it, repeat; wait while live workers may still split parts; stop when all are done or only dead workers'
-    claims are left. Returns this worker's own results."""
-    mine = []
-    with Heartbeat(lock, run_id):
-        while True:
-            lock.check(run_id)
-            claimed = store.claim_next({"worker": worker_id, "heartbeat": heartbeat_name()})
-            if claimed:
-                result = process(*claimed)
-                mine.append(result)
-                if progress:
-                    progress(result)
-                continue
-            state = _remaining_work(store, lock)
-            if state == "free":
-                continue
-            if state != "wait":
-                return mine
-            time.sleep(POLL_SECONDS)
-
-
-def process_unit(store, run, source, uid, spec, worker_id, sync, split_first=True):
-    """Process one claimed part: split it if its directory (below source) is over the run's budget, sync(rel,
-    names, recursive) it and record the result.
-
-    split_first (backups): the children are published before the level is synced, so idle workers start on them
-    at once. Restores publish them after: the level pass then sees (and reports) the target's subdirectories as
-    they were before the run, and no child part can create one first.
-    """
-    rel, names = spec["path"], spec.get("names")
-    src = os.path.join(source, rel) if rel else source
-    recursive = True
-    children = None
-    if names is None:
-        budget = run["unit_files"]
-        if spec.get("split") or (count_entries(src, budget) > budget and subdirectories(src)):
-            # Replayed as recorded if this unit was split by an earlier, killed attempt.
-            children = spec.get("children") or plan_children(src, rel, spec["depth"], budget)
-            recursive = False
-            if split_first:
-                spec = store.split(uid, spec, children)
-    try:
-        result = sync(rel, names, recursive)
-    except Exception as exc:  # noqa: BLE001 - any failure of one part is recorded, never a silent worker death
-        result = {"status": "failed", "messages": ["%s: %s" % (type(exc).__name__, exc)], "seconds": 0.0}
-    if children is not None and not split_first:
-        spec = store.split(uid, spec, children)
-    result.update(uid=uid, path=describe(spec), mode="level" if not recursive else "tree",
-                  worker=worker_id, run_id=run["run_id"], attempt=run.get("attempt", 1))
-    store.record(uid, result)
-    return result
-
-
-def _remaining_work(store, lock):
-    """"done" (every unit has a result), "free" (an unclaimed unit exists), "wait" (a live worker still has a
-    unit: it may split it into new units), or "orphaned" (the rest is claimed by dead workers; the run fails and
-    the next one redoes those units).
-
-    Read order matters: results, then units, then claims. A worker adds a unit's children before it records the
-    unit's result, so whoever sees the result also sees the children.
-    """
-    results = store.results()
-    units = store.units()
-    claims = store.claims()
-    unfinished = [uid for uid in units if uid not in results]
-    if not unfinished:
-        return "done"
-    if any(uid not in claims for uid in unfinished):
-        return "free"
-    ages = lock.heartbeats()
-    if any(lock.beating(claims[uid].get("heartbeat", ""), ages) for uid in unfinished):
-        return "wait"
-    return "orphaned"
+    return work_parts(store, lock, run.run_id, worker_id, process, progress)
 
 
 def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_exits=None):
@@ -309,43 +201,55 @@ def finalize(backup_root, backup_id, interval, run_id=None, verify=None, worker_
     """
     layout = Layout(backup_root, backup_id)
     run = load_run(layout, interval)
-    run_id = run_id or run["run_id"]
-    if run["run_id"] != run_id:
-        raise EngineError("the prepared %s run is %s, not %s" % (interval, run["run_id"], run_id))
+    run_id = run_id or run.run_id
+    if run.run_id != run_id:
+        raise EngineError("the prepared %s run is %s, not %s" % (interval, run.run_id, run_id))
     lock = RunLock(layout)
     lock.check(run_id)
-    store = UnitStore(layout.run_dir(interval))
-    units, results = store.units(), store.results()
-    result = note_crashed_workers(summaries.build(run, units, results), worker_exits)
+    store = PartStore(layout.run_dir(interval))
+    parts, results = store.parts(), store.results()
+    result = note_crashed_workers(summaries.build(run.to_json(), parts, results), worker_exits)
     if result["status"] == "failed":
         write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
         lock.release(run_id)
         return result
     if verify and verify != "none":
-        from efs_backup_engine.verify import compare
+        _verify(result, run.source, layout.work_tree(interval), verify, one_part=len(parts) == 1)
+    _promote(layout, interval, run, result, parts, results)
+    lock.release(run_id)
+    _empty_trash_after_promotion(layout, run_id, result)
+    return result
 
-        report = compare(run["source"], layout.work_tree(interval), checksum=verify,
-                         hardlinks="tree" if len(units) == 1 else "directory")
-        result["verify"] = report
-        if report["mismatches"]:
-            result["status"] = "warning"
-            result["warnings"] += 1
-            result["warning_parts"].append({"path": ".", "messages": ["verify: %d mismatches, first: %s" % (
-                report["mismatch_count"], report["mismatches"][0])]})
+
+def _verify(result, source, tree, checksum, one_part):
+    """Compare the work tree with the source before promotion; mismatches make the run a warning."""
+    from efs_backup_engine.verify import compare
+
+    report = compare(source, tree, checksum=checksum, hardlinks="tree" if one_part else "directory")
+    result["verify"] = report
+    if report["mismatches"]:
+        result["status"] = "warning"
+        result["warnings"] += 1
+        result["warning_parts"].append({"path": ".", "messages": ["verify: %d mismatches, first: %s" % (
+            report["mismatch_count"], report["mismatches"][0])]})
+
+
+def _promote(layout, interval, run, result, parts, results):
+    """Write the manifest and the summary into the run's directory, then promote the work tree to
+    <interval>.0 and rotate, in one journal with the summary's move to history/ and the run directory's to the
+    trash (promotion.py: a killed promotion is completed by the next run)."""
+    run_id = run.run_id
     result["snapshot"] = snapshot_name(interval, 0)
     run_rel = os.path.relpath(layout.run_dir(interval), layout.id_dir)
-    manifest = summaries.manifest(result, units, results)
+    manifest = summaries.manifest(result, parts, results)
     result["snapshot_id"] = manifest["snapshot_id"]
     write_json_atomic(os.path.join(layout.run_dir(interval), "manifest.json"), manifest)
     write_json_atomic(os.path.join(layout.run_dir(interval), "summary.json"), result)
-    steps = promotion.plan(layout, interval, run["retain"], run_rel)
+    steps = promotion.plan(layout, interval, run.retain, run_rel)
     steps.append(("rename", os.path.join(run_rel, "summary.json"),
                   os.path.relpath(os.path.join(layout.history, run_id + ".json"), layout.id_dir)))
     steps.append(("rename", run_rel, os.path.relpath(os.path.join(layout.trash, "run-" + run_id), layout.id_dir)))
     promotion.execute(layout, run_id, steps)
-    lock.release(run_id)
-    _empty_trash_after_promotion(layout, run_id, result)
-    return result
 
 
 def _empty_trash_after_promotion(layout, run_id, result):
@@ -362,39 +266,17 @@ def _empty_trash_after_promotion(layout, run_id, result):
         write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
 
 
-def note_crashed_workers(result, worker_exits):
-    """worker_exits: {worker id: exit code} when the caller knows them. A worker that died (code other than 0, 2
-    or 1) is reported; its unfinished parts already fail the run, and if others finished them it is a warning."""
-    crashed = {worker: code for worker, code in sorted((worker_exits or {}).items()) if code not in (0, 1, 2)}
-    if crashed:
-        result["warning_parts"].append({"path": "(workers)", "messages": [
-            "worker %s exited with code %s" % (worker, code) for worker, code in crashed.items()]})
-        result["warnings"] += 1
-        if result["status"] == "success":
-            result["status"] = "warning"
-    return result
-
-
-def mark_aborted(result, reason):
-    """Turn a run summary into the failure an orchestrator's abort records: the reason comes first."""
-    result["status"] = "failed"
-    result["aborted"] = reason or "aborted by the orchestrator"
-    result["failed_parts"].insert(0, {"path": "(run)", "reason": result["aborted"]})
-    result["failed_count"] += 1
-    return result
-
-
 def abort(backup_root, backup_id, interval, run_id, reason=None):
     """Failure path for orchestrators (timeout, lost worker, launch error): record the run as failed with its
     failed and unfinished parts and the reason, release the lock, keep the work tree and the finished parts so
     the next run resumes. Returns the failure summary (None if run_id was never prepared here)."""
     layout = Layout(backup_root, backup_id)
     lock = RunLock(layout)
-    run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+    run = BackupRun.load(run_file(layout.run_dir(interval)))
     result = None
-    if run is not None and run["run_id"] == run_id:
-        store = UnitStore(layout.run_dir(interval))
-        result = mark_aborted(summaries.build(run, store.units(), store.results()), reason)
+    if run is not None and run.run_id == run_id:
+        store = PartStore(layout.run_dir(interval))
+        result = mark_aborted(summaries.build(run.to_json(), store.parts(), store.results()), reason)
         owner = lock.owner()
         if owner and owner.get("run_id") == run_id:
             write_json_atomic(os.path.join(layout.history, run_id + ".json"), result)
@@ -424,9 +306,9 @@ def list_snapshots(backup_root, backup_id):
     exists, alive, owner, reason = lock.holder_state() if os.path.isdir(layout.state) else (False, False, None, "")
     in_flight = []
     for interval in INTERVALS:
-        run = read_json(os.path.join(layout.run_dir(interval), "run.json"))
+        run = BackupRun.load(run_file(layout.run_dir(interval)))
         if run:
-            in_flight.append({"interval": interval, "run_id": run["run_id"], "attempt": run.get("attempt", 1)})
+            in_flight.append({"interval": interval, "run_id": run.run_id, "attempt": run.attempt})
     return {"backup_id": backup_id, "snapshots": rows,
             "lock": {"held": exists, "alive": alive, "owner": owner, "detail": reason},
             "interrupted_promotion": os.path.exists(layout.journal), "unfinished_runs": in_flight}

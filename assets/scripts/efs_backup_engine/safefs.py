@@ -134,6 +134,12 @@ def split(rel):
     return b"/".join(parts[:-1]), parts[-1]
 
 
+def ancestors(path):
+    """The ancestors of a relative bytes path, outermost first (b"a/b/c" -> [b"a", b"a/b"])."""
+    parts = path.split(b"/")
+    return [b"/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def lstat_at(dir_fd, name):
     """lstat of an entry of dir_fd, or None if it does not exist."""
     try:

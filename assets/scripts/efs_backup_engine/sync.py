@@ -25,71 +25,17 @@ import errno
 import os
 import re
 import stat
-import subprocess
 import time
 
 from efs_backup_engine import safefs, treediff
 from efs_backup_engine.itemize import parse_stats
-from efs_backup_engine.units import describe
+from efs_backup_engine.parts import describe, worst
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_rsync
 
-# --modify-window=-1: compare mtimes to the nanosecond. rsync's default (whole seconds) misses a same-size edit
-# made within the second of the previous copy, and leaves directory times off by up to a second.
-RSYNC_BASE = ["-a", "-H", "-S", "-x", "--numeric-ids", "--modify-window=-1", "--stats"]
-
-
-def rsync_env():
-    env = dict(os.environ)
-    env["LC_ALL"] = "C"  # escape every non-ASCII byte in output so names parse exactly
-    return env
-
-
-# stderr lines of rsync that a source-side problem explains (rsync >= 3.2 tags its messages with the role).
-_SENDER_SIDE = ("[sender]", "file has vanished", "IO error encountered -- skipping file deletion")
-_SUMMARIES = ("rsync error: some files", "rsync warning: some files")
 # Errors that mean the work tree's shape surprised the walk (an entry replaced under it, a leftover of a killed
 # run): repaired by discarding the part's copy. Anything else (an I/O or permission error) fails the part.
 STRUCTURAL = (errno.ENOTDIR, errno.ELOOP, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY)
 _UNREADABLE = re.compile(r'(?:failed to open|opendir) "(.*)"(?::| failed:) Permission denied')
-
-
-def classify(exit_code, stderr):
-    """(status, messages) for an rsync exit: ok, warning (source-side trouble on a live FS) or failed.
-
-    Exit 24 (files vanished) is a warning. Exit 23 is a warning only when every message is the sending side's
-    (unreadable or vanished source files) or rsync's closing summary: any other line — a receiver or generator
-    error, or an untagged message such as "could not make way for new regular file" — means writing the
-    destination went wrong, and the part fails. Every other exit code fails too.
-    """
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    if exit_code == 0:
-        return "ok", lines
-    if exit_code == 24:
-        return "warning", lines
-    if exit_code == 23 and lines and all(any(mark in line for mark in _SENDER_SIDE) or line.startswith(_SUMMARIES)
-                                         for line in lines):
-        return "warning", lines
-    return "failed", lines or ["rsync exited with code %d" % exit_code]
-
-
-def run_rsync(args, files_from=None, pass_fds=()):
-    proc = subprocess.run(["rsync"] + args, input=files_from, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=rsync_env(), pass_fds=pass_fds)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def ancestors(path):
-    parts = path.split(b"/")
-    return [b"/".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def worst(a, b):
-    order = ("ok", "warning", "failed")
-    return a if order.index(a) >= order.index(b) else b
-
-
-def fd_path(fd):
-    """A path rsync opens as exactly the directory fd refers to (inherited through pass_fds)."""
-    return "/proc/self/fd/%d/" % fd
 
 
 def new_result():
@@ -98,7 +44,7 @@ def new_result():
             "special": 0, "linked": 0, "unreadable": [], "pass": "", "rsync_exit": 0}
 
 
-def sync_unit(source, work_tree, rel, names, recursive, link_dests):
+def sync_part(source, work_tree, rel, names, recursive, link_dests):
     """Sync one part into the work tree and return its result (status, counts, messages, unreadable paths).
 
     names None: the directory source/rel itself (recursively, or only its own entries when not recursive).

@@ -364,19 +364,7 @@ class PartDiff:
                 dst_st = None
                 touched = True
             if kind == stat.S_IFDIR:
-                self.dirs += 1
-                self.dir_st[entry] = src_st
-                if dst_st is None:
-                    safefs.make_dir(dst_fd, name)
-                    self.made += 1
-                    self.changed += 1
-                    touched = True
-                    self.dir_attrs[entry] = src_st
-                elif dir_differs(src_st, dst_st):
-                    self.changed += 1
-                    self.dir_attrs[entry] = src_st
-                elif stat.S_IMODE(dst_st.st_mode) & 0o700 != 0o700:
-                    self.dir_attrs[entry] = src_st  # opened up for the walk (safefs.open_child): set back after
+                touched = self._compare_subdir(dst_fd, name, entry, src_st, dst_st) or touched
                 if recursive:
                     if src_st.st_dev != self.dev:
                         self.messages.append("%s is another file system: not descended into (as rsync -x)"
@@ -388,24 +376,50 @@ class PartDiff:
                 bytes_total += src_st.st_size
             else:
                 self.special += 1
-            if kind == stat.S_IFREG and src_st.st_nlink > 1:
-                self.groups.setdefault(src_st.st_ino, []).append((entry, src_st, dst_st))
-                continue
-            if dst_st is not None and same_entry(src_st, dst_st, src_fd, dst_fd, name):
-                continue  # an unchanged symlink or special (regular files took the first branch)
-            self.changed += 1
-            touched = True
-            if dst_st is not None:
-                safefs.unlink_at(dst_fd, name)
-            if kind == stat.S_IFREG:
-                self.candidates.append((entry, src_st))
-            else:
-                self.transfer.append(entry)
+            touched = self._compare_other(src_fd, dst_fd, name, entry, src_st, dst_st, kind) or touched
         self.scanned += scanned
         self.bytes_total += bytes_total
         if touched:
             self._touch(path)
         return subdirs
+
+    def _compare_subdir(self, dst_fd, name, entry, src_st, dst_st):
+        """A source directory (dst_st: the work tree's, None if it has none): made if missing, its attributes
+        set after the walk if they differ (or if the walk opened it up). True if the work tree's directory was
+        made."""
+        self.dirs += 1
+        self.dir_st[entry] = src_st
+        if dst_st is None:
+            safefs.make_dir(dst_fd, name)
+            self.made += 1
+            self.changed += 1
+            self.dir_attrs[entry] = src_st
+            return True
+        if dir_differs(src_st, dst_st):
+            self.changed += 1
+            self.dir_attrs[entry] = src_st
+        elif stat.S_IMODE(dst_st.st_mode) & 0o700 != 0o700:
+            self.dir_attrs[entry] = src_st  # opened up for the walk (safefs.open_child): set back after
+        return False
+
+    def _compare_other(self, src_fd, dst_fd, name, entry, src_st, dst_st, kind):
+        """A non-directory that is not an unchanged single-link file (those take _compare_entries' first
+        branch): a hard-linked file joins its group (settled after the walk), an unchanged symlink or special is
+        kept, anything else is unlinked from the work tree (never modified in place) and listed: a regular file
+        as a candidate for linking from the newest snapshot, others for rsync. True if the work tree changed."""
+        if kind == stat.S_IFREG and src_st.st_nlink > 1:
+            self.groups.setdefault(src_st.st_ino, []).append((entry, src_st, dst_st))
+            return False
+        if dst_st is not None and same_entry(src_st, dst_st, src_fd, dst_fd, name):
+            return False  # an unchanged symlink or special
+        self.changed += 1
+        if dst_st is not None:
+            safefs.unlink_at(dst_fd, name)
+        if kind == stat.S_IFREG:
+            self.candidates.append((entry, src_st))
+        else:
+            self.transfer.append(entry)
+        return True
 
     def _touch(self, path):
         """The directory path's entries change: its attributes are set again at the end (if it is in the part)."""
