@@ -70,7 +70,7 @@ def _subnets_in_the_regions_zones(values: Values, raw: Values, context: Values) 
     else:
         for placement in values["subnets"]:
             suffix = placement.availability_zone[len(values["region"]):]
-            if not placement.availability_zone.startswith(values["region"]) or not AZ_SUFFIX.match(suffix):
+            if not placement.availability_zone.startswith(values["region"]) or not AZ_SUFFIX.fullmatch(suffix):
                 problems.append(
                     f"subnets: subnet {placement.subnet_id!r} is placed in {placement.availability_zone!r}; "
                     f"expected a zone of {values['region']}"

@@ -40,7 +40,7 @@ BACKUP_ID_MAX_LENGTH = 64
 
 def region_of_key(key_arn: str) -> str:
     """The region of a KMS key ARN that matched KMS_KEY_ARN."""
-    return KMS_KEY_ARN.match(key_arn).group("region")
+    return KMS_KEY_ARN.fullmatch(key_arn).group("region")
 
 
 def account(value: Any) -> str:

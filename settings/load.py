@@ -69,7 +69,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
         raise ConfigError([f"{ENV_CONTEXT_KEY}: {env_name!r} is not a known environment; expected one of: {available}"])
 
     problems: List[str] = []
-    if not ENV_NAME.match(env_name):
+    if not ENV_NAME.fullmatch(env_name):
         problems.append(
             f"{ENV_CONTEXT_KEY}: {env_name!r} is not a usable environment name "
             "(a letter, then letters, digits or hyphens, at most 32)"
@@ -92,7 +92,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
             continue
         if name in KEYS:
             raw[name] = value  # a -c key=value override (or a top-level cdk.json value) wins
-        elif CONFIG_KEY_SHAPE.match(name) or _close_key(name):
+        elif CONFIG_KEY_SHAPE.fullmatch(name) or _close_key(name):
             problems.append(_unknown_key_problem(name, "given as context (-c)"))
 
     values: Dict[str, Any] = {}

@@ -125,7 +125,7 @@ GRAVITON_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z]*g[a-z]*$")
 def instance_architecture(instance_type: str) -> str:
     """arm64 for Graviton families (a 'g' after the generation digit: m7g, c6gn, t4g), else x86_64."""
     family = instance_type.split(".", 1)[0]
-    return "arm64" if GRAVITON_FAMILY.match(family) else "x86_64"
+    return "arm64" if GRAVITON_FAMILY.fullmatch(family) else "x86_64"
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ def restore_targets(value: Any) -> Tuple[RestoreTarget, ...]:
         raise Invalid(f"{describe(value)} is not a file-system mapping; expected {expectation}")
     problems = []
     for fs_id, group in pairs:
-        if not isinstance(fs_id, str) or not EFS_ID.match(fs_id):
+        if not isinstance(fs_id, str) or not EFS_ID.fullmatch(fs_id):
             problems.append(f"{describe(fs_id)} is not an EFS id (fs- followed by 8 or 17 hex digits)")
-        if not isinstance(group, str) or not SG_ID.match(group):
+        if not isinstance(group, str) or not SG_ID.fullmatch(group):
             problems.append(f"file system {fs_id!r} has security group {describe(group)}; expected sg- followed by "
                             "8 or 17 hex digits")
     ids = [fs_id for fs_id, _group in pairs]
@@ -77,7 +77,7 @@ def subnets(value: Any) -> Tuple[SubnetPlacement, ...]:
     problems = []
     placements = []
     for subnet, zone in pairs:
-        if not isinstance(subnet, str) or not SUBNET_ID.match(subnet):
+        if not isinstance(subnet, str) or not SUBNET_ID.fullmatch(subnet):
             problems.append(f"{describe(subnet)} is not a subnet id (subnet- followed by 8 or 17 hex digits)")
         if not isinstance(zone, str) or not zone:
             problems.append(f"subnet {subnet!r} has availability zone {describe(zone)}; expected a zone name")
@@ -98,7 +98,7 @@ def source_client_security_group(value: Any) -> Optional[str]:
     expectation = f"an existing security group id (sg- followed by 8 or 17 hex digits) or {CREATE_CLIENT_SECURITY_GROUP!r}"
     if value == CREATE_CLIENT_SECURITY_GROUP:
         return None
-    if not isinstance(value, str) or not SG_ID.match(value):
+    if not isinstance(value, str) or not SG_ID.fullmatch(value):
         raise Invalid(f"{describe(value)} is not a security group id or 'create'; expected {expectation}")
     return value
 
@@ -111,7 +111,7 @@ def https_egress(value: Any) -> Tuple[str, ...]:
     destinations = []
     problems = []
     for item in items:
-        if isinstance(item, str) and PREFIX_LIST_ID.match(item):
+        if isinstance(item, str) and PREFIX_LIST_ID.fullmatch(item):
             destinations.append(item)
             continue
         try:

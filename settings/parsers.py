@@ -32,7 +32,7 @@ def string(value: Any, expectation: str) -> str:
 def pattern(regex: re.Pattern, what: str, expectation: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = string(value, expectation)
-        if not regex.match(text):
+        if not regex.fullmatch(text):
             raise Invalid(f"{describe(value)} is not {what} ({expectation})")
         return text
 
@@ -49,7 +49,7 @@ def integer(value: Any, low: int, high: int) -> int:
         raise Invalid(f"{describe(value)} is a boolean; expected {expectation}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and _INTEGER_STRING.match(value):
+    elif isinstance(value, str) and _INTEGER_STRING.fullmatch(value):
         number = int(value)
     else:
         raise Invalid(f"{describe(value)} is not a whole number; expected {expectation}")
@@ -98,7 +98,7 @@ def number_range(low: float, high: float) -> Callable[[Any], float]:
             raise Invalid(f"{describe(value)} is a boolean; expected {expectation}")
         if isinstance(value, (int, float)):
             number = float(value)
-        elif isinstance(value, str) and _NUMBER_STRING.match(value):
+        elif isinstance(value, str) and _NUMBER_STRING.fullmatch(value):
             number = float(value)
         else:
             raise Invalid(f"{describe(value)} is not a number; expected {expectation}")
@@ -153,4 +153,4 @@ def list_of(
 
 def matches(regex: "re.Pattern[str]") -> Callable[[Any], bool]:
     """An item test for ``list_of``: a string that matches regex."""
-    return lambda item: isinstance(item, str) and bool(regex.match(item))
+    return lambda item: isinstance(item, str) and bool(regex.fullmatch(item))

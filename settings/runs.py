@@ -25,7 +25,7 @@ def schedule(value: Any) -> Optional[str]:
         return None
     expectation = "none, cron(<6 fields>) or rate(<n> minutes|hours|days), as EventBridge Scheduler takes them"
     text = string(value, expectation)
-    if not SCHEDULE.match(text):
+    if not SCHEDULE.fullmatch(text):
         raise Invalid(f"{describe(value)} is not a schedule expression; expected {expectation}")
     return text
 

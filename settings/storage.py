@@ -28,6 +28,6 @@ def kms_key(value: Any) -> KmsKeyChoice:
         return KmsKeyChoice(KMS_AWS_MANAGED)
     if value == KMS_CREATE:
         return KmsKeyChoice(KMS_CREATE)
-    if isinstance(value, str) and KMS_KEY_ARN.match(value):
+    if isinstance(value, str) and KMS_KEY_ARN.fullmatch(value):
         return KmsKeyChoice("existing", value)
     raise Invalid(f"{describe(value)} is not a key choice; expected {expectation}")

@@ -45,7 +45,7 @@ def ebs_kms_key(value: Any) -> Optional[str]:
     expectation = "'default' (the account's EBS default key) or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
     if value == "default":
         return None
-    if isinstance(value, str) and KMS_KEY_ARN.match(value):
+    if isinstance(value, str) and KMS_KEY_ARN.fullmatch(value):
         return value
     raise Invalid(f"{describe(value)} is not a key choice; expected {expectation}")
 
@@ -56,9 +56,9 @@ def worker_image(value: Any) -> Optional[WorkerImage]:
     expectation = ("none, an AMI id (ami- followed by 8 or 17 hex digits) or ssm:/<parameter name> holding one, "
                    "of an image with amazon-efs-utils, nfs-utils and rsync installed")
     text = string(value, expectation)
-    if AMI_ID.match(text):
+    if AMI_ID.fullmatch(text):
         return WorkerImage(ami_id=text)
-    match = SSM_PARAMETER.match(text)
+    match = SSM_PARAMETER.fullmatch(text)
     if match:
         return WorkerImage(ssm_parameter=match.group(1))
     raise Invalid(f"{describe(value)} is not a worker image; expected {expectation}")

@@ -499,3 +499,17 @@ def test_every_backup_id_the_stack_accepts_the_engine_accepts_within_its_tighter
     template = json.dumps(synthesize("example", tmp_path, backup_id=longest).template_json)
     subjects = re.findall(r'\\"Subject\\":\\"(efs-backup [^\\]*)\\"', template)
     assert subjects and all(longest in subject and len(subject) < 100 for subject in subjects), subjects
+
+
+@pytest.mark.parametrize("key, value", [
+    ("backup_id", "home\n"), ("source_file_system_id", "fs-12345678\n"), ("vpc_id", "vpc-0123abcd\n"),
+    ("account", "111111111111\n"), ("region", "eu-west-1\n"), ("stack_name", "EfsBackup-test\n"),
+    ("schedule_daily", "rate(1 day)\n"), ("retain_daily", "3\n"), ("alarm_stale_multiple", "2\n"),
+])
+def test_a_value_is_valid_only_as_a_whole_not_up_to_a_trailing_newline(key, value):
+    """A pattern ending in `$` also matches before a final newline: every identifier, number and schedule is
+    matched whole (re.fullmatch), so `home\\n` never becomes a backup-id (a directory name on the backup file
+    system) or a tag value."""
+    environment = valid_environment(**{key: value})
+    problems, _ = problems_of(context(environment))
+    assert any(problem.startswith(key + ":") for problem in problems), problems

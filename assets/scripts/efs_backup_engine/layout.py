@@ -26,9 +26,9 @@ from efs_backup_engine.fsutil import read_json
 
 MARKER = ".efs-backup-root"
 STATE = ".efs-backup"
-SNAPSHOT_RE = re.compile(r"^(%s)\.(\d+)$" % "|".join(INTERVALS))
+SNAPSHOT_RE = re.compile(r"^(%s)\.(\d+)\Z" % "|".join(INTERVALS))
 # The engine's own backup-id rule (up to 128 characters: a directory name on the backup file system).
-BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 def snapshot_name(interval, index):
