@@ -77,11 +77,11 @@ def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] 
         raise CliError("choose exactly one of --snapshot, --snapshot-id, --at", EXIT_REFUSED)
     request: Dict[str, Any] = {}
     if snapshot is not None:
-        if snapshot != "latest" and not _SNAPSHOT_NAME.match(snapshot) and not snapshot.startswith("id:"):
+        if snapshot != "latest" and not _SNAPSHOT_NAME.fullmatch(snapshot) and not snapshot.startswith("id:"):
             raise CliError(f"--snapshot {snapshot!r}: expected <interval>.<n> (e.g. daily.3) or latest", EXIT_REFUSED)
         request["snapshot"] = snapshot
     elif snapshot_id is not None:
-        if not re.match(r"^[0-9A-Za-z_-]{1,64}$", snapshot_id):
+        if not re.fullmatch(r"^[0-9A-Za-z_-]{1,64}$", snapshot_id):
             raise CliError(f"--snapshot-id {snapshot_id!r}: expected the id shown by `efs-backup list`", EXIT_REFUSED)
         request["snapshot"] = f"id:{snapshot_id}"
     else:
@@ -89,7 +89,7 @@ def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] 
     if paths:
         request["paths"] = [clean_path(p) for p in paths]
     if target_file_system_id is not None:
-        if not _FS_ID.match(target_file_system_id):
+        if not _FS_ID.fullmatch(target_file_system_id):
             raise CliError(f"--target-file-system {target_file_system_id!r}: expected fs-<hex id>", EXIT_REFUSED)
         request["target_file_system_id"] = target_file_system_id
     if target_path is not None:

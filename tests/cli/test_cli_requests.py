@@ -250,3 +250,15 @@ def test_an_interrupt_after_starting_still_answers_in_json(capsys, monkeypatch):
                                         "exit_code": 130, "execution": "manual-daily-20261128T080000Z",
                                         "execution_arn": "arn:...:manual-daily-20261128T080000Z"}
     assert "interrupted" in captured.err
+
+
+@pytest.mark.parametrize("kwargs", [{"snapshot": "daily.3\n"}, {"snapshot_id": "abc\n"},
+                                    {"snapshot": "latest", "target_file_system_id": "fs-12345678\n"}])
+def test_restore_arguments_are_matched_whole(kwargs):
+    """A pattern ending in `$` matches before a final newline: the CLI checks each argument whole."""
+    from efs_backup_cli.errors import EXIT_REFUSED, CliError
+    from efs_backup_cli.restore import build_request
+
+    with pytest.raises(CliError) as raised:
+        build_request(**kwargs)
+    assert raised.value.code == EXIT_REFUSED
