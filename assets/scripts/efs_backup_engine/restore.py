@@ -38,14 +38,12 @@ How one part is restored (restore_part):
    leaves no half-written file under a real name and the next restore clears what a killed one left there.
 """
 
-import calendar
 import dataclasses
-import datetime
 import os
-import re
 import stat
 import time
 
+from efs_backup_contract import times
 from efs_backup_engine import preflight, safefs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import create_exclusive, fs_now, makedirs, read_json, remove_tree, write_json_atomic
@@ -70,38 +68,10 @@ TOTALS = ("files_scanned", "files_transferred", "bytes_transferred")
 OPTIONS = ("target_in_mount", "paths", "mode", "dry_run")
 
 
-# ISO 8601 date and time with a zone, as operators write it: "T" or a space, seconds optional, 1 to 6 fractional
-# digits after "." or ",", then Z or an offset (+01:00, +0100, +01). Parsed by hand: the workers run Amazon Linux
-# 2023's Python 3.9, whose datetime.fromisoformat rejects "Z" and fractions of other than 3 or 6 digits
-# (https://docs.python.org/3.9/library/datetime.html#datetime.datetime.fromisoformat: "this does not support
-# parsing arbitrary ISO 8601 strings"; 3.11 widened it).
-_ISO_TIME = re.compile(
-    r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
-    r"(?::(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]{1,6}))?)?"
-    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_h>[0-9]{2})(?::?(?P<off_m>[0-9]{2}))?)?$")
-
-
 def parse_time(text):
-    """ISO 8601 with Z or an offset -> epoch seconds (float, microseconds kept). Raises ValueError for anything
-    else, naive times included (they are ambiguous)."""
-    match = _ISO_TIME.match(text.strip())
-    if not match:
-        raise ValueError("%r is not an ISO 8601 date and time such as 2026-11-20T00:00:00Z or "
-                         "2026-11-20T01:00:00.5+01:00" % text)
-    if not match.group("utc") and not match.group("sign"):
-        raise ValueError("%r has no time zone: add Z or an offset such as +01:00" % text)
-    year, month, day = (int(part) for part in match.group("date").split("-"))
-    fraction = match.group("fraction") or ""
-    # datetime() checks every field's range (month 13, February 30, hour 24, second 60 all raise ValueError).
-    moment = datetime.datetime(year, month, day, int(match.group("hour")), int(match.group("minute")),
-                               int(match.group("second") or 0), int(fraction.ljust(6, "0") or 0))
-    offset = 0
-    if match.group("sign"):
-        hours, minutes = int(match.group("off_h")), int(match.group("off_m") or 0)
-        if hours > 23 or minutes > 59:
-            raise ValueError("%r has an offset out of range (at most +/-23:59)" % text)
-        offset = (hours * 3600 + minutes * 60) * (1 if match.group("sign") == "+" else -1)
-    return calendar.timegm(moment.timetuple()) - offset + moment.microsecond / 1e6
+    """An operator's ISO 8601 time with Z or an offset -> epoch seconds (efs_backup_contract.times: the CLI parses
+    it the same way). Raises ValueError for anything else, naive times included (they are ambiguous here)."""
+    return times.parse_time(text)
 
 
 def _iso(ts):
