@@ -405,15 +405,18 @@ def _input_of(described: Dict[str, Any]) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _newest_execution_name(deployment) -> str:
+    """The newest execution of either state machine (backup or restore), by start time."""
+    candidates = [e for e in (executions.newest(deployment, arn)
+                              for arn in executions.machines(deployment).values()) if e]
+    if not candidates:
+        raise CliError("no execution yet", EXIT_REFUSED)
+    return max(candidates, key=lambda e: e["startDate"])["name"]
+
+
 def cmd_follow(args, out: Output) -> int:
     deployment = _connect(args)
-    name = args.execution
-    if not name:
-        candidates = [e for e in (executions.newest(deployment, arn)
-                                  for arn in executions.machines(deployment).values()) if e]
-        if not candidates:
-            raise CliError("no execution yet", EXIT_REFUSED)
-        name = max(candidates, key=lambda e: e["startDate"])["name"]
+    name = args.execution or _newest_execution_name(deployment)
     found = executions.find(deployment, name)
     if found is None:
         raise CliError(f"no execution {name} in the backup or restore state machine of stack "
@@ -773,11 +776,7 @@ def cmd_logs(args, out: Output) -> int:
     deployment = _connect(args)
     execution = args.execution
     if not execution:
-        candidates = [e for e in (executions.newest(deployment, arn)
-                                  for arn in executions.machines(deployment).values()) if e]
-        if not candidates:
-            raise CliError("no execution yet", EXIT_REFUSED)
-        execution = max(candidates, key=lambda e: e["startDate"])["name"]
+        execution = _newest_execution_name(deployment)
     else:
         found = executions.find(deployment, execution)
         if found is None:
