@@ -128,13 +128,19 @@ def _epoch(value: Any) -> Optional[float]:
 
 
 def look(deployment, arn: str, *, worker_states=(WORKER_STATE,), workers_total: Optional[int] = None,
-         described: Optional[Dict[str, Any]] = None) -> progress.Snapshot:
-    """The execution as it is now: its status and state, elapsed time, workers, parts, files and bytes."""
+         described: Optional[Dict[str, Any]] = None, observed: Optional[float] = None) -> progress.Snapshot:
+    """The execution as it is now: its status and state, elapsed time, workers, parts, files and bytes.
+
+    A running execution's elapsed time is taken at ``observed``, the moment just before ``described`` was asked
+    for: it is never later than the stop time a later look shows (elapsed time never runs backwards)."""
     sfn = deployment.client("stepfunctions")
-    described = described or _call("describing the execution", sfn.describe_execution, executionArn=arn)
+    if described is None:
+        observed = time.time()
+        described = _call("describing the execution", sfn.describe_execution, executionArn=arn)
     ended = _epoch(described.get("stopDate"))
     return progress.read(history(deployment, arn), described["name"], worker_states,
-                         started=_epoch(described.get("startDate")), now=ended if ended else time.time(),
+                         started=_epoch(described.get("startDate")),
+                         now=ended if ended else (observed if observed is not None else time.time()),
                          status=described["status"], workers_total=workers_total)
 
 
@@ -146,9 +152,10 @@ def wait(deployment, arn: str, *, timeout: Optional[float], reporter: progress.R
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
+            observed = time.time()
             described = _call("describing the execution", sfn.describe_execution, executionArn=arn)
             reporter.update(look(deployment, arn, worker_states=worker_states, workers_total=workers_total,
-                                 described=described))
+                                 described=described, observed=observed))
             if described["status"] != "RUNNING":
                 return described
             now = time.monotonic()

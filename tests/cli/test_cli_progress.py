@@ -78,3 +78,48 @@ def test_on_a_terminal_the_line_refreshes_in_place():
     assert stream.getvalue().endswith("\x1b[K\nqueued\n"), "a message ends the refreshing line first"
     reporter.update(snapshot())
     assert len(stream.getvalue().rsplit("\r", 1)[1]) == 79 + len("\x1b[K"), "cut to the terminal: no wrapping"
+
+
+def test_elapsed_time_never_runs_backwards_when_the_execution_ends_between_two_looks(monkeypatch):
+    """Found by CI under load: a poll saw the execution RUNNING, then took the clock a moment later, after it had
+    stopped; the next poll showed the (earlier) stop time: [0:17] RUNNING, then [0:16] SUCCEEDED. A running
+    execution's elapsed time is taken just before it is described, never later than the stop time."""
+    from datetime import datetime, timedelta, timezone
+
+    from efs_backup_cli import executions
+
+    started = datetime(2026, 11, 28, 11, 0, 0, tzinfo=timezone.utc)
+    stopped = started + timedelta(seconds=16.5)
+    now = [started.timestamp() + 16.0]
+    monkeypatch.setattr(executions.time, "time", lambda: now[0])
+    monkeypatch.setattr(executions.time, "sleep", lambda seconds: None)
+
+    class StepFunctions:
+        calls = 0
+
+        def describe_execution(self, executionArn):
+            StepFunctions.calls += 1
+            if StepFunctions.calls == 1:  # running when asked; it stops at 16.5 s, while the answer travels
+                now[0] = started.timestamp() + 17.0
+                return {"name": "run-1", "status": "RUNNING", "startDate": started}
+            return {"name": "run-1", "status": "SUCCEEDED", "startDate": started, "stopDate": stopped}
+
+        def get_execution_history(self, executionArn, maxResults, nextToken=None):
+            return {"events": []}
+
+    class Deployment:
+        def client(self, name):
+            return StepFunctions()
+
+    shown = []
+
+    class Recorder:
+        def update(self, snap):
+            shown.append(snap.elapsed_seconds)
+
+        def close(self):
+            pass
+
+    executions.wait(Deployment(), "arn:run-1", timeout=None, reporter=Recorder())
+    assert len(shown) == 2 and shown == sorted(shown), shown
+    assert shown[-1] == 16.5
