@@ -13,6 +13,9 @@ from typing import Any, Mapping, Optional
 
 # jsii prints an end-of-life banner for Node 20 on every run; the CLI pin and this app are tested on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# The contract (efs_backup_contract) ships to the workers inside assets/scripts/; the app reads the same files, so a
+# synth needs nothing installed beyond requirements.txt.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "scripts"))
 
 import aws_cdk as cdk  # noqa: E402  (after the environment tweak above)
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
