@@ -7,9 +7,8 @@ The CLI needs no checkout of the CDK app: the stack is found
   ``EFS_BACKUP_CDK_JSON``, or the working directory and its parents), it is read as plain JSON for that
   environment's ``stack_name`` (default ``EfsBackup-<env>``) and ``region``; otherwise the stacks of the region are
   listed and the one of that environment is taken (none or several: an error naming them): tagged
-  ``efs-backup:environment=<env>``, or, for a stack deployed without stack tags (the app sets
-  ``@aws-cdk/core:explicitStackTags``, under which ``Tags.of(stack)`` tags only the resources), one with the
-  efs-backup outputs named ``EfsBackup-<env>``.
+  ``efs-backup:environment=<env>`` (the stack carries it itself: stacks/efs_backup_stack.py), or, for a stack
+  deployed before it carried its tags, one with the efs-backup outputs named ``EfsBackup-<env>``.
 
 Every resource comes from the stack's outputs (``efs_backup_contract.deployment``), the settings the CLI acts on
 (retention, schedules, stale thresholds, default workers, writable file systems) from its deployed template
