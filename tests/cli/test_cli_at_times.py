@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import ast
 import datetime
-import glob
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 
 from efs_backup_cli import restore
 from efs_backup_cli.errors import EXIT_REFUSED, CliError
+from python39 import python39
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_PACKAGES = (ROOT / "efs_backup_cli", ROOT / "assets" / "scripts" / "efs_backup_contract")
@@ -102,19 +100,7 @@ def test_the_cli_never_relies_on_fromisoformat():
                     assert node.attr != "fromisoformat", f"{path}:{node.lineno} uses fromisoformat"
 
 
-def _python39():
-    """A working Python 3.9 (pyenv's, or python3.9 on PATH; a pyenv shim without that version does not count)."""
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9.*/bin/python3.9")))
-    candidates += [found for found in [shutil.which("python3.9")] if found]
-    for candidate in candidates:
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 9))"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        if probe.returncode == 0 and probe.stdout.strip() == b"True":
-            return candidate
-    return None
-
-
-@pytest.mark.skipif(_python39() is None, reason="no Python 3.9 interpreter on this machine")
+@pytest.mark.skipif(python39() is None, reason="no Python 3.9 interpreter on this machine")
 def test_same_results_under_a_real_python_3_9():
     script = """
 import json, sys
@@ -138,7 +124,7 @@ for text in ("2026-11-20T13:45:07Z", "2026-11-20T13:45:07.5+00:00", "2026-11-20T
         out["fromisoformat_rejects"].append(text)
 print(json.dumps(out))
 """
-    proc = subprocess.run([_python39(), "-I", "-c", script, str(ROOT), str(ROOT / "assets" / "scripts"),
+    proc = subprocess.run([python39(), "-I", "-c", script, str(ROOT), str(ROOT / "assets" / "scripts"),
                            json.dumps({"accepted": ACCEPTED, "rejected": REJECTED})],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()

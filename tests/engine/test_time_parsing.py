@@ -12,13 +12,13 @@ import datetime
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from enginekit import ENGINE
+from python39 import python39
 
 PACKAGE = os.path.join(os.path.dirname(ENGINE), "efs_backup_engine")
 from efs_backup_engine.restore import parse_time
@@ -91,19 +91,7 @@ def test_the_engine_never_relies_on_fromisoformat():
                 assert node.attr != "fromisoformat", "%s:%d uses fromisoformat" % (path, node.lineno)
 
 
-def _python39():
-    """A working Python 3.9 (pyenv's, or python3.9 on PATH; a pyenv shim without that version does not count)."""
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9.*/bin/python3.9")))
-    candidates += [found for found in [shutil.which("python3.9")] if found]
-    for candidate in candidates:
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 9))"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        if probe.returncode == 0 and probe.stdout.strip() == b"True":
-            return candidate
-    return None
-
-
-@pytest.mark.skipif(_python39() is None, reason="no Python 3.9 interpreter on this machine")
+@pytest.mark.skipif(python39() is None, reason="no Python 3.9 interpreter on this machine")
 def test_same_results_under_a_real_python_3_9():
     script = """
 import json, sys
@@ -128,7 +116,7 @@ for text in ("2026-11-20T13:45:07Z", "2026-11-20T13:45:07.5+00:00", "2026-11-20T
         out["fromisoformat_rejects"].append(text)
 print(json.dumps(out))
 """
-    proc = subprocess.run([_python39(), "-c", script, os.path.dirname(ENGINE),
+    proc = subprocess.run([python39(), "-c", script, os.path.dirname(ENGINE),
                            json.dumps({"accepted": ACCEPTED, "rejected": REJECTED})],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()

@@ -1,13 +1,12 @@
 """The worker helpers run on Amazon Linux 2023's python3 (3.9) with the standard library only, next to the engine
 and the contract in the scripts asset."""
 
-import ast
-import glob
 import os
 import subprocess
-import sys
 
 import pytest
+
+from python39 import STDLIB, absolute_imports, python39, python_files, vermin_report
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = os.path.join(REPO_ROOT, "assets", "scripts")
@@ -15,53 +14,21 @@ SCRIPTS = os.path.join(REPO_ROOT, "assets", "scripts")
 PACKAGE = os.path.join(SCRIPTS, "efs_backup_worker")
 CONTRACT = os.path.join(SCRIPTS, "efs_backup_contract")
 LAUNCHER = os.path.join(SCRIPTS, "efs-backup-worker")
-STDLIB = set(sys.stdlib_module_names)
 # What the helpers may import besides the standard library: themselves, the contract, and the engine's own rule for
 # a backup id (efs_backup_engine.layout.BACKUP_ID_RE: the worker checks what the engine will accept, no copy).
 ALLOWED = {"efs_backup_worker", "efs_backup_contract", "efs_backup_engine.layout"}
 
 
-def python_files(*folders):
-    return [os.path.join(folder, name) for folder in folders for name in sorted(os.listdir(folder))
-            if name.endswith(".py")]
-
-
 def test_worker_helpers_need_nothing_newer_than_python_3_9():
-    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
-    files = [LAUNCHER] + python_files(PACKAGE, CONTRACT)
-    proc = subprocess.run([vermin, "--no-tips", "--violations", "--eval-annotations", "-t=3.9-"] + files,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.returncode == 0, proc.stdout.decode()
+    code, output = vermin_report([LAUNCHER] + python_files(PACKAGE, CONTRACT))
+    assert code == 0, output
 
 
 def test_worker_helpers_import_only_the_standard_library_the_contract_and_the_engine_layout():
     for path in [LAUNCHER] + python_files(PACKAGE):
-        with open(path) as handle:
-            tree = ast.parse(handle.read(), filename=path)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module] if node.level == 0 else []
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                assert top in STDLIB or top in ALLOWED or name in ALLOWED, "%s imports %s" % (path, name)
-
-
-def python39():
-    """A python3.9 interpreter, if this machine has one (Amazon Linux 2023's version; pyenv's count)."""
-    pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
-    for candidate in ["python3.9", "/usr/bin/python3.9"] + pyenv:
-        try:
-            proc = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
-                                  text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if proc.returncode == 0 and proc.stdout.strip() == "(3, 9)":
-            return candidate
-    return None
+        for name in absolute_imports(path):
+            top = name.split(".")[0]
+            assert top in STDLIB or top in ALLOWED or name in ALLOWED, "%s imports %s" % (path, name)
 
 
 def test_every_command_runs_on_python_3_9(tmp_path):
