@@ -52,6 +52,16 @@ def test_a_rebuilt_part_leaves_its_holder_with_the_sources_times(tmp_path, monke
     assert os.lstat(work / "r").st_mtime_ns == os.lstat(source / "r").st_mtime_ns
 
 
+def _file_replaced_by_a_directory(tmp_path):
+    """R6's trees: the source's `-dash` is a directory (holding `inner`) where the recycled work tree has a file."""
+    source, work = tmp_path / "source", tmp_path / "work"
+    (source / "-dash").mkdir(parents=True)
+    (source / "-dash" / "inner").write_text("new")
+    work.mkdir()
+    (work / "-dash").write_text("a file in the recycled tree")
+    return source, work
+
+
 def _file_becomes_directory(work_entry, copied):
     """What the other part that owns the same entry does meanwhile: the file is replaced by the directory the
     source now has (and, when that part is the directory's own, it has already copied `copied` into it)."""
@@ -68,11 +78,7 @@ def test_a_dir_part_tolerates_its_root_entry_being_repaired_by_the_parents_part(
     again and the run ended as a warning. Finding the directory it wanted must simply be fine."""
     from efs_backup_engine import safefs
 
-    source, work = tmp_path / "source", tmp_path / "work"
-    (source / "-dash").mkdir(parents=True)
-    (source / "-dash" / "inner").write_text("new")
-    work.mkdir()
-    (work / "-dash").write_text("a file in the recycled tree")
+    source, work = _file_replaced_by_a_directory(tmp_path)
     real = safefs.open_child
     staged = []
 
@@ -98,11 +104,7 @@ def test_a_parents_part_never_removes_a_directory_it_listed_as_a_file(tmp_path, 
     """The other side of R6: the parent's part listed the entry as a file; before it removed it, the dir part made
     it a directory and copied into it. Removing "the file" then must not remove that directory recursively (the
     snapshot would silently lose what the dir part copied): a non-directory is only ever unlinked."""
-    source, work = tmp_path / "source", tmp_path / "work"
-    (source / "-dash").mkdir(parents=True)
-    (source / "-dash" / "inner").write_text("new")
-    work.mkdir()
-    (work / "-dash").write_text("a file in the recycled tree")
+    source, work = _file_replaced_by_a_directory(tmp_path)
     real = treediff._listing
     staged = []
 
