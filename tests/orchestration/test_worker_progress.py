@@ -44,8 +44,12 @@ fi
 """
 
 
-def engine_processes(role: str):
-    """pids of running engine processes of this role (`python3 .../efs-backup-engine <role> ...`)."""
+def engine_processes(role: str, session: int):
+    """pids of running engine processes of this role (`python3 .../efs-backup-engine <role> ...`) in this session.
+
+    Only the worker's own session (it is started with start_new_session): under pytest-xdist another test's engine
+    runs beside this one, and stopping that one instead made this test fail with no heartbeat before the stop.
+    """
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -55,7 +59,11 @@ def engine_processes(role: str):
         except OSError:
             continue
         if len(argv) > 2 and argv[1].endswith(b"efs-backup-engine") and argv[2] == role.encode():
-            found.append(int(entry))
+            try:
+                if os.getsid(int(entry)) == session:
+                    found.append(int(entry))
+            except ProcessLookupError:
+                continue
     return found
 
 
@@ -111,7 +119,7 @@ def test_a_stopped_engine_stops_the_heartbeat_and_a_resumed_one_restarts_it(tmp_
         while paused is None:
             assert worker.poll() is None, worker.stdout.read().decode()
             assert time.time() < deadline, "the engine's work step never started"
-            pids = engine_processes("work")
+            pids = engine_processes("work", worker.pid)
             if pids:
                 paused = pids[0]
                 os.kill(paused, signal.SIGSTOP)
