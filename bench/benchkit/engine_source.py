@@ -3,6 +3,7 @@ engine as committed at a revision, exported into the workdir so edits in progres
 
 import os
 import subprocess
+import sys
 
 from benchkit import REPO
 
@@ -18,8 +19,16 @@ def export_engine(rev, work):
     archive.stdout.close()
     if archive.wait() != 0:
         raise SystemExit("git archive %s assets/scripts failed" % sha)
+    precompile(os.path.join(dest, "assets", "scripts"))
     return (os.path.join(dest, "assets", "scripts", "efs-backup-engine"),
             "%s (engine exported from this commit with --engine-rev %s)" % (sha, rev))
+
+
+def precompile(scripts):
+    """Byte-compile the engine once, as a worker's first engine process does (its prepare step runs before the
+    streams start). Without it, under PYTHONDONTWRITEBYTECODE (set on some machines) every engine process of
+    every run would compile every module again, a CPU cost no deployed worker pays."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", scripts], check=True, stdout=subprocess.DEVNULL)
 
 
 def repo_commit():

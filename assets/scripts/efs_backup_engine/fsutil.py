@@ -74,17 +74,17 @@ def fs_now(directory):
         os.unlink(probe)
 
 
-def remove_tree(path):
+def remove_tree(path, overlapped=False):
     """Remove a file, symlink or directory tree; missing is fine. Nothing below path is followed: the removal goes
     through directory fds (safefs.remove_at), so a symlink inside the tree is removed, never its target. Only
-    path's parent is resolved as a path (the engine's own layout)."""
+    path's parent is resolved as a path (the engine's own layout). overlapped: see safefs.remove_at."""
     parent, name = os.path.split(os.path.abspath(path).rstrip("/"))
     try:
         fd = safefs.open_root(parent)
     except FileNotFoundError:
         return
     try:
-        safefs.remove_at(fd, os.fsencode(name))
+        safefs.remove_at(fd, os.fsencode(name), overlapped)
     finally:
         os.close(fd)
 

@@ -26,6 +26,7 @@ import time
 
 from efs_backup_engine.fsutil import create_exclusive, makedirs, read_json, write_json_atomic
 from efs_backup_engine.lock import Heartbeat, heartbeat_name
+from efs_backup_engine.parallel import map_in_parallel
 
 # Entries per part: about workers x PARTS_PER_WORKER parts, within these bounds.
 MIN_PART_FILES = 200
@@ -35,6 +36,9 @@ UNLIMITED = 2 ** 62
 # The most entries a run counts (listings only) to size its parts when nothing recorded says how big the tree is.
 COUNT_CAP = 2000000
 POLL_SECONDS = 0.5
+# A worker with nothing to claim looks again after FIRST_POLL_SECONDS, doubling up to POLL_SECONDS while nothing
+# changes: new parts (a split) are seen within a few tens of milliseconds, a long wait costs two looks a second.
+FIRST_POLL_SECONDS = 0.05
 STATUSES = ("ok", "warning", "failed")  # a part's status, from best to worst
 
 
@@ -82,8 +86,9 @@ def plan_children(directory, rel, depth, budget):
         if batch:
             children.append({"path": rel, "names": list(batch), "depth": depth + 1, "estimate": batch_size})
 
-    for name in sorted(subdirectories(directory)):
-        size = count_entries(os.path.join(directory, name), budget) + 1
+    names = sorted(subdirectories(directory))
+    sizes = map_in_parallel(lambda name: count_entries(os.path.join(directory, name), budget) + 1, names)
+    for name, size in zip(names, sizes):
         if size > budget:
             children.append({"path": os.path.join(rel, name) if rel else name, "depth": depth + 1,
                              "estimate": None})
@@ -124,15 +129,20 @@ def subdirectories(directory):
 
 class PartStore:
     """The run's parts on the backup file system. Unit, claim and result files never change once published (a
-    split rewrites its part file, but only the worker holding the claim reads that), so each process reads every
-    file once: a claim attempt or a wait costs three directory listings, whatever the number of parts and
-    workers, plus one read per file it has not seen yet."""
+    split rewrites its part file, but only the worker holding the claim reads that), so each process reads a file
+    at most once, and only when it needs what is inside: the claim loop reads the part files (their sizes order
+    the claims) but knows results and claims by name alone; a claim's content (its worker's heartbeat) is read
+    only when every unfinished part is claimed and the heartbeats are checked, and the results' contents only by
+    finalize. A claim attempt or a wait costs at most three directory listings, whatever the number of parts and
+    workers, plus one read per part file it has not seen yet; files not seen yet are read several at a time
+    (parallel.py)."""
 
     def __init__(self, run_dir):
         self.parts_dir = os.path.join(run_dir, "units")  # the legacy name on disk
         self.claims_dir = os.path.join(run_dir, "claims")
         self.results_dir = os.path.join(run_dir, "results")
         self._seen = {"parts": {}, "claims": {}, "results": {}}
+        self._claimed = set()  # claim names seen: a claim is never removed while the run's attempt goes on
 
     def create(self):
         for path in (self.parts_dir, self.claims_dir, self.results_dir):
@@ -152,8 +162,10 @@ class PartStore:
         for name in list(cache):
             if name not in names:
                 del cache[name]
-        for name in names - set(cache):
-            content = read_json(os.path.join(directory, name), default, corrupt_ok=True)
+        unseen = sorted(names - set(cache))
+        contents = map_in_parallel(lambda name: read_json(os.path.join(directory, name), default, corrupt_ok=True),
+                                   unseen)
+        for name, content in zip(unseen, contents):
             if content is not None:
                 cache[name] = content
         return cache
@@ -168,9 +180,31 @@ class PartStore:
                 found.setdefault(id_of(child), child)
         return found
 
-    def claims(self):
-        files = self._files("claims", self.claims_dir, lambda name: ".tmp-" not in name, default={})
-        return {name: content or {} for name, content in files.items()}
+    def claimed(self):
+        """Ids of the claimed parts (names only)."""
+        self._claimed = {name for name in os.listdir(self.claims_dir) if ".tmp-" not in name}
+        return self._claimed
+
+    def any_unclaimed(self, part_ids):
+        """Whether one of these parts has no claim. The claims are listed again only when one of them is not known
+        to be claimed: a claim is never removed while the run's attempt goes on (reset() runs before workers do)."""
+        if all(part_id in self._claimed for part_id in part_ids):
+            return False
+        claimed = self.claimed()
+        return any(part_id not in claimed for part_id in part_ids)
+
+    def claim_of(self, part_id):
+        """A claim's content ({} if unreadable: a crash left it empty), read once."""
+        cache = self._seen["claims"]
+        if part_id not in cache:
+            cache[part_id] = read_json(os.path.join(self.claims_dir, part_id), {}, corrupt_ok=True) or {}
+        return cache[part_id]
+
+    def finished(self):
+        """Ids of the parts that have a result (names only). A result is published whole (write, then rename), so
+        a name seen here is a readable result, except after a machine crash: reset() removes an unreadable one
+        before workers run again, and finalize, which reads them all, counts an unreadable one as unfinished."""
+        return {name[:-5] for name in os.listdir(self.results_dir) if name.endswith(".json")}
 
     def results(self):
         """Finished parts' outcomes (an unreadable result counts as not finished: the part is redone)."""
@@ -184,7 +218,7 @@ class PartStore:
         Largest-first keeps the workers' shares even: what is left at the end is small.
         """
         parts = self.parts()
-        claimed = set(os.listdir(self.claims_dir))
+        claimed = self.claimed()
 
         def order(part_id):
             estimate = parts[part_id].get("estimate")
@@ -203,8 +237,7 @@ class PartStore:
             spec = dict(spec, split=True, children=children)
             write_json_atomic(os.path.join(self.parts_dir, part_id + ".json"), spec)  # durable: names the children
             self._seen["parts"][part_id + ".json"] = spec
-        for child in spec["children"]:
-            self.add(child)
+        map_in_parallel(self.add, spec["children"])
         return spec
 
     def record(self, part_id, result):
@@ -213,7 +246,10 @@ class PartStore:
     def reset(self, keep_finished):
         """Make unfinished parts (and failed ones) claimable again; with keep_finished=False, start over."""
         self._seen = {"parts": {}, "claims": {}, "results": {}}
+        self._claimed = set()
         results = self.results()
+        for part_id in self.finished() - set(results):  # unreadable (a machine crash): the part is redone
+            os.unlink(os.path.join(self.results_dir, part_id + ".json"))
         for part_id in list(results):
             if not keep_finished or results[part_id].get("status") == "failed":
                 os.unlink(os.path.join(self.results_dir, part_id + ".json"))
@@ -233,6 +269,7 @@ def work_parts(store, lock, run_id, worker_id, process, progress=None):
     spec) it, repeat; wait while live workers may still split parts; stop when all are done or only dead workers'
     claims are left. Returns this worker's own results."""
     mine = []
+    waiting = Waiting(lock)
     with Heartbeat(lock, run_id):
         while True:
             lock.check(run_id)
@@ -242,13 +279,47 @@ def work_parts(store, lock, run_id, worker_id, process, progress=None):
                 mine.append(result)
                 if progress:
                     progress(result)
+                waiting.reset()
                 continue
-            state = remaining_work(store, lock)
+            state = remaining_work(store, lock, waiting)
             if state == "free":
                 continue
             if state != "wait":
                 return mine
-            time.sleep(POLL_SECONDS)
+            waiting.sleep()
+
+
+class Waiting:
+    """How a worker with nothing to claim waits: the pause between looks (FIRST_POLL_SECONDS, doubling up to
+    POLL_SECONDS, back to the first after a change) and when the claimers' heartbeats are due to be checked (at
+    once, then once per heartbeat period: a heartbeat file changes no faster, and checking costs a clock probe and
+    a stat per worker)."""
+
+    def __init__(self, lock):
+        self.lock = lock
+        self.pause = FIRST_POLL_SECONDS
+        self.checked_at = None
+        self.seen = None
+
+    def reset(self):
+        self.pause = FIRST_POLL_SECONDS
+
+    def observe(self, state):
+        """Note what the last look saw (a tuple that changes when parts are added or finished)."""
+        if state != self.seen:
+            self.seen = state
+            self.reset()
+
+    def heartbeats_due(self):
+        now = time.monotonic()
+        if self.checked_at is None or now - self.checked_at >= self.lock.every:
+            self.checked_at = now
+            return True
+        return False
+
+    def sleep(self):
+        time.sleep(self.pause)
+        self.pause = min(POLL_SECONDS, self.pause * 2)
 
 
 def process_part(store, part_id, spec, root, budget, sync, stamp, split_first=True):
@@ -286,23 +357,28 @@ def _split_plan(spec, directory, budget):
     return None
 
 
-def remaining_work(store, lock):
+def remaining_work(store, lock, waiting=None):
     """"done" (every part has a result), "free" (an unclaimed part exists), "wait" (a live worker still has a
     part: it may split it into new parts), or "orphaned" (the rest is claimed by dead workers; the run fails and
     the next one redoes those parts).
 
     Read order matters: results, then parts, then claims. A worker adds a part's children before it records the
-    part's result, so whoever sees the result also sees the children.
+    part's result, so whoever sees the result also sees the children. Claims are listed again only when an
+    unfinished part is not known to be claimed (a claim is never removed during an attempt). With `waiting` (the
+    claim loop), the heartbeats are checked only when due (Waiting): until then the rest counts as "wait".
     """
-    results = store.results()
+    finished = store.finished()
     parts = store.parts()
-    claims = store.claims()
-    unfinished = [part_id for part_id in parts if part_id not in results]
+    unfinished = [part_id for part_id in parts if part_id not in finished]
     if not unfinished:
         return "done"
-    if any(part_id not in claims for part_id in unfinished):
+    if waiting is not None:
+        waiting.observe((len(parts), len(unfinished)))
+    if store.any_unclaimed(unfinished):
         return "free"
+    if waiting is not None and not waiting.heartbeats_due():
+        return "wait"
     ages = lock.heartbeats()
-    if any(lock.beating(claims[part_id].get("heartbeat", ""), ages) for part_id in unfinished):
+    if any(lock.beating(store.claim_of(part_id).get("heartbeat", ""), ages) for part_id in unfinished):
         return "wait"
     return "orphaned"

@@ -12,6 +12,8 @@ import errno
 import os
 import stat
 
+from efs_backup_engine.parallel import map_in_parallel
+
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # What opening a component with O_NOFOLLOW|O_DIRECTORY raises when it is not a real directory: ENOTDIR (a file,
 # a special, a dangling symlink) or ELOOP (a symlink to a directory).
@@ -187,9 +189,12 @@ def unlink_at(dir_fd, name):
         pass
 
 
-def remove_at(dir_fd, name):
+def remove_at(dir_fd, name, overlapped=False):
     """Remove the entry `name` of dir_fd, recursively if it is a directory, never following a symlink.
-    Missing is fine. Returns the number of entries removed."""
+    Missing is fine. Returns the number of entries removed.
+
+    overlapped: the entries of each directory that are not directories are removed several at a time
+    (parallel.py: each removal is a round trip on NFS); subdirectories are still removed one after another."""
     st = lstat_at(dir_fd, name)
     if st is None:
         return 0
@@ -203,9 +208,13 @@ def remove_at(dir_fd, name):
         return remove_at(dir_fd, name) if lstat_at(dir_fd, name) is not None else 0
     try:
         with os.scandir(child) as entries:
-            names = [entry.name for entry in entries]
-        for entry in names:
-            removed += remove_at(child, os.fsencode(entry))
+            listed = [(os.fsencode(entry.name), entry.is_dir(follow_symlinks=False)) for entry in entries]
+        if overlapped:  # what is not a directory now is removed by remove_at too (it checks again)
+            others = [entry for entry, is_dir in listed if not is_dir]
+            removed += sum(map_in_parallel(lambda entry: remove_at(child, entry), others))
+            listed = [(entry, is_dir) for entry, is_dir in listed if is_dir]
+        for entry, _ in listed:
+            removed += remove_at(child, entry, overlapped)
     finally:
         os.close(child)
     try:

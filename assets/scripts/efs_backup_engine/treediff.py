@@ -27,6 +27,7 @@ import os
 import stat
 
 from efs_backup_engine import safefs
+from efs_backup_engine.parallel import map_in_parallel
 
 OWNER_MATTERS = os.geteuid() == 0  # an unprivileged engine cannot give files their owner (rsync neither)
 
@@ -81,22 +82,18 @@ def _listing(dir_fd, only=None):
     """{name: lstat} of a directory's entries (only: just these names). An entry that disappears between the
     listing and its lstat (another part's rsync renaming its temporary file) is not listed. Names and paths in
     this module are str (os.fsdecode: surrogate escapes keep every byte)."""
-    if only is None:
-        try:
-            with os.scandir(dir_fd) as entries:
-                return {entry.name: entry.stat(follow_symlinks=False) for entry in entries}
-        except FileNotFoundError:
-            pass  # an entry vanished under the listing: list again, one entry at a time
-    found = {}
     with os.scandir(dir_fd) as entries:
-        for entry in entries:
-            if only is not None and entry.name not in only:
-                continue
-            try:
-                found[entry.name] = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-    return found
+        names = [entry.name for entry in entries if only is None or entry.name in only]
+    stats = map_in_parallel(lambda name: _lstat_entry(dir_fd, name), names)  # round trips overlapped (EFS)
+    return {name: st for name, st in zip(names, stats) if st is not None}
+
+
+def _lstat_entry(dir_fd, name):
+    """lstat of an entry of dir_fd (never followed), None if it has vanished."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 def _owner_differs(a, b):
