@@ -14,14 +14,24 @@ from efs_backup_engine.fsutil import create_exclusive, remove_tree, write_json_a
 from efs_backup_engine.parts import PartStore, remaining_work
 
 
-def test_calls_overlap_and_results_keep_the_order_of_the_items():
-    barrier = threading.Barrier(4, timeout=10)  # broken unless four calls are in flight at once
+def test_slow_calls_overlap_and_results_keep_the_order_of_the_items():
+    barrier = threading.Barrier(4, timeout=10)  # broken unless the four calls after the first are in flight at once
 
     def call(item):
-        barrier.wait()
+        if item == 7:
+            time.sleep(0.01)  # the first call, made inline and timed: slow, as an NFS round trip is
+        else:
+            barrier.wait()
         return item * item
 
-    assert parallel.map_in_parallel(call, [3, 1, 2, 5]) == [9, 1, 4, 25]
+    assert parallel.map_in_parallel(call, [7, 3, 1, 2, 5]) == [49, 9, 1, 4, 25]
+
+
+def test_fast_calls_stay_in_the_callers_thread():
+    """A local disk or a cache answers in microseconds: handing each call to a thread would cost more."""
+    caller = threading.get_ident()
+    threads = parallel.map_in_parallel(lambda item: threading.get_ident(), range(200))
+    assert set(threads) == {caller}
 
 
 def test_the_first_error_is_raised_once_every_call_has_ended():
@@ -30,7 +40,7 @@ def test_the_first_error_is_raised_once_every_call_has_ended():
     def call(item):
         if item in (1, 3):
             raise ValueError("item %d" % item)
-        time.sleep(0.05)
+        time.sleep(0.05)  # slow: the calls after the first go to the pool, one per run (fewer than WIDTH)
         ended.append(item)
         return item
 
@@ -41,8 +51,13 @@ def test_the_first_error_is_raised_once_every_call_has_ended():
 
 def test_a_call_from_a_pool_thread_runs_inline_instead_of_waiting_on_the_pool():
     """Every pool thread waiting on calls queued behind it would deadlock: nested calls run inline."""
+    def slow(x, item):
+        time.sleep(0.001)
+        return x + item
+
     def outer(item):
-        return sum(parallel.map_in_parallel(lambda x: x + item, range(10)))
+        time.sleep(0.001)
+        return sum(parallel.map_in_parallel(lambda x: slow(x, item), range(10)))
 
     result = []
     worker = threading.Thread(target=lambda: result.append(parallel.map_in_parallel(outer, range(parallel.WIDTH * 2))))
