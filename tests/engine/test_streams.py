@@ -240,3 +240,15 @@ def test_a_killed_stream_makes_the_worker_report_its_exit_and_the_others_stop(bu
     assert report["status"] == "failed"
     assert {s["worker"]: s["exit"] for s in report["streams"]}[victim_id] == -9
     assert {s["exit"] for s in report["streams"] if s["worker"] != victim_id} <= {0, 1, 2}
+
+
+def test_a_stream_whose_starter_is_already_gone_stops_at_once(engine):
+    """The race PR_SET_PDEATHSIG leaves open: the starter died before the stream asked to die with it. The stream
+    sees another parent than the one named in its environment and exits before it touches anything."""
+    TreeMutator(engine.source, 25).build(dirs=2, depth=1)
+    prepare(engine, 1, 1)
+    env = dict(os.environ, **{cli.PARENT_ENV: "1" if os.getpid() != 1 else "2"})  # not this test's pid: "gone"
+    proc = subprocess.run([sys.executable, ENGINE, "work", "--backup-root", engine.root, *COMMON, "--worker-id",
+                           "w0-s0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 1 and b"the process that started this one is gone" in proc.stderr
+    assert proc.stdout == b"" and not os.listdir(engine.state("runs", "daily", "claims")), "nothing was claimed"
