@@ -2,8 +2,8 @@
 
 Input: ``{"interval": "daily", "workers": 4, "streams": 4}`` (``workers`` optional: the configured worker_count;
 ``streams``, the engine streams per worker, optional: the configured worker_streams); the schedules send
-``{"interval": ...}``. Retention is part of the deployment: each used interval's ``retain_<interval>`` is written into the
-definition (a Pass state per interval), so whoever may start an execution cannot expire snapshots, and an input that
+``{"interval": ...}``. Retention is part of the deployment: each used interval's ``retain_<interval>`` is written
+into the definition (a Pass state per interval), so whoever may start an execution cannot expire snapshots, and an input that
 carries ``retain`` is refused (recorded and notified like every refused input). Worker roles: ``work`` (every worker: prepare/join, then work), ``finalize`` (promote
 and rotate, or record the failed parts), ``abort`` (record why the run stopped, release the lock). This construct
 also owns the run-history table both workflows record into, and publishes each run's metrics (run_metrics.py).

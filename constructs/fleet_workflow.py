@@ -6,7 +6,7 @@ the notifications say. Everything else is here: one STANDARD state machine (JSON
 (rendered with CDK tokens) so what runs is exactly what the tests validate with asl-validator and execute in moto:
 
     <the job's validation> ─► CheckWorkerCount ─► CheckStreamCount ─► FindRunningExecutions ─► another one running?
-        │ bad input, workers not a whole 1..32,                                    ─► AlreadyRunning (ends, does nothing)
+        │ bad input, workers not a whole 1..32,                                   ─► AlreadyRunning (ends, does nothing)
         │ streams not a whole 1..16 ─► RecordRefusedInput ─► NotifyRefusedInput
         ▼                                         ─► InputRefused (fails; nothing launched)
     PlanWorkers ─► Workers (Map, per worker: StartWorker = ec2:runInstances, retried ─► LaunchWorker = the task

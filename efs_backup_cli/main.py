@@ -298,6 +298,15 @@ def _fleet(workers: Optional[int], streams: Optional[int]) -> str:
     return text if streams is None else f"{text} x {streams} stream{'' if streams == 1 else 's'}"
 
 
+def summary_fleet(summary: Optional[Dict[str, Any]]) -> str:
+    """The fleet an engine summary (or a run-history record's JSON) says ran: '2 workers x 4 streams', or "" when it
+    does not say (a run before streams per worker, a refused input)."""
+    summary = summary or {}
+    if not isinstance(summary.get("instances"), int) or not isinstance(summary.get("streams_per_worker"), int):
+        return ""
+    return _fleet(summary["instances"], summary["streams_per_worker"])
+
+
 def _fleet_of(deployment, request: Dict[str, Any]) -> str:
     """The fleet of an execution's input: its workers and streams, or the deployment's defaults."""
     return _fleet(request.get("workers") or _default_workers(deployment),
@@ -417,7 +426,8 @@ def _backup_result(deployment, name: str, execution: str, described: Dict[str, A
             f"{_count(totals.get('files_transferred', 0), 'file')} transferred "
             f"({planner.format_bytes(totals.get('bytes_transferred', 0))}), "
             f"{_count(summary.get('warnings', 0), 'warning')}; the engine ran "
-            f"{progress.duration(summary.get('duration_seconds', 0))}")
+            f"{progress.duration(summary.get('duration_seconds', 0))}"
+            + (f" on {summary_fleet(summary)}" if summary_fleet(summary) else ""))
     out.result(document, text)
     return EXIT_WARNINGS if outcome["outcome"] == "warning" else EXIT_OK
 
@@ -531,7 +541,8 @@ def cmd_status(args, out: Output) -> int:
                                 if running else "none"))
     for entry in intervals:
         last = entry["last"]
-        said = f"last {last['status']} ({last['execution']}); " if last else ""
+        fleet = summary_fleet(last)
+        said = f"last {last['status']} ({last['execution']}{', ' + fleet if fleet else ''}); " if last else ""
         lines.append(f"  {entry['interval']:<8} {said}{_freshness_text(entry, multiple)}")
         for part in entry["last_warnings"][:5]:
             lines.append(f"      warning {part.get('path')}: {' | '.join(part.get('messages') or [])}")

@@ -4,7 +4,8 @@ Input contract: ``{"snapshot": "daily.3" | "latest" | "id:<snapshot_id>"`` or ``
 ``"paths"`` (optional, relative to the snapshot root), ``"target_file_system_id"`` (optional, default production),
 ``"target_path"`` (default ``/efs-backup-restore/<execution name>``, which the CLI leaves to the state machine;
 ``/`` = in place), ``"mirror"``, ``"dry_run"``,
-``"workers"`` and ``"streams"`` (optional)}. Output on success: ``{"outcome": "success"|"warning", "summary": {...}}`` with the plan
+``"workers"`` and ``"streams"`` (optional)}. Output on success: ``{"outcome": "success"|"warning", "summary":
+{...}}`` with the plan
 (create / overwrite / delete / skip_newer, each ``{files, bytes}``, and samples). A failed restore ends FAILED.
 
 The flow (main.py): a dry-run execution, its plan shown, the operator's confirmation, then the real execution

@@ -275,3 +275,12 @@ def test_restore_arguments_are_matched_whole(kwargs):
     with pytest.raises(CliError) as raised:
         build_request(**kwargs)
     assert raised.value.code == EXIT_REFUSED
+
+
+def test_the_fleet_a_summary_names():
+    from efs_backup_cli.main import summary_fleet
+
+    assert summary_fleet({"instances": 2, "streams_per_worker": 4, "streams": 8}) == "2 workers x 4 streams"
+    assert summary_fleet({"instances": 1, "streams_per_worker": 1}) == "1 worker x 1 stream"
+    # A run before streams per worker, a refused input, no summary: nothing is claimed.
+    assert summary_fleet({"workers": [{"worker": "w0"}]}) == "" and summary_fleet({}) == summary_fleet(None) == ""
