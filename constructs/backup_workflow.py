@@ -1,8 +1,9 @@
 """The backup workflow: one execution is one backup run of one interval, on the worker fleet (see fleet_workflow.py).
 
-Input: ``{"interval": "daily", "workers": 4}`` (``workers`` optional: the configured count); the schedules send
-exactly that. Retention is part of the deployment: each used interval's ``retain_<interval>`` is written into the
-definition (a Pass state per interval), so whoever may start an execution cannot expire snapshots, and an input that
+Input: ``{"interval": "daily", "workers": 4, "streams": 4}`` (``workers`` optional: the configured worker_count;
+``streams``, the engine streams per worker, optional: the configured worker_streams); the schedules send
+``{"interval": ...}``. Retention is part of the deployment: each used interval's ``retain_<interval>`` is written
+into the definition (a Pass state per interval), so whoever may start an execution cannot expire snapshots, and an input that
 carries ``retain`` is refused (recorded and notified like every refused input). Worker roles: ``work`` (every worker: prepare/join, then work), ``finalize`` (promote
 and rotate, or record the failed parts), ``abort`` (record why the run stopped, release the lock). This construct
 also owns the run-history table both workflows record into, and publishes each run's metrics (run_metrics.py).
@@ -18,7 +19,7 @@ from constructs import Construct
 from constructs.fleet_workflow import FleetJob, FleetWorkflow, refusal, success_notification
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
-from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER, MAX_WORKERS
 from efs_backup_contract.task import BACKUP_ROLES
 from settings.model import IntervalPolicy, WorkerSettings
 
@@ -31,8 +32,8 @@ def backup_job(*, topic_arn: str, notify_on_success: bool, retention: Sequence[I
     used = [policy for policy in retention if policy.enabled]
     if not used:
         raise ValueError("the backup workflow needs at least one interval with retain >= 1")
-    expected = "{\"interval\": \"%s\", \"workers\": 1..%d (optional)}" % (
-        "|".join(p.interval for p in used), MAX_WORKERS)
+    expected = "{\"interval\": \"%s\", \"workers\": 1..%d (optional), \"streams\": 1..%d (optional)}" % (
+        "|".join(p.interval for p in used), MAX_WORKERS, MAX_STREAMS_PER_WORKER)
     validation: Dict[str, Any] = {
         "ValidateInput": {
             "Type": "Choice",

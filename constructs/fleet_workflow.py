@@ -5,8 +5,9 @@ worker's task, which ``worker.sh`` roles its instances play (work / finalize / a
 the notifications say. Everything else is here: one STANDARD state machine (JSONPath) per job, written as plain ASL
 (rendered with CDK tokens) so what runs is exactly what the tests validate with asl-validator and execute in moto:
 
-    <the job's validation> ─► CheckWorkerCount ─► FindRunningExecutions ─► another one running? ─► AlreadyRunning
-        │ bad input, workers not a whole 1..32 ─► RecordRefusedInput ─► NotifyRefusedInput         (ends, does nothing)
+    <the job's validation> ─► CheckWorkerCount ─► CheckStreamCount ─► FindRunningExecutions ─► another one running?
+        │ bad input, workers not a whole 1..32,                                   ─► AlreadyRunning (ends, does nothing)
+        │ streams not a whole 1..16 ─► RecordRefusedInput ─► NotifyRefusedInput
         ▼                                         ─► InputRefused (fails; nothing launched)
     PlanWorkers ─► Workers (Map, per worker: StartWorker = ec2:runInstances, retried ─► LaunchWorker = the task
         │                     object with the token, s3:putObject.waitForTaskToken; the work role; launch_states)
@@ -48,7 +49,7 @@ from constructs.run_metrics import RunMetrics
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
 from efs_backup_contract.deployment import TAG_BACKUP_ID
-from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER, MAX_WORKERS
 from efs_backup_contract.task import ENGINE_WORK_FAILED  # the error worker.sh reports when parts failed
 from settings.model import WorkerSettings
 
@@ -193,6 +194,7 @@ class FleetWorkflow(Construct):
         states: Dict[str, Any] = {
             **self._validation(),
             **self._worker_count(workers),
+            **self._stream_count(workers),
             **self._refused_input(topic_arn),
             **self._admission(workers),
             **self._plan_workers(launcher),
@@ -263,7 +265,7 @@ class FleetWorkflow(Construct):
                             {"Variable": "$.workers", "IsNumeric": True},
                             {"Or": [{"Variable": "$.workers", "NumericEquals": n} for n in range(1, MAX_WORKERS + 1)]},
                         ],
-                        "Next": "FindRunningExecutions",
+                        "Next": "CheckStreamCount",
                     },
                 ],
                 "Default": "RefuseWorkerCount",
@@ -271,6 +273,39 @@ class FleetWorkflow(Construct):
             "RefuseWorkerCount": refusal(
                 "workers must be a whole number from 1 to %d (or absent: the configured worker_count %d)"
                 % (MAX_WORKERS, workers.count)),
+        }
+
+    def _stream_count(self, workers: WorkerSettings) -> Dict[str, Any]:
+        """streams (engine streams per worker instance), checked like workers; absent: the configured
+        worker_streams. Each work task carries it (worker.sh runs that many streams)."""
+        return {
+            "CheckStreamCount": {
+                "Type": "Choice",
+                "Comment": "streams: a whole number 1..%d, each allowed value listed (as for workers)"
+                           % MAX_STREAMS_PER_WORKER,
+                "Choices": [
+                    {"Variable": "$.streams", "IsPresent": False, "Next": "DefaultStreamCount"},
+                    {
+                        "And": [
+                            {"Variable": "$.streams", "IsNumeric": True},
+                            {"Or": [{"Variable": "$.streams", "NumericEquals": n}
+                                    for n in range(1, MAX_STREAMS_PER_WORKER + 1)]},
+                        ],
+                        "Next": "FindRunningExecutions",
+                    },
+                ],
+                "Default": "RefuseStreamCount",
+            },
+            "RefuseStreamCount": refusal(
+                "streams must be a whole number from 1 to %d (or absent: the configured worker_streams %d)"
+                % (MAX_STREAMS_PER_WORKER, workers.streams)),
+            "DefaultStreamCount": {
+                "Type": "Pass",
+                "Comment": "worker_streams of this deployment",
+                "Result": workers.streams,
+                "ResultPath": "$.streams",
+                "Next": "FindRunningExecutions",
+            },
         }
 
     def _refused_input(self, topic_arn: str) -> Dict[str, Any]:
@@ -306,7 +341,7 @@ class FleetWorkflow(Construct):
                 "Type": "Pass",
                 "Result": workers.count,
                 "ResultPath": "$.workers",
-                "Next": "FindRunningExecutions",
+                "Next": "CheckStreamCount",
             },
             "FindRunningExecutions": {
                 "Type": "Task",
@@ -347,6 +382,7 @@ class FleetWorkflow(Construct):
                     "backup_id": self.backup_id,
                     **self.job.job_fields,
                     "workers.$": "$.workers",
+                    "streams.$": "$.streams",
                     "run_id.$": "$$.Execution.Name",
                     # When the run was planned (ISO 8601). $$.Execution.StartTime would do in AWS, but moto's context
                     # holds a datetime there that no intrinsic or integration can serialise.
@@ -379,7 +415,8 @@ class FleetWorkflow(Construct):
                     "launch": {
                         "index.$": "$$.Map.Item.Value",
                         "attempt": 0,
-                        "task": {**launcher.task_base, "role": role, "worker_index.$": "$$.Map.Item.Value"},
+                        "task": {**launcher.task_base, "role": role, "worker_index.$": "$$.Map.Item.Value",
+                                 "streams.$": "$.streams"},
                     },
                 },
                 "MaxConcurrency": 0,

@@ -9,7 +9,8 @@ On demand only (no schedule). Input, checked before anything is launched:
      "target_path": "/efs-backup-restore/x",      optional: default /efs-backup-restore/<execution name>; "/" = in place
      "mirror": false,                             optional: true deletes extras and overwrites newer files (in paths)
      "dry_run": false,                            optional: true only reports the plan
-     "workers": 4}                                optional: 1..32, default worker_count
+     "workers": 4,                                optional: 1..32, default worker_count
+     "streams": 4}                                optional: engine streams per worker, 1..16, default worker_streams
 
 The request travels unchanged to every worker (``request`` in its task, as JSON text); ``worker.sh`` turns it into
 the engine's ``restore-*`` arguments, so the engine — not the state machine — resolves the snapshot under the
@@ -30,7 +31,7 @@ from constructs import Construct
 from constructs.fleet_workflow import FleetJob, FleetWorkflow, optional_field_is_valid, success_notification
 from constructs.worker_identity import WorkerIdentity
 from constructs.worker_launch_template import WorkerLaunchTemplate
-from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER, MAX_WORKERS
 from efs_backup_contract.task import RESTORE_ROLES
 from settings.model import WorkerSettings
 
@@ -40,7 +41,8 @@ INVALID_INPUT_CAUSE = (
     "expected input {\"snapshot\": \"<interval>.<n>|latest|id:<snapshot_id>\" or \"at\": \"<RFC 3339 time>\" "
     "(exactly one), \"paths\": [\"relative/path\", ...] (optional), \"target_file_system_id\": the production file "
     "system or a configured restore target (optional), \"target_path\": \"/absolute/path\" (optional), \"mirror\": true|false (optional), "
-    "\"dry_run\": true|false (optional), \"workers\": 1..%d (optional)}" % MAX_WORKERS
+    "\"dry_run\": true|false (optional), \"workers\": 1..%d (optional), \"streams\": 1..%d (optional)}"
+    % (MAX_WORKERS, MAX_STREAMS_PER_WORKER)
 )
 
 

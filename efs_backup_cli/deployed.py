@@ -9,7 +9,7 @@ Sources (one ``DescribeStacks`` and one ``GetTemplate`` of the stack; no other c
   - the backup state machine (the resource behind the ``StateMachineArn`` output): which intervals its input
     validation accepts (``{"Variable": "$.interval", "StringEquals": ...}``) and the retention each one sets
     (the ``Pass`` state it leads to, ``"ResultPath": "$.retain"``), and the default worker count (the ``Pass``
-    state with ``"ResultPath": "$.workers"``);
+    state with ``"ResultPath": "$.workers"``) and streams per worker (``"ResultPath": "$.streams"``);
   - the restore state machine: the file systems its input validation lets a restore write to
     (``{"Variable": "$.request.target_file_system_id", "StringEquals": ...}``);
   - the EventBridge Scheduler schedules that start the backup state machine (their input names the interval);
@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 from efs_backup_contract.deployment import (METRIC_NEWEST_SNAPSHOT, OUTPUT_RESTORE_STATE_MACHINE,
                                             OUTPUT_SOURCE_FILE_SYSTEM, OUTPUT_STATE_MACHINE)
 from efs_backup_contract.intervals import INTERVAL_SECONDS, INTERVALS
-from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
+from efs_backup_contract.limits import MAX_RETAIN, MAX_STREAMS_PER_WORKER, MAX_WORKERS
 
 from efs_backup_cli.errors import EXIT_ENVIRONMENT, CliError
 
@@ -47,6 +47,7 @@ class DeployedSettings:
     default_workers: Optional[int]
     source_file_system_id: Optional[str]
     writable_file_systems: Tuple[str, ...]  # production and restore_target_file_systems
+    default_streams: Optional[int] = None  # worker_streams; None: deployed before streams per worker (1 each)
 
     def used_intervals(self) -> List[str]:
         return [interval for interval in INTERVALS if self.retain.get(interval, 0) > 0]
@@ -141,10 +142,12 @@ def _retention(definition: Mapping[str, Any]) -> Dict[str, int]:
     return retain
 
 
-def _default_workers(definition: Mapping[str, Any]) -> Optional[int]:
+def _default_workers(definition: Mapping[str, Any], path: str = "$.workers") -> Optional[int]:
+    """The configured worker_count (the Pass state that sets $.workers when the input names none), or with
+    path="$.streams" worker_streams (None: a stack deployed before streams per worker, i.e. one stream each)."""
     for state in _states(definition).values():
         value = state.get("Result")
-        if state.get("Type") == "Pass" and state.get("ResultPath") == "$.workers" and isinstance(value, int):
+        if state.get("Type") == "Pass" and state.get("ResultPath") == path and isinstance(value, int):
             return value
     return None
 
@@ -211,6 +214,7 @@ def read_settings(template: Mapping[str, Any], outputs: Mapping[str, str],
         stale_after={i: thresholds.get(i) for i in INTERVALS},
         stale_multiple=round(min(multiples), 6) if multiples else None,
         default_workers=_default_workers(backup),
+        default_streams=_default_workers(backup, "$.streams"),
         source_file_system_id=source,
         writable_file_systems=tuple(writable),
     )
@@ -264,6 +268,7 @@ SETTING_KEYS: Dict[str, Callable[[str, str], Any]] = {
     **{f"schedule_{i}": _schedule for i in INTERVALS},
     "alarm_stale_multiple": _positive_number,
     "worker_count": _integer(1, MAX_WORKERS),
+    "worker_streams": _integer(1, MAX_STREAMS_PER_WORKER),
 }
 OVERRIDE_KEYS = tuple(LOCATION_KEYS) + tuple(SETTING_KEYS)
 
@@ -292,4 +297,5 @@ def apply_overrides(settings: DeployedSettings, overrides: Mapping[str, Any]) ->
         elif "alarm_stale_multiple" in overrides or f"schedule_{interval}" in overrides:
             stale_after[interval] = int(round(multiple * INTERVAL_SECONDS[interval]))
     return replace(settings, retain=retain, schedules=schedules, stale_after=stale_after, stale_multiple=multiple,
-                   default_workers=overrides.get("worker_count", settings.default_workers))
+                   default_workers=overrides.get("worker_count", settings.default_workers),
+                   default_streams=overrides.get("worker_streams", settings.default_streams))

@@ -219,6 +219,7 @@ class Deployment:
                 "status": self.stack_status, "backup_id": self.backup_id, "outputs": dict(sorted(self.outputs.items())),
                 "retain": dict(s.retain), "schedules": dict(s.schedules), "stale_after_seconds": dict(s.stale_after),
                 "stale_multiple": s.stale_multiple, "default_workers": s.default_workers,
+                "default_streams": s.default_streams,
                 "source_file_system_id": s.source_file_system_id, "restore_targets": s.restore_targets}
 
 

@@ -52,6 +52,9 @@ class Run:
                 "status": self.status, "started": self.started, "finished": self.finished,
                 "snapshot": self.summary.get("snapshot"), "snapshot_id": self.summary.get("snapshot_id"),
                 "warnings": self.summary.get("warnings", 0), "failed_count": self.summary.get("failed_count", 0),
+                # the fleet that ran it (None: a run before streams per worker, or refused before any ran)
+                "instances": self.summary.get("instances"),
+                "streams_per_worker": self.summary.get("streams_per_worker"),
                 "error": self.error}
 
 

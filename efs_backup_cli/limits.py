@@ -9,7 +9,7 @@ import difflib
 import re
 from typing import Iterable, Optional
 
-from efs_backup_contract.limits import MAX_WORKERS
+from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER, MAX_WORKERS
 
 from efs_backup_cli.errors import EXIT_USAGE, CliError
 
@@ -17,6 +17,11 @@ from efs_backup_cli.errors import EXIT_USAGE, CliError
 def max_workers() -> int:
     """Workers per run, 1..MAX_WORKERS: what the backup and restore state machines accept (their ValidateInput)."""
     return MAX_WORKERS
+
+
+def max_streams() -> int:
+    """Engine streams per worker, 1..MAX_STREAMS_PER_WORKER: what both state machines accept (CheckStreamCount)."""
+    return MAX_STREAMS_PER_WORKER
 
 
 def check_workers(count: int, flag: str = "--workers") -> int:

@@ -120,6 +120,16 @@ def _workers(text: str) -> int:
     return value
 
 
+def _streams(text: str) -> int:
+    """1..MAX_STREAMS_PER_WORKER (efs_backup_contract.limits): what both state machines accept."""
+    value = _positive_int(text)
+    limit = limits.max_streams()
+    if value > limit:
+        raise argparse.ArgumentTypeError(f"{value} is more than {limit}, the most engine streams a worker runs "
+                                         "(the state machine would refuse it)")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A wait: '600', '90s', '15m', '2h' -> seconds (more than 0)."""
     try:
@@ -175,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="start a backup run")
     run.add_argument("--interval", required=True, choices=INTERVALS)
     run.add_argument("--workers", type=_workers, help="workers for this run (1-32; default worker_count)")
+    run.add_argument("--streams", type=_streams,
+                     help="engine streams per worker for this run (1-16; default worker_streams)")
     run.add_argument("--wait", action="store_true", help="follow the run to its end")
     run.add_argument("--queue", action="store_true",
                      help="if a run or restore is in progress, wait for it to end and then start (default: refuse)")
@@ -201,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     rst.add_argument("--mirror", action="store_true", help="also delete what the snapshot does not have")
     rst.add_argument("--dry-run", action="store_true", help="show the plan and stop")
     rst.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rst.add_argument("--workers", type=_workers)
+    rst.add_argument("--workers", type=_workers, help="workers for this restore (1-32; default worker_count)")
+    rst.add_argument("--streams", type=_streams,
+                     help="engine streams per worker for this restore (1-16; default worker_streams)")
     rst.add_argument("--no-wait", action="store_true",
                      help="start and return at once (with --dry-run: the dry run; with --yes: the restore, pinned "
                           "to the snapshot id from the run history); follow with `efs-backup follow NAME`")
@@ -277,6 +291,28 @@ def _default_workers(deployment) -> Optional[int]:
     return deployment.settings.default_workers
 
 
+def _fleet(workers: Optional[int], streams: Optional[int]) -> str:
+    """'2 workers x 4 streams' (streams None: a deployment before streams per worker, one each)."""
+    shown = "?" if workers is None else str(workers)
+    text = f"{shown} worker{'' if workers == 1 else 's'}"
+    return text if streams is None else f"{text} x {streams} stream{'' if streams == 1 else 's'}"
+
+
+def summary_fleet(summary: Optional[Dict[str, Any]]) -> str:
+    """The fleet an engine summary (or a run-history record's JSON) says ran: '2 workers x 4 streams', or "" when it
+    does not say (a run before streams per worker, a refused input)."""
+    summary = summary or {}
+    if not isinstance(summary.get("instances"), int) or not isinstance(summary.get("streams_per_worker"), int):
+        return ""
+    return _fleet(summary["instances"], summary["streams_per_worker"])
+
+
+def _fleet_of(deployment, request: Dict[str, Any]) -> str:
+    """The fleet of an execution's input: its workers and streams, or the deployment's defaults."""
+    return _fleet(request.get("workers") or _default_workers(deployment),
+                  request.get("streams") or deployment.settings.default_streams)
+
+
 def _age(seconds: Optional[float]) -> str:
     if seconds is None:
         return "-"
@@ -342,6 +378,8 @@ def cmd_run(args, out: Output) -> int:
     payload: Dict[str, Any] = {"interval": args.interval}  # retention is part of the deployment
     if args.workers:
         payload["workers"] = args.workers
+    if args.streams:
+        payload["streams"] = args.streams
     total = payload.get("workers") or _default_workers(deployment)
     found = executions.running_anywhere(deployment)
     if found and not args.queue:
@@ -351,7 +389,7 @@ def cmd_run(args, out: Output) -> int:
     name = f"manual-{args.interval}-{executions.utc_stamp()}"
     execution = executions.start(deployment, arn, name, payload)
     out.context.update(execution=name, execution_arn=execution)
-    out.info(f"started {name} ({args.interval}, workers {total})")
+    out.info(f"started {name} ({args.interval}, {_fleet_of(deployment, payload)})")
     if not args.wait:
         out.info(f"follow it with `efs-backup follow {name}`")
         out.result({"execution": name, "execution_arn": execution, "input": payload}, execution)
@@ -388,7 +426,8 @@ def _backup_result(deployment, name: str, execution: str, described: Dict[str, A
             f"{_count(totals.get('files_transferred', 0), 'file')} transferred "
             f"({planner.format_bytes(totals.get('bytes_transferred', 0))}), "
             f"{_count(summary.get('warnings', 0), 'warning')}; the engine ran "
-            f"{progress.duration(summary.get('duration_seconds', 0))}")
+            f"{progress.duration(summary.get('duration_seconds', 0))}"
+            + (f" on {summary_fleet(summary)}" if summary_fleet(summary) else ""))
     out.result(document, text)
     return EXIT_WARNINGS if outcome["outcome"] == "warning" else EXIT_OK
 
@@ -425,7 +464,7 @@ def cmd_follow(args, out: Output) -> int:
     out.context.update(execution=name, execution_arn=arn)
     request = _input_of(described)
     total = request.get("workers") or _default_workers(deployment)
-    out.info(f"following {kind} {name} (started {_utc(described['startDate'])})")
+    out.info(f"following {kind} {name} ({_fleet_of(deployment, request)}, started {_utc(described['startDate'])})")
     described = _wait(deployment, args, out, arn, kind, total)
     if kind == "backup":
         return _backup_result(deployment, name, arn, described, out)
@@ -502,7 +541,8 @@ def cmd_status(args, out: Output) -> int:
                                 if running else "none"))
     for entry in intervals:
         last = entry["last"]
-        said = f"last {last['status']} ({last['execution']}); " if last else ""
+        fleet = summary_fleet(last)
+        said = f"last {last['status']} ({last['execution']}{', ' + fleet if fleet else ''}); " if last else ""
         lines.append(f"  {entry['interval']:<8} {said}{_freshness_text(entry, multiple)}")
         for part in entry["last_warnings"][:5]:
             lines.append(f"      warning {part.get('path')}: {' | '.join(part.get('messages') or [])}")
@@ -686,7 +726,7 @@ def cmd_restore(args, out: Output) -> int:
                     else {"snapshot": snapshot} if snapshot else {"at": args.at})
         return restore.build_request(**selector, paths=args.paths, target_path=target,
                                      target_file_system_id=args.target_file_system, mirror=args.mirror,
-                                     dry_run=dry_run, workers=args.workers)
+                                     dry_run=dry_run, workers=args.workers, streams=args.streams)
 
     request(True, None)  # every argument checked before anything is read or started
     deployment = _connect(args)
@@ -824,10 +864,10 @@ def cmd_plan(args, out: Output) -> int:
         rows = planner.old_table_rows()
         document["old_table"] = rows
         text += "\n\nold Data Pipeline table (30 MB files, bursting, 15 min) vs this model:\n" + "\n".join(
-            "  %-6s change %-6s old: %5.2f burst h left, %-14s model: %5.2f h left, %d x %s (%s, %s)" % (
-                r["size"], r["daily_change"], r["old_remaining_burst_hours"], r["old_agents"],
-                r["model_remaining_burst_hours"], r["model_workers"], r["model_instance_type"],
-                planner.format_duration(r["model_incremental_seconds"]), r["model_bottleneck"]) for r in rows)
+            "  %-6s change %-6s old: %5.2f burst h left, %-14s model: %5.2f h left, %d x %s x %d streams (%s, %s)"
+            % (r["size"], r["daily_change"], r["old_remaining_burst_hours"], r["old_agents"],
+               r["model_remaining_burst_hours"], r["model_workers"], r["model_instance_type"], r["model_streams"],
+               planner.format_duration(r["model_incremental_seconds"]), r["model_bottleneck"]) for r in rows)
     out.result(document, text)
     return EXIT_OK if result.fits and not result.warnings else EXIT_WARNINGS
 
@@ -844,7 +884,7 @@ def cmd_describe(args, out: Output) -> int:
             stale = settings.stale_after[interval]
             lines.append(f"  {interval:<8} retain {retain}, schedule {settings.schedules[interval] or 'none'}"
                          + (f", stale after {_age(stale)}" if stale else ""))
-    lines.append(f"  workers by default {settings.default_workers}; restores may write to "
+    lines.append(f"  {_fleet(settings.default_workers, settings.default_streams)} by default; restores may write to "
                  f"{', '.join(settings.writable_file_systems) or '?'}")
     lines += [f"  {key}: {value}" for key, value in sorted(deployment.outputs.items())]
     out.result(document, "\n".join(lines))

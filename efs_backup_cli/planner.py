@@ -12,8 +12,13 @@ A run of the engine does, per worker and one part after another (the engine sync
 * **data**: the bytes of the copied files (rsync rewrites a changed file whole on local paths), through the
   instance: the lower of its baseline network bandwidth and EFS's per-client limit.
 
-A worker does these one after another, so its time is their sum; workers run in parallel on even shares (the
-engine balances parts to within 1.15, see bench/README.md). The file systems bound the whole fleet: bytes per
+A stream does these one after another; each worker instance runs ``streams`` of them (worker_streams), so a run has
+workers x streams streams, on even shares (the engine balances parts to within 1.15, see bench/README.md). The
+streams of one instance overlap their metadata round trips (each waits on the network, not on the CPU: EFS's own
+advice is to parallelize, https://docs.aws.amazon.com/efs/latest/ug/performance-tips.html), so an instance's
+metadata time is its share divided among its streams; its data share goes through its one network interface
+whatever the number of streams. An instance's time is the sum of the two (an upper bound: one stream's data may
+overlap another's round trips). The file systems bound the whole fleet: bytes per
 second (per-file-system read and write limits; in bursting mode the credit model; in provisioned mode the provisioned
 rate, reads metered at one third) and operations per second (the per-file-system IOPS limits). The run takes the
 longest of (worker time, file-system data time, file-system IOPS time) plus the fixed cost of starting instances;
@@ -32,7 +37,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from efs_backup_contract.limits import MAX_WORKERS  # what the state machines accept
+from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER, MAX_WORKERS  # what the state machines accept
 
 KIB = 1024
 MIB = 1024 ** 2
@@ -114,7 +119,7 @@ BOTTLENECK_KINDS = {
 }
 BOTTLENECKS = tuple(BOTTLENECK_KINDS)
 WHAT_HELPS = {
-    "metadata": "more workers shorten it",
+    "metadata": "more workers or more streams per worker shorten it",
     "EFS IOPS": "a file-system limit: more workers do not help",
     "instance network": "bigger instances shorten it",
     "EFS client limit": "EFS's per-client limit: more workers shorten it, bigger instances do not",
@@ -268,7 +273,7 @@ def metered_seconds(metered_bytes: float, size_bytes: float, credits: float) -> 
 @dataclass
 class RunEstimate:
     kind: str  # "full" | "incremental"
-    workers: int
+    workers: int  # worker instances
     instance_type: str
     files_scanned: int
     files_copied: int
@@ -277,15 +282,19 @@ class RunEstimate:
     bottleneck: str
     terms: Dict[str, float] = field(default_factory=dict)  # seconds per limit (the largest binds)
     limited_by: str = "metadata"  # the bottleneck's kind: metadata, throughput or start-up (BOTTLENECK_KINDS)
+    streams: int = 1  # engine streams per worker instance
 
 
 def estimate_run(load: Workload, kind: str, workers: int, instance_type: str,
-                 fixed_seconds: float = RUN_FIXED_SECONDS) -> RunEstimate:
+                 fixed_seconds: float = RUN_FIXED_SECONDS, *, streams: int = 1) -> RunEstimate:
+    """One run of ``workers`` instances of ``instance_type``, each running ``streams`` engine streams."""
     if instance_type not in INSTANCE_BASELINE_GBPS:
         raise PlanError(f"{instance_type!r} has no bandwidth figure here; expected one of "
                         f"{', '.join(INSTANCE_BASELINE_GBPS)}")
     if not 1 <= workers <= MAX_WORKERS:
         raise PlanError(f"workers must be 1 to {MAX_WORKERS}")
+    if not 1 <= streams <= MAX_STREAMS_PER_WORKER:
+        raise PlanError(f"streams must be 1 to {MAX_STREAMS_PER_WORKER}")
     full = kind == "full"
     files_copied = load.files if full else math.ceil(load.files * load.daily_change)
     bytes_copied = load.size_bytes if full else load.size_bytes * load.daily_change
@@ -297,8 +306,8 @@ def estimate_run(load: Workload, kind: str, workers: int, instance_type: str,
 
     read_iops, write_iops, fs_read, fs_write, per_client = EFS_LIMITS[load.throughput_mode]
     instance_rate = min(INSTANCE_BASELINE_GBPS[instance_type] * 1e9 / 8, per_client)
-    share = BALANCE_FACTOR / workers
-    worker_meta = share * (reads * EFS_READ_LATENCY_S + writes * EFS_WRITE_LATENCY_S)
+    share = BALANCE_FACTOR / workers  # the busiest instance's share of the run
+    worker_meta = share / streams * (reads * EFS_READ_LATENCY_S + writes * EFS_WRITE_LATENCY_S)
     worker_data = share * bytes_copied / instance_rate
 
     if load.throughput_mode == "elastic":
@@ -348,13 +357,15 @@ def estimate_run(load: Workload, kind: str, workers: int, instance_type: str,
     terms["start-up"] = fixed_seconds
     return RunEstimate(kind, workers, instance_type, files_scanned, files_copied, int(bytes_copied),
                        binding + fixed_seconds, bottleneck, {k: round(v, 1) for k, v in terms.items()},
-                       BOTTLENECK_KINDS[bottleneck])
+                       BOTTLENECK_KINDS[bottleneck], streams)
 
 
-def fleets() -> List[Tuple[int, str]]:
-    """Every (workers, instance type), cheapest first (price units x workers), then fewer workers."""
-    return sorted(((w, t) for w in range(1, MAX_WORKERS + 1) for t in INSTANCE_BASELINE_GBPS),
-                  key=lambda f: (f[0] * INSTANCE_PRICE_UNITS[f[1]], f[0]))
+def fleets() -> List[Tuple[int, int, str]]:
+    """Every (workers, streams per worker, instance type), cheapest first (price units x workers: streams cost no
+    instance), then fewer workers, then fewer streams."""
+    return sorted(((w, s, t) for w in range(1, MAX_WORKERS + 1) for s in range(1, MAX_STREAMS_PER_WORKER + 1)
+                   for t in INSTANCE_BASELINE_GBPS),
+                  key=lambda f: (f[0] * INSTANCE_PRICE_UNITS[f[2]], f[0], f[1]))
 
 
 def cheapest_fitting(load: Workload, kind: str, window_seconds: float,
@@ -362,8 +373,8 @@ def cheapest_fitting(load: Workload, kind: str, window_seconds: float,
     """(the cheapest fleet whose run fits the window or None, the cheapest of the fastest fleets: within 1% of the
     shortest time, as more money buys nothing once a file-system limit binds)."""
     runs = []
-    for workers, instance_type in fleets():
-        run = estimate_run(load, kind, workers, instance_type, fixed_seconds)
+    for workers, streams, instance_type in fleets():
+        run = estimate_run(load, kind, workers, instance_type, fixed_seconds, streams=streams)
         if run.seconds <= window_seconds:
             return run, run
         runs.append(run)
@@ -415,25 +426,31 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
     fits = incremental.seconds <= window_seconds
     full_fit, full_fastest = cheapest_fitting(load, "full", window_seconds, fixed_seconds)
     # The first run with the recommended fleet (it may exceed the window: the first run is a one-off), and the
-    # fleet that would make it fit (pass it with `efs-backup run --workers N`).
-    full = estimate_run(load, "full", incremental.workers, incremental.instance_type, fixed_seconds)
+    # fleet that would make it fit (pass it with `efs-backup run --workers N --streams S`).
+    full = estimate_run(load, "full", incremental.workers, incremental.instance_type, fixed_seconds,
+                        streams=incremental.streams)
     notes = [
         "both file systems in %s mode, General Purpose; no other load on the production file system during the "
         "window; the backup file system sized like production; the daily change is the change per run"
         % load.throughput_mode,
     ]
+    if incremental.streams > 1:
+        notes.append("each worker runs %d engine streams: the model overlaps their metadata round trips, shares the "
+                     "worker's network among them and counts no CPU for them" % incremental.streams)
     if not fits:
-        notes.append("no fleet of up to %d workers fits the incremental run into the window: the bottleneck is "
-                     "%s; shown is the fastest fleet" % (MAX_WORKERS, incremental.bottleneck))
+        notes.append("no fleet of up to %d workers x %d streams fits the incremental run into the window: the "
+                     "bottleneck is %s; shown is the fastest fleet"
+                     % (MAX_WORKERS, MAX_STREAMS_PER_WORKER, incremental.bottleneck))
     if full.seconds > window_seconds:
         if full_fit:
             notes.append("the first full run takes longer than the window with this fleet; start it by hand with "
-                         "%d x %s (%s) or let it run past the window once"
-                         % (full_fit.workers, full_fit.instance_type, format_duration(full_fit.seconds)))
+                         "%s (%s: efs-backup run --workers %d --streams %d) or let it run past the window once"
+                         % (fleet_text(full_fit), format_duration(full_fit.seconds), full_fit.workers,
+                            full_fit.streams))
         else:
-            notes.append("the first full run cannot fit the window with any fleet (fastest: %d x %s, %s, "
+            notes.append("the first full run cannot fit the window with any fleet (fastest: %s, %s, "
                          "bottleneck %s); run it once outside the schedule"
-                         % (full_fastest.workers, full_fastest.instance_type, format_duration(full_fastest.seconds),
+                         % (fleet_text(full_fastest), format_duration(full_fastest.seconds),
                             full_fastest.bottleneck))
     if load.throughput_mode == "bursting":
         notes.append("bursting: %.1f burst hours a day at this size (baseline %.1f MiB/s, burst %.0f MiB/s)"
@@ -446,9 +463,10 @@ def plan(load: Workload, window_seconds: float, fixed_seconds: float = RUN_FIXED
                         "overrun it; widen the window or reduce what a run must do"
                         % (format_duration(headroom), format_duration(window_seconds),
                            100 * headroom / window_seconds, 100 * margin, incremental.bottleneck))
-    recommendation = {"workers": incremental.workers, "instance_type": incremental.instance_type,
-                      "cdk_context": "-c worker_count=%d -c worker_instance_type=%s"
-                                     % (incremental.workers, incremental.instance_type)}
+    recommendation = {"workers": incremental.workers, "streams": incremental.streams,
+                      "instance_type": incremental.instance_type,
+                      "cdk_context": "-c worker_count=%d -c worker_streams=%d -c worker_instance_type=%s"
+                                     % (incremental.workers, incremental.streams, incremental.instance_type)}
     return Plan(
         inputs={"size_bytes": load.size_bytes, "files": load.files,
                 "average_file_size": round(load.average_file_size), "daily_change": load.daily_change,
@@ -478,11 +496,19 @@ def format_bytes(count: float) -> str:
     return str(count)
 
 
+def fleet_text(run: RunEstimate) -> str:
+    """'4 x m6i.large, 8 streams each'."""
+    return "%d x %s, %d stream%s each" % (run.workers, run.instance_type, run.streams,
+                                          "" if run.streams == 1 else "s")
+
+
 def what_helps(run: RunEstimate) -> str:
     """WHAT_HELPS for this run's bottleneck, unless this fleet is already at that end of the range."""
     largest = max(INSTANCE_BASELINE_GBPS, key=INSTANCE_BASELINE_GBPS.get)
+    if run.bottleneck == "metadata" and run.workers >= MAX_WORKERS and run.streams >= MAX_STREAMS_PER_WORKER:
+        return "already %d workers x %d streams, the most a run takes" % (MAX_WORKERS, MAX_STREAMS_PER_WORKER)
     if run.bottleneck == "metadata" and run.workers >= MAX_WORKERS:
-        return "already %d workers, the most a run takes" % MAX_WORKERS
+        return "already %d workers, the most a run takes: more streams per worker shorten it" % MAX_WORKERS
     if run.bottleneck == "instance network" and run.instance_type == largest:
         return "already the largest instance type here (%s)" % largest
     return WHAT_HELPS[run.bottleneck]
@@ -509,12 +535,11 @@ def human(result: Plan) -> str:
             format_bytes(inputs["size_bytes"]), format_decimal_bytes(inputs["size_bytes"]),
             format_count(inputs["files"]), format_bytes(inputs["average_file_size"]),
             format_percent(inputs["daily_change"]), inputs["throughput_mode"], format_duration(window)),
-        "recommended: %d x %s  (%s)%s" % (result.recommendation["workers"], result.recommendation["instance_type"],
-                                          result.recommendation["cdk_context"],
-                                          "  -- does NOT fit the window" if not result.fits else
-                                          "  -- fits, but without the safety margin" if result.warnings else
-                                          "  -- the cheapest fleet that leaves the %.0f%% safety margin"
-                                          % (100 * result.margin)),
+        "recommended: %s  (%s)%s" % (fleet_text(result.incremental), result.recommendation["cdk_context"],
+                                     "  -- does NOT fit the window" if not result.fits else
+                                     "  -- fits, but without the safety margin" if result.warnings else
+                                     "  -- the cheapest fleet that leaves the %.0f%% safety margin"
+                                     % (100 * result.margin)),
     ]
     for run in (result.incremental, result.full):
         kind = "" if run.limited_by == run.bottleneck else " [%s]" % run.limited_by
@@ -569,7 +594,7 @@ def old_table_rows() -> List[Dict[str, object]]:
         rows.append({"size": size_text, "daily_change": change_text, "old_remaining_burst_hours": old_hours,
                      "old_agents": old_agents, "model_remaining_burst_hours": round(remaining, 2),
                      "model_daily_burst_hours": round(daily_burst_hours(size), 2),
-                     "model_workers": result.incremental.workers,
+                     "model_workers": result.incremental.workers, "model_streams": result.incremental.streams,
                      "model_instance_type": result.incremental.instance_type,
                      "model_incremental_seconds": round(result.incremental.seconds),
                      "model_bottleneck": result.incremental.bottleneck, "fits": result.fits})

@@ -4,7 +4,8 @@ Input contract: ``{"snapshot": "daily.3" | "latest" | "id:<snapshot_id>"`` or ``
 ``"paths"`` (optional, relative to the snapshot root), ``"target_file_system_id"`` (optional, default production),
 ``"target_path"`` (default ``/efs-backup-restore/<execution name>``, which the CLI leaves to the state machine;
 ``/`` = in place), ``"mirror"``, ``"dry_run"``,
-``"workers"`` (optional)}. Output on success: ``{"outcome": "success"|"warning", "summary": {...}}`` with the plan
+``"workers"`` and ``"streams"`` (optional)}. Output on success: ``{"outcome": "success"|"warning", "summary":
+{...}}`` with the plan
 (create / overwrite / delete / skip_newer, each ``{files, bytes}``, and samples). A failed restore ends FAILED.
 
 The flow (main.py): a dry-run execution, its plan shown, the operator's confirmation, then the real execution
@@ -71,7 +72,8 @@ def default_target(name: str) -> str:
 
 def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] = None, at: Optional[str] = None,
                   paths: Sequence[str] = (), target_path: Optional[str] = None, target_file_system_id: Optional[str] = None,
-                  mirror: bool = False, dry_run: bool = False, workers: Optional[int] = None) -> Dict[str, Any]:
+                  mirror: bool = False, dry_run: bool = False, workers: Optional[int] = None,
+                  streams: Optional[int] = None) -> Dict[str, Any]:
     chosen = [v is not None for v in (snapshot, snapshot_id, at)]
     if sum(chosen) != 1:
         raise CliError("choose exactly one of --snapshot, --snapshot-id, --at", EXIT_REFUSED)
@@ -98,6 +100,8 @@ def build_request(*, snapshot: Optional[str] = None, snapshot_id: Optional[str] 
     request["dry_run"] = bool(dry_run)
     if workers is not None:
         request["workers"] = workers
+    if streams is not None:
+        request["streams"] = streams
     return request
 
 

@@ -11,10 +11,11 @@ from typing import Any, Callable, Dict
 
 from efs_backup_contract.deployment import DEFAULT_STACK_NAME
 from efs_backup_contract.intervals import INTERVALS
-from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
+from efs_backup_contract.limits import MAX_RETAIN, MAX_STREAMS_PER_WORKER, MAX_WORKERS
 from settings import identifiers, network, runs, storage, workers
 from settings.model import (
     EFS_LIFECYCLE_DAYS,
+    DEFAULT_WORKER_STREAMS,
     ENGINE_PROGRESS_SECONDS,
     KMS_AWS_MANAGED,
     MAX_HEARTBEAT_TIMEOUT_SECONDS,
@@ -160,6 +161,11 @@ KEYS: Dict[str, KeySpec] = {
         _spec("worker_count", "integer", 1, "1",
               f"EC2 workers per run (1–{MAX_WORKERS}); a run's input may ask for another count.",
               int_range(1, MAX_WORKERS)),
+        _spec("worker_streams", "integer", DEFAULT_WORKER_STREAMS, str(DEFAULT_WORKER_STREAMS),
+              f"Engine streams each worker runs (1–{MAX_STREAMS_PER_WORKER}): a run has worker_count × worker_streams "
+              "streams in all. Streams overlap EFS's per-operation latency on one instance; they share its CPU and "
+              "network bandwidth. A run's or restore's input may ask for another number (`streams`).",
+              int_range(1, MAX_STREAMS_PER_WORKER)),
         _spec("worker_instance_type", "string", "m6i.large", "`m6i.large`",
               "Worker instance type; Graviton types (m7g, c7gn, …) get the arm64 image.",
               pattern(identifiers.INSTANCE_TYPE, "an instance type", "e.g. m6i.large")),

@@ -151,6 +151,7 @@ def load_config(context: Mapping[str, Any]) -> EfsBackupConfig:
         ),
         workers=WorkerSettings(
             count=values["worker_count"],
+            streams=values["worker_streams"],
             instance_type=values["worker_instance_type"],
             spot=values["worker_spot"],
             heartbeat_timeout_seconds=values["worker_heartbeat_timeout_seconds"],

@@ -137,6 +137,11 @@ class WorkerImage:
     ssm_parameter: Optional[str] = None  # a parameter of this account holding the AMI id, resolved at each launch
 
 
+# worker_streams' default: engine streams per worker instance (efs_backup_contract.limits.MAX_STREAMS_PER_WORKER
+# at most). The one place it is set; the README's benchmark section says how it was chosen.
+DEFAULT_WORKER_STREAMS = 4
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """The EC2 workers an execution launches."""
@@ -153,6 +158,7 @@ class WorkerSettings:
     fallback_instance_types: Tuple[str, ...] = ()
     # The key that encrypts the workers' root volumes; None: the account's EBS default key for the region.
     ebs_kms_key_arn: Optional[str] = None
+    streams: int = DEFAULT_WORKER_STREAMS  # engine streams per instance (worker_streams)
 
     @property
     def instance_types(self) -> Tuple[str, ...]:

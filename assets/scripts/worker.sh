@@ -17,14 +17,16 @@
 #             "backup_id", "worker_index", "worker_count", "run_id" (the execution name),
 #             "source_file_system_id", "backup_file_system_id", "region", "log_group", "heartbeat_seconds",
 #             backup roles: "interval", "retain";  restore roles: "request" (the restore request as JSON text,
-#             see constructs/restore_workflow.py)}}
+#             see constructs/restore_workflow.py);  work and restore-work: "streams" (engine streams here)}}
 # (the contract: efs_backup_contract/task.py). read_task_file sets TASK_<FIELD> for each field of the task's role,
 # e.g. TASK_ROLE, TASK_RUN_ID, TASK_TASK_TOKEN, once efs_backup_worker.task has checked every one of them.
 #
 # Backup roles:
 #   work      mount both file systems (production read-only), `init` + `prepare` (every worker calls prepare with
 #             the same run id: the first sets the run up, the others join), then `work` until no part is left.
-#             Task output: the engine's `work` JSON.
+#             The engine runs TASK_STREAMS streams here (`work --streams`): prepare is told the run's streams in all
+#             (worker_count x streams) and the streams per worker. Task output: the engine's `work` JSON (one for
+#             all the streams).
 #   finalize  mount the backup file system, `finalize --json`: promote if every part succeeded, else record the
 #             failure and release the lock. Task output: the engine's run summary (also when the run failed).
 #   abort     mount the backup file system, `abort`: release the lock if this run holds it, keep the work.
@@ -73,6 +75,7 @@ HEARTBEAT_PID=""
 LOG_SHIPPER_PID=""
 MOUNTED=()
 ENGINE_OUTPUT=""
+STREAM_OPTIONS=()
 
 log() {
   printf '%s worker: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
@@ -310,14 +313,21 @@ engine_error_name() {
   helper error-name "$1" || echo "EngineExit$1"
 }
 
+# prepare's and restore-prepare's share of the work: the run's streams in all (every worker runs TASK_STREAMS) and
+# the streams per worker.
+stream_options() {
+  STREAM_OPTIONS=(--workers "$((TASK_WORKER_COUNT * TASK_STREAMS))" --streams-per-worker "$TASK_STREAMS")
+}
+
 run_work() {
   local status=0
+  stream_options
   mount_filesystems source backup
   engine init --backup-root "$BACKUP_MOUNT" || {
     status=$?; report_failure "$(engine_error_name "$status")" "init of the backup root failed (exit $status)"; return
   }
   engine prepare --source "$SOURCE_MOUNT" --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" \
-    --interval "$TASK_INTERVAL" --retain "$TASK_RETAIN" --workers "$TASK_WORKER_COUNT" \
+    --interval "$TASK_INTERVAL" --retain "$TASK_RETAIN" "${STREAM_OPTIONS[@]}" \
     --run-id "$TASK_RUN_ID" --require-mountpoint || status=$?
   if [[ "$status" -ne 0 ]]; then
     report_failure "$(engine_error_name "$status")" "prepare of run $TASK_RUN_ID failed (exit $status); see $TASK_LOG_GROUP"
@@ -325,7 +335,8 @@ run_work() {
   fi
   log "prepared: $ENGINE_OUTPUT"
   engine work --backup-root "$BACKUP_MOUNT" --id "$TASK_BACKUP_ID" --interval "$TASK_INTERVAL" \
-    --source "$SOURCE_MOUNT" --worker-id "w$TASK_WORKER_INDEX" --require-mountpoint || status=$?
+    --source "$SOURCE_MOUNT" --worker-id "w$TASK_WORKER_INDEX" --streams "$TASK_STREAMS" --require-mountpoint ||
+    status=$?
   case "$status" in
     0 | 2) report_success "$ENGINE_OUTPUT" ;;
     1) report_failure EngineWorkFailed "worker w$TASK_WORKER_INDEX: failed parts: $(failed_parts_of "$ENGINE_OUTPUT")" ;;
@@ -419,6 +430,7 @@ mount_backup_for_restore() {
 
 run_restore_work() {
   local status=0 roots=()
+  stream_options
   if ! parse_restore_request; then
     report_failure EngineRefused "the restore request was refused: ${RESTORE_REFUSAL:-see $TASK_LOG_GROUP}"
     return
@@ -435,14 +447,14 @@ run_restore_work() {
   fi
   mapfile -d '' roots < <(restore_roots)
   engine restore-prepare "${roots[@]}" --target "$RESTORE_TARGET_DIR" "${RESTORE_ARGS[@]}" \
-    --workers "$TASK_WORKER_COUNT" --run-id "$TASK_RUN_ID" --require-mountpoint || status=$?
+    "${STREAM_OPTIONS[@]}" --run-id "$TASK_RUN_ID" --require-mountpoint || status=$?
   if [[ "$status" -ne 0 ]]; then
     report_failure "$(engine_error_name "$status")" "restore-prepare of run $TASK_RUN_ID failed (exit $status); see $TASK_LOG_GROUP"
     return
   fi
   log "prepared: $ENGINE_OUTPUT"
   engine restore-work "${roots[@]}" --target "$RESTORE_TARGET_DIR" --worker-id "w$TASK_WORKER_INDEX" \
-    --require-mountpoint || status=$?
+    --streams "$TASK_STREAMS" --require-mountpoint || status=$?
   case "$status" in
     0 | 2) report_success "$ENGINE_OUTPUT" ;;
     1) report_failure EngineWorkFailed "worker w$TASK_WORKER_INDEX: failed parts: $(failed_parts_of "$ENGINE_OUTPUT")" ;;
@@ -583,7 +595,7 @@ main() {
   trap on_signal TERM INT
   fetch_task "$pointer_file" "$task_file"
   read_task_file "$task_file"
-  log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, ${TASK_INTERVAL:-restore} (retain ${TASK_RETAIN:--}), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT"
+  log "role $TASK_ROLE, run $TASK_RUN_ID, backup-id $TASK_BACKUP_ID, ${TASK_INTERVAL:-restore} (retain ${TASK_RETAIN:--}), worker $TASK_WORKER_INDEX of $TASK_WORKER_COUNT${TASK_STREAMS:+ ($TASK_STREAMS streams)}"
   start_heartbeat
   start_log_shipper
   install_packages

@@ -8,10 +8,11 @@ import re
 import pytest
 
 from cdk_helpers import cdk_json_context, context_for, shipped_environments
-from efs_backup_contract.limits import MAX_LINKED_TREES
+from efs_backup_contract.limits import MAX_LINKED_TREES, MAX_STREAMS_PER_WORKER
 from settings.keys import KEYS
 from settings.load import load_config
 from settings.model import (
+    DEFAULT_WORKER_STREAMS,
     ConfigError,
     EfsBackupConfig,
     IntervalPolicy,
@@ -389,6 +390,16 @@ def test_worker_keys():
     assert (config.workers.count, config.workers.architecture, config.workers.spot) == (4, "arm64", True)
     assert config.notifications.emails == ("ops@example.com", "backup@example.com")
     assert single_problem(context(worker_count="33")).startswith("worker_count: '33' is out of range")
+
+
+
+def test_worker_streams_default_to_the_one_constant_and_stay_within_the_limit():
+    assert load_config(context()).workers.streams == DEFAULT_WORKER_STREAMS
+    config = load_config(context(worker_count="2", worker_streams="16"))
+    assert (config.workers.count, config.workers.streams) == (2, MAX_STREAMS_PER_WORKER)
+    assert single_problem(context(worker_streams="17")).startswith("worker_streams: '17' is out of range")
+    assert single_problem(context(worker_streams="0")).startswith("worker_streams: '0' is out of range")
+    assert single_problem(context(worker_streams="2.5")).startswith("worker_streams: '2.5'")
 
 
 def test_monitoring_keys_default_and_parse():

@@ -50,6 +50,7 @@ def test_settings_read_from_the_deployed_template_are_the_configured_ones(env):
     assert all(settings.stale_after[i] == config.monitoring.stale_after_seconds(i) for i in scheduled)
     assert settings.stale_multiple == config.monitoring.stale_multiple
     assert settings.default_workers == config.workers.count
+    assert settings.default_streams == config.workers.streams
     assert settings.source_file_system_id == config.source_file_system_id
     assert settings.restore_targets == [t.file_system_id for t in config.restore_targets]
 
@@ -68,15 +69,17 @@ def test_overrides_replace_what_was_read():
     body = template("example")
     settings = deployed.read_settings(body, outputs_of(body))
     values = deployed.parse_overrides(["retain_daily=1", "alarm_stale_multiple=3", "schedule_weekly=none",
-                                       "worker_count=4", "schedule_hourly=rate(1 hour)", "retain_hourly=2"])
+                                       "worker_count=4", "schedule_hourly=rate(1 hour)", "retain_hourly=2",
+                                       "worker_streams=8"])
     changed = deployed.apply_overrides(settings, values)
-    assert changed.retain["daily"] == 1 and changed.default_workers == 4
+    assert changed.retain["daily"] == 1 and changed.default_workers == 4 and changed.default_streams == 8
     assert changed.stale_after["daily"] == 3 * 86400 and changed.stale_multiple == 3
     assert changed.schedules["weekly"] is None and changed.stale_after["weekly"] is None
     assert changed.schedules["hourly"] == "rate(1 hour)" and changed.stale_after["hourly"] == 3 * 3600
     assert changed.used_intervals() == ["hourly", "daily", "weekly", "monthly"]
     assert deployed.apply_overrides(settings, {}) == settings
-    for bad in ("retain_daily=x", "retain_daily=-1", "worker_count=0", "worker_count=33", "alarm_stale_multiple=0",
+    for bad in ("retain_daily=x", "retain_daily=-1", "worker_count=0", "worker_count=33", "worker_streams=0",
+                "worker_streams=17", "alarm_stale_multiple=0",
                 "alarm_stale_multiple=nan", "schedule_daily=daily"):
         with pytest.raises(CliError) as raised:
             deployed.parse_overrides([bad])

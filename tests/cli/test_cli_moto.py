@@ -319,7 +319,8 @@ def test_status_shows_last_outcomes_and_ages(world, monkeypatch):
     assert code == 2, "weekly and monthly never ran"
     code, text, _ = cli(world, monkeypatch, *ENV, "status")
     assert "STALE" not in text and world.state["second"] in text
-    assert re.search(r"daily +last success \(manual-daily-\w+\); newest snapshot 0m\d\ds old", text), text
+    assert re.search(r"daily +last success \(manual-daily-\w+, \d+ workers? x \d+ streams?\); "
+                     r"newest snapshot 0m\d\ds old", text), text
     assert re.search(r"weekly +never run: no snapshot yet", text), text
 
 
@@ -594,5 +595,5 @@ def test_a_wait_that_times_out_still_names_the_execution_in_json(world, monkeypa
     assert re.fullmatch(rf"{name}: success -> weekly\.0 \(id {followed['summary']['snapshot_id']}\) in \d+s: 1 part, "
                         rf"{totals['files_scanned']} files scanned, {totals['files_transferred']} files? transferred "
                         rf"\({re.escape(format_bytes(totals['bytes_transferred']))}\), 0 warnings; the engine ran "
-                        r"\d+s\n", text), text
+                        rf"\d+s on 1 worker x {followed['summary']['streams_per_worker']} streams?\n", text), text
     assert re.search(r"\[\d+s\] SUCCEEDED: workers 1 launched, 1/1 reported; parts 1/1 done", err), err

@@ -11,6 +11,11 @@ from efs_backup_cli import planner as p
 from efs_backup_cli.main import main
 
 
+# A window the fastest fleet fits for load() (2 TiB, 30 M files, 2%, elastic), but leaves less than the safety margin
+# of: 32 workers x 16 streams take about 7 min 10 s, mostly starting instances.
+TIGHT = 8 * 60
+
+
 def load(size="2TiB", files="30M", change=0.02, mode="elastic", mibps=None):
     return p.workload(size=p.parse_size(size), files=p.parse_count(files), average_file_size=None,
                       daily_change=change, throughput_mode=mode, provisioned_mibps=mibps)
@@ -39,6 +44,26 @@ def test_incremental_metadata_term_from_the_constants():
     assert run.bottleneck == "metadata"
     data = p.BALANCE_FACTOR / 4 * work.size_bytes * 0.01 / (p.INSTANCE_BASELINE_GBPS["m6i.large"] * 1e9 / 8)
     assert run.seconds == pytest.approx(expected + data + p.RUN_FIXED_SECONDS, rel=1e-3)
+
+
+def test_streams_divide_a_workers_metadata_time_but_not_its_data_time():
+    work = load(change=0.01)
+    one = p.estimate_run(work, "incremental", 4, "m6i.large")
+    eight = p.estimate_run(work, "incremental", 4, "m6i.large", streams=8)
+    assert eight.streams == 8 and eight.workers == 4
+    assert eight.terms["metadata"] == pytest.approx(one.terms["metadata"] / 8, abs=0.1)
+    assert eight.terms["instance network"] == one.terms["instance network"], "one network interface per worker"
+    times = [p.estimate_run(work, "incremental", 4, "m6i.large", streams=s).seconds
+             for s in range(1, p.MAX_STREAMS_PER_WORKER + 1)]
+    assert times == sorted(times, reverse=True), "more streams never make it slower"
+    with pytest.raises(p.PlanError, match="streams must be 1 to 16"):
+        p.estimate_run(work, "incremental", 4, "m6i.large", streams=p.MAX_STREAMS_PER_WORKER + 1)
+    most = p.estimate_run(load(files="3G", size="20TiB"), "incremental", p.MAX_WORKERS, "m6i.large",
+                          streams=p.MAX_STREAMS_PER_WORKER)
+    fewer = p.estimate_run(load(files="3G", size="20TiB"), "incremental", p.MAX_WORKERS, "m6i.large", streams=2)
+    assert (most.bottleneck, fewer.bottleneck) == ("metadata", "metadata")
+    assert p.what_helps(most) == "already 32 workers x 16 streams, the most a run takes"
+    assert p.what_helps(fewer).endswith("more streams per worker shorten it")
 
 
 def test_full_run_of_large_files_is_bound_by_the_network_or_efs():
@@ -108,9 +133,18 @@ def test_plan_recommends_the_cheapest_fleet_that_fits():
     chosen = result.incremental
     assert result.fits and chosen.seconds <= 4 * 3600
     price = chosen.workers * p.INSTANCE_PRICE_UNITS[chosen.instance_type]
-    for workers, instance_type in p.fleets():
+    for workers, streams, instance_type in p.fleets():
         if workers * p.INSTANCE_PRICE_UNITS[instance_type] < price:
-            assert p.estimate_run(work, "incremental", workers, instance_type).seconds > 4 * 3600
+            assert p.estimate_run(work, "incremental", workers, instance_type, streams=streams).seconds > 4 * 3600
+    # At that price, fewer streams (or fewer workers, same streams) do not fit either: streams are added only as
+    # far as they are needed.
+    if chosen.streams > 1:
+        assert p.estimate_run(work, "incremental", chosen.workers, chosen.instance_type,
+                              streams=chosen.streams - 1).seconds > 4 * 3600
+    assert result.recommendation == {
+        "workers": chosen.workers, "streams": chosen.streams, "instance_type": chosen.instance_type,
+        "cdk_context": "-c worker_count=%d -c worker_streams=%d -c worker_instance_type=%s"
+                       % (chosen.workers, chosen.streams, chosen.instance_type)}
     wider = p.plan(work, 8 * 3600, margin=0).incremental
     assert wider.workers * p.INSTANCE_PRICE_UNITS[wider.instance_type] <= price, "a longer window never costs more"
 
@@ -222,37 +256,38 @@ def test_the_recommendation_leaves_the_safety_margin_else_warns():
     assert roomy.fits and roomy.warnings == [] and roomy.margin == p.SAFETY_MARGIN
     assert chosen.seconds <= (1 - p.SAFETY_MARGIN) * window and roomy.headroom_seconds == window - chosen.seconds
     price = chosen.workers * p.INSTANCE_PRICE_UNITS[chosen.instance_type]
-    for workers, instance_type in p.fleets():
+    for workers, streams, instance_type in p.fleets():
         if workers * p.INSTANCE_PRICE_UNITS[instance_type] < price:
-            assert p.estimate_run(work, "incremental", workers, instance_type).seconds > (1 - p.SAFETY_MARGIN) * window
+            assert p.estimate_run(work, "incremental", workers, instance_type,
+                                  streams=streams).seconds > (1 - p.SAFETY_MARGIN) * window
     assert p.plan(work, window, margin=0).incremental.seconds > chosen.seconds, "without a margin: cheaper, tighter"
-    # One hour: the fastest fleet fits, but no fleet leaves 20% of it free.
-    tight = p.plan(work, 3600)
+    # Eight minutes: the fastest fleet fits, but no fleet leaves 20% of it free.
+    tight = p.plan(work, TIGHT)
     fastest = p.cheapest_fitting(work, "incremental", 0)[1]
     assert tight.fits and tight.incremental == fastest
-    headroom = 3600 - fastest.seconds
-    assert 0 < headroom < p.SAFETY_MARGIN * 3600
+    headroom = TIGHT - fastest.seconds
+    assert 0 < headroom < p.SAFETY_MARGIN * TIGHT
     (warning,) = tight.warnings
-    assert warning.startswith("the incremental run leaves %s of the 1h00m window (%.0f%%), less than the 20%% "
+    assert warning.startswith("the incremental run leaves %s of the 8m00s window (%.0f%%), less than the 20%% "
                               "safety margin, even with the fastest fleet" % (p.format_duration(headroom),
-                                                                               100 * headroom / 3600))
-    assert p.plan(work, 3600, margin=0.05).warnings == [], "a smaller margin is met"
+                                                                               100 * headroom / TIGHT))
+    assert p.plan(work, TIGHT, margin=0.05).warnings == [], "a smaller margin is met"
     argv = ["plan", "--size", "2TiB", "--files", "30M", "--daily-change", "2%", "--throughput-mode", "elastic"]
-    assert main(argv + ["--window", "1h"]) == 2, "a warning is exit 2"
-    assert main(argv + ["--window", "1h", "--margin", "5%"]) == 0
-    assert main(argv + ["--window", "1h", "--margin", "100%"]) == 3
+    assert main(argv + ["--window", "8m"]) == 2, "a warning is exit 2"
+    assert main(argv + ["--window", "8m", "--margin", "5%"]) == 0
+    assert main(argv + ["--window", "8m", "--margin", "100%"]) == 3
 
 
 def test_plan_command_prints_the_warning_and_the_headroom(capsys):
     main(["plan", "--size", "2TiB", "--files", "30M", "--daily-change", "2%", "--throughput-mode", "elastic",
-          "--window", "1h"])
+          "--window", "8m"])
     text = capsys.readouterr().out
-    headroom = 3600 - p.cheapest_fitting(load(), "incremental", 0)[1].seconds
-    left = "%s of the 1h00m window (%.0f%%)" % (p.format_duration(headroom), 100 * headroom / 3600)
+    headroom = TIGHT - p.cheapest_fitting(load(), "incremental", 0)[1].seconds
+    left = "%s of the 8m00s window (%.0f%%)" % (p.format_duration(headroom), 100 * headroom / TIGHT)
     assert "-- fits, but without the safety margin" in text
     assert "\n  warning: the incremental run leaves " + left in text
     assert "\n  headroom: the incremental run leaves %s of the window free (%.0f%%; safety margin 20%%)" % (
-        p.format_duration(headroom), 100 * headroom / 3600) in text
+        p.format_duration(headroom), 100 * headroom / TIGHT) in text
 
 
 def test_the_limiting_resource_is_labelled_by_its_kind():

@@ -20,12 +20,12 @@ def test_request_for_a_snapshot_id_into_the_default_directory():
         "snapshot": "id:abc123", "mirror": False, "dry_run": True}
 
 
-def test_request_with_paths_time_target_file_system_and_workers():
+def test_request_with_paths_time_target_file_system_workers_and_streams():
     request = restore.build_request(at="2026-11-20", paths=["/projects/a/", "etc/app.conf"], target_path="/",
-                                    target_file_system_id="fs-0123456789abcdef0", mirror=True, workers=4)
+                                    target_file_system_id="fs-0123456789abcdef0", mirror=True, workers=4, streams=8)
     assert request == {"at": "2026-11-20T00:00:00Z", "paths": ["projects/a", "etc/app.conf"],
                        "target_file_system_id": "fs-0123456789abcdef0", "target_path": "/", "mirror": True,
-                       "dry_run": False, "workers": 4}
+                       "dry_run": False, "workers": 4, "streams": 8}
     assert restore.build_request(at="2026-11-20T01:00:00+01:00", target_path="/x")["at"] == "2026-11-20T00:00:00Z"
 
 
@@ -223,6 +223,19 @@ def test_the_workers_limit_is_the_stack_configs(capsys):
     assert f"{MAX_WORKERS + 1} is more than {MAX_WORKERS}" in capsys.readouterr().err
 
 
+def test_the_streams_limit_is_the_stack_configs(capsys):
+    """One definition: efs_backup_contract.limits MAX_STREAMS_PER_WORKER, which both state machines check."""
+    from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER
+    from efs_backup_cli import limits, planner
+
+    assert limits.max_streams() == MAX_STREAMS_PER_WORKER == planner.MAX_STREAMS_PER_WORKER
+    for command in (["run", "--interval", "daily"], ["restore", "--snapshot", "latest", "--dry-run"]):
+        assert main(["--env", "example", *command, "--streams", str(MAX_STREAMS_PER_WORKER + 1)]) == 64
+        assert f"{MAX_STREAMS_PER_WORKER + 1} is more than {MAX_STREAMS_PER_WORKER}" in capsys.readouterr().err
+        assert main(["--env", "example", *command, "--streams", "0"]) == 64
+        assert "must be at least 1" in capsys.readouterr().err
+
+
 def test_closest_configuration_key():
     from settings.keys import KEYS
     from efs_backup_cli.limits import closest_key
@@ -262,3 +275,12 @@ def test_restore_arguments_are_matched_whole(kwargs):
     with pytest.raises(CliError) as raised:
         build_request(**kwargs)
     assert raised.value.code == EXIT_REFUSED
+
+
+def test_the_fleet_a_summary_names():
+    from efs_backup_cli.main import summary_fleet
+
+    assert summary_fleet({"instances": 2, "streams_per_worker": 4, "streams": 8}) == "2 workers x 4 streams"
+    assert summary_fleet({"instances": 1, "streams_per_worker": 1}) == "1 worker x 1 stream"
+    # A run before streams per worker, a refused input, no summary: nothing is claimed.
+    assert summary_fleet({"workers": [{"worker": "w0"}]}) == "" and summary_fleet({}) == summary_fleet(None) == ""

@@ -190,6 +190,7 @@ def expected_settings(config):
                                 if p.interval in scheduled else None for p in config.retention},
         "stale_multiple": config.monitoring.stale_multiple,
         "default_workers": config.workers.count,
+        "default_streams": config.workers.streams,
         "source_file_system_id": config.source_file_system_id,
         "restore_targets": [t.file_system_id for t in config.restore_targets],
     }

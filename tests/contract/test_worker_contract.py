@@ -131,9 +131,10 @@ def test_the_state_machines_write_exactly_the_contracts_task_fields_for_exactly_
 def test_the_restore_state_machine_checks_exactly_the_contracts_request_fields(snapshot):
     text = definitions(snapshot)["restore"]
     checked = set(re.findall(r"\$\.request\.([A-Za-z_]+)", text))
-    # "workers" is the state machine's own: checked on the input as $.workers (it becomes worker_count)
-    assert checked == set(RESTORE_REQUEST_FIELDS) - {"workers"}
-    assert '"Variable":"$.workers"' in text
+    # "workers" and "streams" are the state machine's own: checked on the input as $.workers and $.streams (they
+    # become worker_count and streams)
+    assert checked == set(RESTORE_REQUEST_FIELDS) - {"workers", "streams"}
+    assert '"Variable":"$.workers"' in text and '"Variable":"$.streams"' in text
 
 
 @pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda p: p.stem)

@@ -129,6 +129,10 @@ def refusal_of(world, name: str):
     ("bad-workers-fraction", {"interval": "daily", "workers": 2.5}, "workers must be a whole number from 1 to 32"),
     ("bad-workers-string", {"interval": "daily", "workers": "2"}, "workers must be a whole number from 1 to 32"),
     ("bad-workers-zero", {"interval": "daily", "workers": 0}, "workers must be a whole number from 1 to 32"),
+    # streams (engine streams per worker) are checked the same way
+    ("bad-streams-fraction", {"interval": "daily", "streams": 2.5}, "streams must be a whole number from 1 to 16"),
+    ("bad-streams-over", {"interval": "daily", "workers": 2, "streams": 17},
+     "streams must be a whole number from 1 to 16"),
 ])
 def test_a_refused_input_launches_nothing_and_is_recorded_and_notified(world, name, run_input, reason):
     start(world, name, **run_input)
@@ -152,6 +156,11 @@ def test_one_worker_run_promotes_records_and_notifies(world):
     assert record["status"] == "success" and record["interval"] == "daily"
     summary = json.loads(record["summary"])
     assert summary["snapshot"] == "daily.0" and summary["run_id"] == "run-1-worker"
+    # No streams in the input: the configured worker_streams, each one an engine process of the one worker, whose
+    # single report was its success.
+    streams = world.synth.config.workers.streams
+    assert (summary["streams"], summary["streams_per_worker"], summary["instances"]) == (streams, streams, 1)
+    assert {share["worker"] for share in summary["workers"]} <= {f"w0-s{j}" for j in range(streams)}
     (note,) = notifications(world)
     assert note["subject"] == f"efs-backup {world.synth.config.backup_id} daily: success"
     assert "run-1-worker" in note["message"] and "files scanned" in note["message"]
@@ -209,12 +218,14 @@ def test_four_workers_share_the_run_and_produce_the_same_snapshot(world):
     (world.source / "gamma" / "dir0" / "file0.txt").unlink()
     (world.source / "epsilon").mkdir()
     (world.source / "epsilon" / "new.txt").write_text("new\n")
-    described = wait(world, start(world, "run-4-workers", interval="daily", workers=4))
+    described = wait(world, start(world, "run-4-workers", interval="daily", workers=4, streams=2))
     assert described["status"] == "SUCCEEDED", worker_log(world, "run-4-workers")
     assert roles(world, "run-4-workers") == ["finalize", "work", "work", "work", "work"]
     assert tree(world.id_dir / "daily.0") == tree(world.source)
     summary = json.loads(history(world, "run-4-workers")[0]["summary"])
     assert len(summary["workers"]) >= 1 and summary["status"] == "success"
+    assert (summary["streams"], summary["streams_per_worker"], summary["instances"]) == (8, 2, 4)
+    assert {share["worker"] for share in summary["workers"]} <= {f"w{i}-s{j}" for i in range(4) for j in range(2)}
     assert_all_terminated(world, "run-4-workers")
     (note,) = notifications(world)
     assert note["subject"].endswith("daily: success")

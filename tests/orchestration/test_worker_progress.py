@@ -107,7 +107,8 @@ def test_a_stopped_engine_stops_the_heartbeat_and_a_resumed_one_restarts_it(tmp_
     task_object.write_text(json.dumps({"task_token": "token-1", "task": {
         "role": "work", "backup_id": "prod", "worker_index": 0, "worker_count": 1, "run_id": "exec-progress",
         "source_file_system_id": "fs-12345678", "backup_file_system_id": "fs-87654321", "region": "us-east-1",
-        "log_group": "worker-logs", "heartbeat_seconds": HEARTBEAT_SECONDS, "interval": "daily", "retain": 3}}))
+        "log_group": "worker-logs", "heartbeat_seconds": HEARTBEAT_SECONDS, "interval": "daily", "retain": 3,
+        "streams": 1}}))
     env = dict(os.environ, EFS_BACKUP_HOME=str(home), EFS_BACKUP_LOCAL_MOUNTS=f"{source}:{backup}",
                EFS_BACKUP_STALL_SECONDS=str(STALL_SECONDS), EFS_BACKUP_PROGRESS_SECONDS="0.5",
                AWS_CALLS=str(aws_calls), TASK_OBJECT=str(task_object), PATH=f"{bin_dir}:{os.environ['PATH']}")

@@ -29,9 +29,9 @@ def test_a_minimal_request_restores_the_whole_snapshot_into_a_new_directory_of_p
         dry_run=False, engine_args=("--snapshot=latest",))
 
 
-def test_every_field_becomes_its_option():
+def test_every_field_becomes_its_option_and_workers_and_streams_are_the_state_machines():
     assert plan(at="2026-11-20T00:00:00Z", paths=["projects/a", "etc/app.conf"], target_file_system_id=OTHER,
-                target_path="/restored/here/", mirror=True, dry_run=True, workers=4) == RestorePlan(
+                target_path="/restored/here/", mirror=True, dry_run=True, workers=4, streams=8) == RestorePlan(
         target_file_system_id=OTHER, target_dir="restored/here", default_parent="", dry_run=True,
         engine_args=("--at=2026-11-20T00:00:00Z", "--path=projects/a", "--path=etc/app.conf", "--mirror",
                      "--dry-run"))

@@ -69,10 +69,11 @@ def task_file(shell, **task):
 
 BACKUP_TASK = dict(role="work", backup_id="prod", worker_index=0, worker_count=2, run_id="run-1",
                    source_file_system_id="fs-12345678", backup_file_system_id="fs-87654321", region="eu-west-1",
-                   log_group="workers", heartbeat_seconds=30, interval="weekly", retain=4)
+                   log_group="workers", heartbeat_seconds=30, interval="weekly", retain=4, streams=3)
 SHOW_TASK = ('printf "%s\\0" "$TASK_TASK_TOKEN" "$TASK_ROLE" "$TASK_BACKUP_ID" "$TASK_WORKER_INDEX" '
              '"$TASK_WORKER_COUNT" "$TASK_RUN_ID" "$TASK_SOURCE_FILE_SYSTEM_ID" "$TASK_BACKUP_FILE_SYSTEM_ID" '
-             '"$TASK_REGION" "$TASK_LOG_GROUP" "$TASK_HEARTBEAT_SECONDS" "$TASK_INTERVAL" "$TASK_RETAIN"')
+             '"$TASK_REGION" "$TASK_LOG_GROUP" "$TASK_HEARTBEAT_SECONDS" "$TASK_INTERVAL" "$TASK_RETAIN" '
+             '"$TASK_STREAMS"')
 
 
 def test_read_task_file_sets_every_field_of_the_role(shell):
@@ -80,9 +81,16 @@ def test_read_task_file_sets_every_field_of_the_role(shell):
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.split(b"\0")[:-1] == [v.encode() for v in (
         TOKEN, "work", "prod", "0", "2", "run-1", "fs-12345678", "fs-87654321", "eu-west-1", "workers", "30",
-        "weekly", "4")]
+        "weekly", "4", "3")]
     assert b"ignoring unknown task field 'extra'" in proc.stderr
     assert shell.calls() == [] and not (shell.home / "task.fields").exists()
+
+
+def test_prepare_is_told_the_runs_streams_in_all_and_per_worker(shell):
+    proc = shell.run('read_task_file "$F"; stream_options; printf "%s\\0" "${STREAM_OPTIONS[@]}"',
+                     F=task_file(shell, **dict(BACKUP_TASK, worker_count=5, streams=16)))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.split(b"\0")[:-1] == [b"--workers", b"80", b"--streams-per-worker", b"16"]
 
 
 def test_a_refused_task_is_reported_as_worker_failed_with_the_reason(shell):

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from efs_backup_contract.intervals import INTERVALS
-from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
-from efs_backup_contract.task import BACKUP_ROLES, RESTORE_ROLES, ROLES, task_fields
+from efs_backup_contract.limits import MAX_RETAIN, MAX_STREAMS_PER_WORKER, MAX_WORKERS
+from efs_backup_contract.task import BACKUP_ROLES, RESTORE_ROLES, ROLES, WORK_ROLES, task_fields
 from efs_backup_worker.task import TaskRefused, object_version, parse_task, read_pointer
 
 TOKEN = "AAAAKgAAAAIAAAAAAAAAAb0x+token/with=base64"
@@ -17,7 +17,7 @@ def backup_task(**changes):
     task = {"role": "work", "backup_id": "prod", "worker_index": 1, "worker_count": 4, "run_id": "sched-2026-11-28",
             "source_file_system_id": "fs-12345678", "backup_file_system_id": "fs-0123456789abcdef0",
             "region": "eu-west-1", "log_group": "/efs-backup/prod/workers", "heartbeat_seconds": 60,
-            "interval": "daily", "retain": 7}
+            "interval": "daily", "retain": 7, "streams": 4}
     task.update(changes)
     return {key: value for key, value in task.items() if value is not DROP}
 
@@ -102,8 +102,21 @@ def test_a_backup_task_gives_the_token_then_its_roles_fields_in_contract_order()
                      ("worker_count", "4"), ("run_id", "sched-2026-11-28"), ("source_file_system_id", "fs-12345678"),
                      ("backup_file_system_id", "fs-0123456789abcdef0"), ("region", "eu-west-1"),
                      ("log_group", "/efs-backup/prod/workers"), ("heartbeat_seconds", "60"), ("interval", "daily"),
-                     ("retain", "7")]
+                     ("retain", "7"), ("streams", "4")]
     assert ignored == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_the_roles_that_work_on_parts_carry_streams(role):
+    def task(**changes):
+        return backup_task(role=role, **changes) if role in BACKUP_ROLES else restore_task(role=role, **changes)
+
+    if role in WORK_ROLES:
+        assert dict(parsed(task())[0])["streams"] == "4"
+        assert refusal(task(streams=DROP))[0] == "the task lacks streams"
+    else:
+        pairs, ignored = parsed(task(streams=DROP))
+        assert "streams" not in dict(pairs) and ignored == []
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -157,6 +170,13 @@ def test_every_contract_interval_is_accepted(interval):
     (dict(heartbeat_seconds=0), "heartbeat_seconds 0 is not a whole number from 1 to 86400"),
     (dict(heartbeat_seconds=10 ** 30), "heartbeat_seconds %d is not a whole number from 1 to 86400" % 10 ** 30),
     (dict(heartbeat_seconds=None), "heartbeat_seconds None is not a whole number from 1 to 86400"),
+    (dict(streams=0), "streams 0 is not a whole number from 1 to %d" % MAX_STREAMS_PER_WORKER),
+    (dict(streams=MAX_STREAMS_PER_WORKER + 1), "streams %d is not a whole number from 1 to %d"
+     % (MAX_STREAMS_PER_WORKER + 1, MAX_STREAMS_PER_WORKER)),
+    (dict(streams="4"), "streams '4' is not a whole number from 1 to %d" % MAX_STREAMS_PER_WORKER),
+    (dict(streams=4.0), "streams 4.0 is not a whole number from 1 to %d" % MAX_STREAMS_PER_WORKER),
+    (dict(streams=True), "streams True is not a whole number from 1 to %d" % MAX_STREAMS_PER_WORKER),
+    (dict(streams="4; reboot"), "streams '4; reboot' is not a whole number from 1 to %d" % MAX_STREAMS_PER_WORKER),
     # injection attempts in names that become paths, mounts, arguments and log streams
     (dict(backup_id="../prod"), "backup_id '../prod' is not a backup id"),
     (dict(backup_id="prod/x"), "backup_id 'prod/x' is not a backup id"),
@@ -203,9 +223,10 @@ def test_a_long_task_token_is_accepted():
 
 def test_the_largest_values_in_range_are_accepted():
     pairs = dict(parsed(backup_task(worker_index=MAX_WORKERS - 1, worker_count=MAX_WORKERS, retain=MAX_RETAIN,
-                                    heartbeat_seconds=86400, run_id="r" * 80, log_group="g" * 512))[0])
-    assert (pairs["worker_index"], pairs["worker_count"], pairs["retain"]) == (
-        str(MAX_WORKERS - 1), str(MAX_WORKERS), str(MAX_RETAIN))
+                                    heartbeat_seconds=86400, run_id="r" * 80, log_group="g" * 512,
+                                    streams=MAX_STREAMS_PER_WORKER))[0])
+    assert (pairs["worker_index"], pairs["worker_count"], pairs["retain"], pairs["streams"]) == (
+        str(MAX_WORKERS - 1), str(MAX_WORKERS), str(MAX_RETAIN), str(MAX_STREAMS_PER_WORKER))
 
 
 @pytest.mark.parametrize("text, message", [

@@ -10,3 +10,9 @@ MAX_RETAIN = MAX_LINKED_TREES - 1
 # Workers per run: what the backup and restore state machines accept (the subnets are spread from a list of
 # this length) and the most the planner proposes.
 MAX_WORKERS = 32
+
+# Engine streams per worker instance (worker_streams, a run's or restore's "streams"): each stream is one engine
+# process claiming parts, so W instances run W x S streams. Latency-bound metadata work overlaps across the streams
+# of one instance (AWS recommends many parallel threads per client for EFS copies: "Parallelize your data copy",
+# https://docs.aws.amazon.com/efs/latest/ug/performance-tips.html); one instance's network bandwidth does not grow.
+MAX_STREAMS_PER_WORKER = 16

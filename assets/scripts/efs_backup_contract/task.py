@@ -26,23 +26,28 @@ COMMON_TASK_FIELDS = ("role", "backup_id", "worker_index", "worker_count", "run_
                       "backup_file_system_id", "region", "log_group", "heartbeat_seconds")
 BACKUP_TASK_FIELDS = ("interval", "retain")
 RESTORE_TASK_FIELDS = ("request",)  # the restore request as JSON text (RESTORE_REQUEST_FIELDS)
+# The fields of the roles that work on parts (the first of BACKUP_ROLES and of RESTORE_ROLES) only: "streams", the
+# engine streams this instance runs (limits.MAX_STREAMS_PER_WORKER at most; worker_count x streams in all).
+WORK_TASK_FIELDS = ("streams",)
+WORK_ROLES = (BACKUP_ROLES[0], RESTORE_ROLES[0])
 
 
 def task_fields(role):
     """The fields a task of ``role`` holds, in this order (KeyError for an unknown role)."""
+    work = WORK_TASK_FIELDS if role in WORK_ROLES else ()
     if role in BACKUP_ROLES:
-        return COMMON_TASK_FIELDS + BACKUP_TASK_FIELDS
+        return COMMON_TASK_FIELDS + BACKUP_TASK_FIELDS + work
     if role in RESTORE_ROLES:
-        return COMMON_TASK_FIELDS + RESTORE_TASK_FIELDS
+        return COMMON_TASK_FIELDS + RESTORE_TASK_FIELDS + work
     raise KeyError(role)
 
 
 # The restore request (the restore state machine's input, see constructs/restore_workflow.py). The state machine
 # checks the values of these fields but lets any other field through; the workers refuse a request with any other
-# field, so a misspelt "dry_run" never turns into a real restore. "workers" is the state machine's alone (it
-# becomes the task's worker_count).
+# field, so a misspelt "dry_run" never turns into a real restore. "workers" and "streams" are the state machine's
+# alone (they become the tasks' worker_count and streams).
 RESTORE_REQUEST_FIELDS = ("snapshot", "at", "paths", "target_file_system_id", "target_path", "mirror", "dry_run",
-                          "workers")
+                          "workers", "streams")
 
 # The error names a worker reports (send-task-failure's ``error``) besides the engine's (exits.ERROR_NAMES):
 ENGINE_WORK_FAILED = "EngineWorkFailed"  # work / restore-work finished with failed parts (the state machine

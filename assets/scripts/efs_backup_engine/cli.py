@@ -6,33 +6,53 @@
     efs-backup-engine verify    --source DIR --backup-root DIR --id ID [--snapshot daily.0] [--checksum sample]
     efs-backup-engine unlock    --backup-root DIR --id ID [--force]
     efs-backup-engine prepare | work | finalize | abort   (the steps `backup` runs; used by the EC2 workers)
+                                [prepare: --workers W x S --streams-per-worker S; work: --streams S]
     efs-backup-engine restore   --backup-root DIR --id ID --target DIR (--snapshot daily.3|latest|id:ID | --at TIME)
                                 [--path REL]... [--mirror] [--dry-run] [--workers K] [--state-dir DIR]
-    efs-backup-engine restore-prepare | restore-work | restore-finalize | restore-abort   (the steps of `restore`)
+    efs-backup-engine restore-prepare | restore-work | restore-finalize | restore-abort   (the steps of `restore`;
+                                the same --streams-per-worker and --streams as prepare and work)
     efs-backup-engine bound-report --max-bytes N [--note TEXT] < report.json   (a report cut to fit a message)
 
 Exit codes: 0 success, 2 success with warnings, 1 failed (nothing promoted), 3 refused (precondition: wrong
 or unmounted file system, bad argument; nothing touched), 4 another run holds the lock, 64 usage.
+
+Streams: `work --streams S` (and `restore-work --streams S`) runs S claim loops on this machine, each an engine
+process `work ... --worker-id <id>-s<j>` (the local runner's workers are started the same way, see _fan_out), and
+prints one report for all of them. Each stream dies with the process that started it (Linux PR_SET_PDEATHSIG), so
+a worker whose engine is killed leaves no stream behind.
 """
 
 import argparse
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
-from efs_backup_contract.exits import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
+from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
 from efs_backup_contract.intervals import INTERVALS
+from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER
 from efs_backup_engine import bounded, preflight, restore as restores, run as runs, summary as summaries
-from efs_backup_engine.errors import EngineError
+from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import read_json
 from efs_backup_engine.layout import Layout
 from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
 from efs_backup_engine.state import DEFAULT_RESUME_MAX_AGE, BackupRequest, RestoreRequest
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Set in the environment of the engine processes _fan_out starts: the pid of the process that started them (see
+# _die_with_parent).
+PARENT_ENV = "EFS_BACKUP_ENGINE_PARENT"
+# A worker id is recorded in claims, results and summaries and names a stream's id (<id>-s<j>): letters, digits,
+# ".", "_" and "-", starting with a letter or digit, so it is safe in a file name and on a command line.
+WORKER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Exit codes from best to worst, as the module docstring lists them; any other code (a stream killed by a signal,
+# a crash) is worse than all of them. Streams' exits combine to the worst.
+EXIT_ORDER = (EXIT_OK, EXIT_WARNINGS, EXIT_FAILED, EXIT_REFUSED, EXIT_BUSY, EXIT_USAGE)
 
 
 def _positive_int(text):
@@ -43,6 +63,34 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError("%r must be >= 1" % text)
     return value
+
+
+def _streams(text):
+    value = _positive_int(text)
+    if value > MAX_STREAMS_PER_WORKER:
+        raise argparse.ArgumentTypeError("%r is more than %d" % (text, MAX_STREAMS_PER_WORKER))
+    return value
+
+
+def _worker_id(text):
+    if not WORKER_ID_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError("%r is not a worker id (1-64 of letters, digits, '.', '_', '-', starting "
+                                         "with a letter or digit)" % text)
+    return text
+
+
+def _streams_per_worker_option(parser):
+    parser.add_argument("--streams-per-worker", type=_streams, default=1, metavar="S",
+                        help="streams each worker machine runs (1-%d, default 1): --workers counts streams in "
+                             "all (machines x S) and must be a multiple of S; recorded for the run summary"
+                             % MAX_STREAMS_PER_WORKER)
+
+
+def _work_options(parser):
+    parser.add_argument("--worker-id", required=True, type=_worker_id)
+    parser.add_argument("--streams", type=_streams, default=1, metavar="S",
+                        help="claim loops this worker runs, each an engine process with worker id <id>-s<j> "
+                             "(1-%d, default 1); one report for all" % MAX_STREAMS_PER_WORKER)
 
 
 def _common(parser, source=False, interval=False):
@@ -131,12 +179,13 @@ def build_parser():
     p = sub.add_parser("prepare", help="step 1: checks, lock, work tree and part plan")
     _common(p, source=True, interval=True)
     _run_options(p)
+    _streams_per_worker_option(p)
     p.add_argument("--run-id", default=None, help="run id (default: generated)")
 
     p = sub.add_parser("work", help="step 2: claim and sync parts until none is left (run on each worker)")
     _common(p, interval=True)
     p.add_argument("--source", default=None, help="source mount point (default: the one given to prepare)")
-    p.add_argument("--worker-id", required=True)
+    _work_options(p)
     p.add_argument("--require-mountpoint", action="store_true")
 
     p = sub.add_parser("finalize", help="step 3: promote and rotate if every part succeeded")
@@ -172,11 +221,12 @@ def build_parser():
     p = sub.add_parser("restore-prepare", help="restore step 1: checks, lock, snapshot, part plan (every worker "
                                                "calls it with the same --run-id; the first sets the run up)")
     _restore_options(p)
+    _streams_per_worker_option(p)
     p.add_argument("--run-id", default=None, help="run id (default: generated)")
 
     p = sub.add_parser("restore-work", help="restore step 2: claim and restore parts until none is left")
     _restore_common(p)
-    p.add_argument("--worker-id", required=True)
+    _work_options(p)
     p.add_argument("--run-id", default=None, help="default: the restore run holding the lock")
     p.add_argument("--target", default=None,
                    help="this worker's view of the target (default: the one given to restore-prepare); the "
@@ -253,16 +303,104 @@ def _run_workers(args, layout, run_id, store_dir, command, started, finalize, wo
     """The local runner's workers: args.workers engine processes running `command` (each with its own
     --worker-id) while a thread prints progress and this process beats the lock; then finalize(worker exits)
     under the same heartbeat. Returns finalize's summary."""
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     stop = threading.Event()
     printer = threading.Thread(target=_progress_printer, args=(store_dir, started, stop, args.quiet), daemon=True)
     printer.start()
     with Heartbeat(RunLock(layout), run_id):
-        workers = [subprocess.Popen(command + ["--worker-id", "w%d" % i], env=env, stdout=worker_stdout)
-                   for i in range(args.workers)]
-        exits = {"w%d" % i: proc.wait() for i, proc in enumerate(workers)}
+        ids = ["w%d" % i for i in range(args.workers)]
+        exits = _fan_out(command, ids, {worker_id: worker_stdout for worker_id in ids})
         stop.set()
         return finalize(exits)
+
+
+def _fan_out(command, worker_ids, stdouts):
+    """Runs `command --worker-id ID` as an engine process for each of worker_ids, at once, and waits for all of
+    them; returns {worker id: exit code (negative: killed by that signal)}. stdouts: {worker id: where its stdout
+    goes (None: this process's)}. The local runner's workers and a worker's streams are both started here.
+
+    Each process dies with this one (see _die_with_parent): killed, this process leaves none of them running."""
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, **{PARENT_ENV: str(os.getpid())})
+    procs = {worker_id: subprocess.Popen(command + ["--worker-id", worker_id], env=env, stdout=stdouts.get(worker_id))
+             for worker_id in worker_ids}
+    return {worker_id: proc.wait() for worker_id, proc in procs.items()}
+
+
+def _die_with_parent():
+    """In an engine process _fan_out started: ask the kernel to SIGKILL this process when the process that started
+    it exits, however it exits (prctl PR_SET_PDEATHSIG, Linux: the workers' Amazon Linux), and exit at once if it
+    already has. A stream then never goes on claiming and writing parts after its worker reported (or after the
+    local runner was killed). An rsync the stream was running stops at its next output line (its stdout was the
+    stream's pipe); a part it was writing is redone by the next run like any part a killed worker left.
+    Elsewhere than Linux (no prctl), nothing is asked and streams end when their parts do."""
+    expected = os.environ.pop(PARENT_ENV, None)
+    if expected is None:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (AttributeError, OSError) as exc:
+        print("efs-backup-engine: warning: this process will not die with its parent: %s" % exc, file=sys.stderr)
+    if str(os.getppid()) != expected:  # the parent died before prctl: nothing would kill this process
+        print("efs-backup-engine: error: the process that started this one is gone", file=sys.stderr)
+        os._exit(EXIT_FAILED)
+
+
+def _worst_exit(codes):
+    """The worst of exit codes by EXIT_ORDER; a signal death (negative code) becomes 128 + signal, as a shell
+    reports it."""
+    def rank(code):
+        return EXIT_ORDER.index(code) if code in EXIT_ORDER else len(EXIT_ORDER)
+
+    worst = max(codes, key=rank)
+    return 128 - worst if worst < 0 else worst
+
+
+def _stream_ids(worker_id, streams):
+    return ["%s-s%d" % (worker_id, index) for index in range(streams)]
+
+
+def _run_streams(args, command):
+    """`work`/`restore-work --streams S` (S > 1): S streams of `command` (the same step without --streams and
+    --worker-id), each with worker id <worker-id>-s<j>; then one report for them all, in the format of one
+    stream's (see _worker_report) plus each stream's exit code and parts. Exit code: the worst stream's."""
+    ids = _stream_ids(args.worker_id, args.streams)
+    if not all(WORKER_ID_RE.fullmatch(worker_id) for worker_id in ids):
+        raise Refused("worker id %r is too long for its streams' ids (%s)" % (args.worker_id, ids[-1]))
+    outputs = {worker_id: tempfile.TemporaryFile() for worker_id in ids}  # never a pipe: a long report can't block
+    try:
+        exits = _fan_out([sys.executable, "-m", "efs_backup_engine"] + command, ids, outputs)
+        reports = {}
+        for worker_id, output in outputs.items():
+            output.seek(0)
+            reports[worker_id] = _last_json(output.read())
+    finally:
+        for output in outputs.values():
+            output.close()
+    code = _worst_exit(list(exits.values()))
+    summary = {"worker": args.worker_id, "parts": 0, "failed": [], "files_scanned": 0, "bytes_transferred": 0,
+               "status": {EXIT_OK: "success", EXIT_WARNINGS: "warning"}.get(code, "failed"), "streams": []}
+    for worker_id in ids:
+        report = reports[worker_id] or {}
+        for key in ("parts", "files_scanned", "bytes_transferred"):
+            summary[key] += report.get(key, 0)
+        summary["failed"] += report.get("failed", [])
+        summary["streams"].append({"worker": worker_id, "exit": exits[worker_id], "parts": report.get("parts")})
+    print(json.dumps(summary, sort_keys=True))
+    return code
+
+
+def _last_json(data):
+    """The JSON object on the last line of a stream's stdout, or None (it printed none: it died or was refused)."""
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    try:
+        report = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def _human(result):
@@ -280,7 +418,20 @@ def _backup_request(args, run_id=None, step=False):
                          interval=args.interval, retain=args.retain, workers=args.workers, run_id=run_id,
                          require_mountpoint=args.require_mountpoint, allow_empty_source=args.allow_empty_source,
                          stale_after=args.stale_after, part_files=args.part_files,
-                         resume_max_age=args.resume_max_age, step=step)
+                         resume_max_age=args.resume_max_age, step=step,
+                         streams_per_worker=_checked_streams_per_worker(args))
+
+
+def _checked_streams_per_worker(args):
+    """prepare's --streams-per-worker (it must divide --workers); the local runner's workers all run on this one
+    machine: --workers streams on one."""
+    per = getattr(args, "streams_per_worker", None)
+    if per is None:
+        return args.workers
+    if args.workers % per:
+        raise Refused("--workers %d is not a multiple of --streams-per-worker %d: --workers counts the streams of all "
+                      "worker machines (machines x streams per machine)" % (args.workers, per))
+    return per
 
 
 def cmd_prepare(args):
@@ -290,6 +441,11 @@ def cmd_prepare(args):
 
 
 def cmd_work(args):
+    if args.streams > 1:
+        command = ["work", "--backup-root", args.backup_root, "--id", args.backup_id, "--interval", args.interval]
+        if args.source:
+            command += ["--source", args.source]
+        return _run_streams(args, command + (["--require-mountpoint"] if args.require_mountpoint else []))
     results = runs.work(args.backup_root, args.backup_id, args.interval, args.worker_id, source=args.source,
                         require_mountpoint=args.require_mountpoint)
     return _worker_report(args.worker_id, results)
@@ -338,7 +494,8 @@ def _prepare_restore(args, run_id=None, step=False):
         backup_root=args.backup_root, backup_id=args.backup_id, target=args.target, snapshot=args.snapshot,
         at=args.at, paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
         run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
-        stale_after=args.stale_after, part_files=args.part_files, step=step))
+        stale_after=args.stale_after, part_files=args.part_files, step=step,
+        streams_per_worker=_checked_streams_per_worker(args)))
 
 
 def cmd_restore(args):
@@ -374,6 +531,12 @@ def cmd_restore_prepare(args):
 
 
 def cmd_restore_work(args):
+    if args.streams > 1:
+        command = ["restore-work", "--backup-root", args.backup_root, "--id", args.backup_id]
+        for option, value in (("--state-dir", args.state_dir), ("--run-id", args.run_id), ("--target", args.target)):
+            if value:
+                command += [option, value]
+        return _run_streams(args, command + (["--require-mountpoint"] if args.require_mountpoint else []))
     results = restores.work(args.backup_root, args.backup_id, args.worker_id, run_id=args.run_id,
                             state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
                             target=args.target)
@@ -484,13 +647,16 @@ COMMANDS = {"bound-report": cmd_bound_report, "init": cmd_init, "backup": cmd_ba
 
 def main(argv=None):
     parser = build_parser()
+    _die_with_parent()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    # Under worker.sh: prove progress while this command runs (see lock.ProgressProbe).
-    ProgressProbe.from_environment([getattr(args, name, None) for name in ("source", "backup_root", "state_dir",
-                                                                           "target")])
+    # Under worker.sh: prove progress while this command runs (see lock.ProgressProbe). A process that only runs
+    # streams does not: each stream proves its own, so streams that all stopped stop the worker's heartbeats.
+    if getattr(args, "streams", 1) == 1:
+        ProgressProbe.from_environment([getattr(args, name, None) for name in ("source", "backup_root", "state_dir",
+                                                                               "target")])
     try:
         return COMMANDS[args.command](args)
     except EngineError as exc:

@@ -333,6 +333,7 @@ def _set_up(layout, request, run_id, wanted):
                      snapshot_finished_iso=manifest.get("finished_iso"), snapshot_path=snapshot_path,
                      selector=request.snapshot or "at:%s" % _iso(request.at), workers=request.workers, started=now,
                      attempt_started=now, part_files=part_budget(request.workers, request.part_files, count_files),
+                     streams_per_worker=request.streams_per_worker,
                      parents=_missing_parents(wanted["target"], [rel for rel in rels if rel]),
                      scratch=os.path.join(run_dir, "empty"),
                      temp=os.path.join(wanted["target"], TEMP_NAME, run_id), **wanted)
@@ -792,6 +793,7 @@ def summarize(run, parts, results, finished=None):
     whole or the part fails)."""
     summary = summaries.outcome(parts, results, run.started, run.attempt_started, finished)
     del summary["unreadable"], summary["unreadable_count"]
+    summary.update(summaries.fleet(run.workers, run.streams_per_worker))
     summary.update(kind="restore", run_id=run.run_id, backup_id=run.backup_id, snapshot=run.snapshot,
                    snapshot_id=run.snapshot_id, snapshot_finished_iso=run.snapshot_finished_iso,
                    selector=run.selector, target=run.target, target_in_mount=run.target_in_mount,

@@ -120,7 +120,8 @@ def _setup_run(layout, request, source, run_id, dests):
     previous = BackupRun.load(run_file(run_dir))
     fresh = BackupRun(run_id=run_id, backup_id=layout.backup_id, interval=request.interval, retain=request.retain,
                       source=source, workers=request.workers, link_dests=dests, started=now, attempt_started=now,
-                      part_files=_part_budget(layout, source, dests, request.workers, request.part_files))
+                      part_files=_part_budget(layout, source, dests, request.workers, request.part_files),
+                      streams_per_worker=request.streams_per_worker)
     if previous is not None and os.path.isdir(layout.work_tree(request.interval)):
         return _resume(run_dir, previous, fresh, request.resume_max_age)
     tree_base = _new_work_tree(layout, request.interval)
@@ -142,7 +143,8 @@ def _resume(run_dir, previous, fresh, resume_max_age):
         store.add(ROOT_PART)
     return dataclasses.replace(
         previous, run_id=fresh.run_id, backup_id=fresh.backup_id, interval=fresh.interval, retain=fresh.retain,
-        source=fresh.source, workers=fresh.workers, link_dests=fresh.link_dests, part_files=fresh.part_files,
+        source=fresh.source, workers=fresh.workers, streams_per_worker=fresh.streams_per_worker,
+        link_dests=fresh.link_dests, part_files=fresh.part_files,
         attempt_started=fresh.attempt_started, attempt=previous.attempt + 1,
         started=previous.started if keep else fresh.started, resumed_from=previous.run_id, resumed_parts=kept,
         tree_base="resumed")

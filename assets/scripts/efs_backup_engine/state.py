@@ -7,7 +7,8 @@ A backup's run.json (runs/<interval>/run.json), BackupRun:
     interval             str     one of efs_backup_contract.intervals.INTERVALS
     retain               int     snapshots of the interval kept after promotion
     source               str     the source directory (absolute)
-    workers              int     workers the run was prepared for
+    workers              int     workers the run was prepared for: engine streams in all (instances x streams)
+    streams_per_worker   int     streams each worker instance runs (written only when not 1; older records lack it)
     link_dests           [str]   snapshots unchanged files are hard-linked against, newest of the interval first
     unit_files           int     entries per part (field part_files; "unit" is the on-disk name's legacy word)
     started              float   when the run began (epoch seconds; kept across resumes of the same work)
@@ -20,7 +21,7 @@ A backup's run.json (runs/<interval>/run.json), BackupRun:
 
 A restore's run.json (restores/<run-id>/run.json), RestoreRun:
     kind                 str     "restore"
-    run_id, backup_id, workers, started, attempt_started, unit_files   as for a backup
+    run_id, backup_id, workers, streams_per_worker, started, attempt_started, unit_files   as for a backup
     snapshot             str     the snapshot's name when prepared (INTERVAL.N)
     snapshot_id          str?    its manifest's snapshot id (workers refuse a snapshot whose id changed)
     snapshot_finished    float?  and when it finished, as a number and as ISO 8601
@@ -118,10 +119,11 @@ class BackupRun(Record):
     recovered_promotion: Optional[str] = None
     resumed_from: Optional[str] = None
     resumed_parts: Optional[int] = None
+    streams_per_worker: int = 1
     joined: bool = False
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    OMITTED: ClassVar[Sequence[str]] = ("resumed_from", "resumed_parts", "joined")
+    OMITTED: ClassVar[Sequence[str]] = ("resumed_from", "resumed_parts", "streams_per_worker", "joined")
 
 
 @dataclasses.dataclass
@@ -147,8 +149,11 @@ class RestoreRun(Record):
     snapshot_finished: Optional[float] = None
     snapshot_finished_iso: Optional[str] = None
     target_in_mount: Optional[str] = None
+    streams_per_worker: int = 1
     joined: bool = False
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    OMITTED: ClassVar[Sequence[str]] = ("streams_per_worker", "joined")
 
     @property
     def mirror(self):
@@ -174,6 +179,7 @@ class BackupRequest:
     part_files: Optional[int] = None
     resume_max_age: float = DEFAULT_RESUME_MAX_AGE
     step: bool = False
+    streams_per_worker: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +202,7 @@ class RestoreRequest:
     stale_after: Optional[float] = None
     part_files: Optional[int] = None
     step: bool = False
+    streams_per_worker: int = 1
 
 
 def join_run(run_file, run_id, lock, kind):

@@ -115,10 +115,21 @@ class _Tally:
         worker["seconds"] += result.get("seconds", 0.0)
 
 
+def fleet(streams, streams_per_worker):
+    """What a summary says of the run's parallelism: "streams", the engine streams in all (the run record's
+    "workers": the local runner's --workers, or instances x streams per instance on EC2), "streams_per_worker" and
+    "instances" (the worker instances; the summary's "workers" lists each stream's share of the parts)."""
+    per = max(1, streams_per_worker or 1)
+    return {"streams": streams, "streams_per_worker": per, "instances": -(-streams // per)}
+
+
 def build(run, parts, results, finished=None):
     """A backup run's summary. run: the run's record (its run.json, RunState.to_json()): run_id, backup_id,
-    interval, retain, source, and when present started, attempt_started, attempt and resumed_parts."""
+    interval, retain, source, and when present started, attempt_started, attempt, resumed_parts, workers and
+    streams_per_worker (records before streams per worker: 1)."""
     summary = outcome(parts, results, run.get("started"), run.get("attempt_started"), finished)
+    if run.get("workers"):
+        summary.update(fleet(run["workers"], run.get("streams_per_worker", 1)))
     summary.update(run_id=run["run_id"], backup_id=run["backup_id"], interval=run["interval"],
                    retain=run["retain"], source=run["source"], attempt=run.get("attempt", 1),
                    resumed_parts=run.get("resumed_parts", 0))
@@ -185,6 +196,10 @@ def human(summary):
 def part_lines(summary):
     """The lines every human summary ends its part report with: each worker's share, then warned and failed parts."""
     lines = []
+    if summary.get("streams"):
+        lines.append("  streams:     %d in all: %d worker%s x %d stream%s" % (
+            summary["streams"], summary["instances"], "" if summary["instances"] == 1 else "s",
+            summary["streams_per_worker"], "" if summary["streams_per_worker"] == 1 else "s"))
     for worker in summary.get("workers", []):
         lines.append("  worker %-6s %4d parts, %8d files scanned, %6d transferred, %s, %.1f s" % (
             worker["worker"], worker["units"], worker["files_scanned"], worker["files_transferred"],

@@ -10,7 +10,7 @@ import json
 import re
 
 from efs_backup_contract.intervals import INTERVALS
-from efs_backup_contract.limits import MAX_RETAIN, MAX_WORKERS
+from efs_backup_contract.limits import MAX_RETAIN, MAX_STREAMS_PER_WORKER, MAX_WORKERS
 from efs_backup_contract.task import POINTER_FIELDS, ROLES, TASK_TOKEN, task_fields
 from efs_backup_engine.layout import BACKUP_ID_RE
 
@@ -102,9 +102,10 @@ def _check(name, value):
     """The reason ``value`` is not a valid ``name`` field, or None."""
     if name == "role":
         return None if value in ROLES else "role %s is not one of %s" % (shown(value), ", ".join(ROLES))
-    if name in ("worker_index", "worker_count", "retain", "heartbeat_seconds"):
+    if name in ("worker_index", "worker_count", "retain", "heartbeat_seconds", "streams"):
         low, high = {"worker_index": (0, MAX_WORKERS - 1), "worker_count": (1, MAX_WORKERS),
-                     "retain": (1, MAX_RETAIN), "heartbeat_seconds": (1, MAX_HEARTBEAT_SECONDS)}[name]
+                     "retain": (1, MAX_RETAIN), "heartbeat_seconds": (1, MAX_HEARTBEAT_SECONDS),
+                     "streams": (1, MAX_STREAMS_PER_WORKER)}[name]
         if not _is_int(value) or not low <= value <= high:
             return "%s %s is not a whole number from %d to %d" % (name, shown(value), low, high)
         return None
