@@ -110,24 +110,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _workers(text: str) -> int:
-    """1..MAX_WORKERS (efs_backup_contract.limits): what both state machines accept."""
+def _at_most(text: str, limit: int, what: str) -> int:
+    """A whole number from 1 to limit; over it, the state machine would refuse the run."""
     value = _positive_int(text)
-    limit = limits.max_workers()
     if value > limit:
-        raise argparse.ArgumentTypeError(f"{value} is more than {limit}, the most workers a run takes "
+        raise argparse.ArgumentTypeError(f"{value} is more than {limit}, the most {what} "
                                          "(the state machine would refuse it)")
     return value
+
+
+def _workers(text: str) -> int:
+    """1..MAX_WORKERS (efs_backup_contract.limits): what both state machines accept."""
+    return _at_most(text, limits.max_workers(), "workers a run takes")
 
 
 def _streams(text: str) -> int:
     """1..MAX_STREAMS_PER_WORKER (efs_backup_contract.limits): what both state machines accept."""
-    value = _positive_int(text)
-    limit = limits.max_streams()
-    if value > limit:
-        raise argparse.ArgumentTypeError(f"{value} is more than {limit}, the most engine streams a worker runs "
-                                         "(the state machine would refuse it)")
-    return value
+    return _at_most(text, limits.max_streams(), "engine streams a worker runs")
 
 
 def _seconds(text: str) -> float:
