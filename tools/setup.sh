@@ -37,7 +37,11 @@ uv_install() { .venv/bin/uv pip install --quiet --python .venv/bin/python --comp
 uv_install -r requirements-test.txt
 uv_install -e . && rm -rf efs_backup_cli.egg-info  # the operator CLI `efs-backup` (pyproject.toml)
 
-if [ -f package-lock.json ]; then
+# npm ci deletes node_modules and installs it again every time: skipped while node_modules holds what this
+# package-lock.json pins (a stamp written after the install).
+stamp=node_modules/.installed-package-lock.sha256
+if [ -f package-lock.json ] && ! sha256sum --status -c "$stamp" 2>/dev/null; then
   echo "setup: installing the pinned CDK CLI (npm ci)"
   npm ci --silent --no-audit --no-fund
+  sha256sum package-lock.json > "$stamp"
 fi
