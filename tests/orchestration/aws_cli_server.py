@@ -41,15 +41,24 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
 # --------------------------------------------------------------------------------------------------- client
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def client(address: str, argv: list) -> int:
-    request = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+    standard = [fd for fd in (0, 1, 2) if _is_open(fd)]  # a closed one stays closed in the call
+    request = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "fds": standard}).encode()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(_socket_name(address))
     except OSError as error:
         print(f"aws shim: the shim server {address} is not running: {error}", file=sys.stderr)
         return 255
-    fds = array.array("i", [0, 1, 2])
+    fds = array.array("i", standard)
     conn.sendmsg([HEADER.pack(len(request))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
     conn.sendall(request)
     try:
@@ -100,9 +109,13 @@ def _serve_call(conn: socket.socket, loader) -> None:
             fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
     (size,) = HEADER.unpack(header)
     request = json.loads(_recv_exactly(conn, size))
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
+    for target in (0, 1, 2):
+        if target in request["fds"]:
+            fd = fds[request["fds"].index(target)]
+            os.dup2(fd, target)
+            os.close(fd)
+        else:
+            os.close(target)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

@@ -93,3 +93,15 @@ def test_killing_the_caller_ends_its_call(server, tmp_path):
     assert time.monotonic() - started < 5
     connection.close()
     endpoint.close()
+
+
+def test_a_caller_with_stdin_closed_is_served_like_one_with_it_open(server, moto, tmp_path):
+    """A closed descriptor is not passed (it cannot be): the call runs with it closed too, as the shim would."""
+    env = dict(os.environ, **moto.env)
+    argv = [*GET, "--key", "task.json", "out.json"]
+    moto.client("s3").create_bucket(Bucket="shim-bucket")
+    moto.client("s3").put_object(Bucket="shim-bucket", Key="task.json", Body=b"{}")
+    proc = subprocess.run(["sh", "-c", 'exec 0<&-; exec "$@"', "sh", str(server), *argv], cwd=tmp_path, env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.json").read_bytes() == b"{}" and json.loads(proc.stdout)["ContentLength"] == 2
