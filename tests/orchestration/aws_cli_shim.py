@@ -1,9 +1,10 @@
 """A stand-in for the AWS CLI in the moto end-to-end tests, covering exactly the calls the worker makes.
 
 The real AWS CLI is not a test dependency (CI machines may not have it). The worker simulator puts a tiny ``aws``
-wrapper that runs this file first on the PATH of the worker processes it starts, and nowhere else. Each call is
-made with boto3 against moto (``AWS_ENDPOINT_URL``), with the CLI's argument names, so worker.sh and the user data
-run unchanged. Supported: ``s3 cp --recursive s3://B/P DIR``, ``s3api get-object|delete-object``, ``stepfunctions send-task-success|send-task-failure|
+first on the PATH of the worker processes it starts, and nowhere else: a client of aws_cli_server.py, which runs
+each call as a process forked from a server that has imported this file (``run``, what ``python3 aws_cli_shim.py
+ARG...`` runs too). Each call is made with boto3 against moto (``AWS_ENDPOINT_URL``), with the CLI's argument names,
+so worker.sh and the user data run unchanged. Supported: ``s3 cp --recursive s3://B/P DIR``, ``s3api get-object|delete-object``, ``stepfunctions send-task-success|send-task-failure|
 send-task-heartbeat``, ``logs create-log-stream|put-log-events`` (``file://`` values). Anything else fails loudly.
 With ``AWS_SHIM_CALL_LOG`` set (the simulator sets it per instance), every call is appended there as a JSON line.
 """
@@ -118,11 +119,20 @@ def main(argv: List[str]) -> int:
     raise SystemExit(f"aws shim: unsupported command {' '.join(positional[:2])}")
 
 
-if __name__ == "__main__":
+def run(argv: List[str]) -> int:
+    """One call, as a process running this file would end it: its exit status (a SystemExit message is printed to
+    stderr and exits 1, like Python's; any other error is printed and exits 255, like the CLI's)."""
     try:
-        sys.exit(main(sys.argv[1:]))
-    except SystemExit:
-        raise
+        return main(argv)
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
     except Exception as error:  # the CLI prints the error and exits 254/255
         print(f"aws shim: {type(error).__name__}: {error}", file=sys.stderr)
-        sys.exit(255)
+        return 255
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -12,7 +12,8 @@ What stands in for AWS, and how (see ../shared/NOTES.md for the moto facts this 
 * The worker simulator plays EC2: for every instance the execution launches it decodes the user data (moto
   base64-encodes it twice) and runs it with bash: the real bootstrap fetches the real scripts from moto S3 and runs
   the real worker.sh, which mounts two local directories through the seam ``EFS_BACKUP_LOCAL_MOUNTS`` (bind mounts:
-  root needed) and runs the real engine. ``aws`` on the workers' PATH is aws_cli_shim.py (boto3 against moto).
+  root needed) and runs the real engine. ``aws`` on the workers' PATH is aws_cli_shim.py (boto3 against moto), each
+  call a process forked from a server that imported it once (aws_cli_server.py).
   When a worker exits the simulator terminates its instance (shutdown behaviour terminate); when the state machine
   terminates an instance, the simulator stops its process (SIGTERM, as a shutdown would).
 """
@@ -38,11 +39,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import boto3
 import requests
 
+from aws_cli_server import ShimServer
 from orchestration_helpers import definition_of
 
 ACCOUNT = "111111111111"
 REGION = "us-east-1"
-SHIM = Path(__file__).resolve().parent / "aws_cli_shim.py"
 FAULTS_SERVER = Path(__file__).resolve().parent / "moto_faults.py"
 
 
@@ -248,8 +249,9 @@ class WorkerFleet:
     def __post_init__(self) -> None:
         self.bin = self.workdir / "bin"
         self.bin.mkdir(parents=True, exist_ok=True)
+        self.shim_server = ShimServer(self.workdir / "aws-shim-server.log")
         wrapper = self.bin / "aws"
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SHIM}" "$@"\n')
+        wrapper.write_text(f"#!/bin/sh\n{self.shim_server.aws_command}\n")
         wrapper.chmod(0o755)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -266,8 +268,17 @@ class WorkerFleet:
             self._stop.wait(0.3)
 
     def _tick(self, ec2) -> None:
-        reservations = ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": ["efs-backup:execution"]}])
-        for reservation in reservations["Reservations"]:
+        # Only the instances a tick can act on: those not yet terminated (new ones start a worker), and the known ones
+        # whose worker still runs (stopped once the workflow terminates them). Terminated instances pile up over a
+        # module's scenarios, and describing them all every 0.3 s was most of moto's CPU (about 1 ms each a call).
+        tagged = {"Name": "tag-key", "Values": ["efs-backup:execution"]}
+        live = {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping", "stopped"]}
+        with self._lock:
+            working = [i.instance_id for i in self.instances.values() if i.proc is not None and i.proc.poll() is None]
+        reservations = ec2.describe_instances(Filters=[tagged, live])["Reservations"]
+        if working:
+            reservations += ec2.describe_instances(InstanceIds=working)["Reservations"]
+        for reservation in reservations:
             for described in reservation["Instances"]:
                 instance_id, state = described["InstanceId"], described["State"]["Name"]
                 tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
@@ -334,6 +345,7 @@ class WorkerFleet:
                 instance.proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(instance.proc.pid, signal.SIGKILL)
+        self.shim_server.stop()
         # Leftover bind mounts of killed workers (worker.sh unmounts on every normal exit).
         for line in reversed(Path("/proc/mounts").read_text().splitlines()):
             mount_point = line.split()[1]

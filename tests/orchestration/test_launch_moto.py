@@ -3,8 +3,8 @@
 moto has no capacity and no throttling, so moto_faults.py makes RunInstances fail as EC2 does (error code and
 message) for chosen subnets / instance types; the real definition then has to carry the run through: the next
 zone, the configured fallback instance type, or a recorded and notified failure when nothing can launch. And a
-restore of 1,000 paths launches (the user data is constant-size: the task is an S3 object the worker reads and
-deletes) with a summary too big for a message (bounded, the full one on the backup file system), and a backup whose
+restore request of over 70 KB (280 paths of 255 bytes) launches (the user data is constant-size: the task is an S3
+object the worker reads and deletes) with a summary too big for a message (bounded, the full one on the backup file system), and a backup whose
 summary is bigger than Step Functions accepts (many unreadable long-named files) is promoted and reported a success.
 
 One deployment (two subnets in two zones, worker_fallback_instance_types m6a.large) for the scenarios, in file order.
@@ -23,7 +23,10 @@ from test_orchestration_moto import assert_all_terminated, history, notification
 HEARTBEAT_TIMEOUT = 20
 CAPACITY = ("We currently do not have sufficient m6i.large capacity in the Availability Zone you requested ({zone}). "
             "Our system will be working on provisioning additional capacity.")
-PATHS = 1000
+# A restore request far bigger than user data or Base64Encode could carry: what matters is its size (and the summary's,
+# which lists every path), not the count of paths, so long names make it with fewer restore parts to run.
+PATHS = 280
+NAME_BYTES = 250  # "many/<name>": 255 bytes a path
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def world(tmp_path_factory):
         many = w.source / "many"
         many.mkdir()
         for number in range(PATHS):
-            (many / f"a-file-with-a-name-long-enough-to-make-a-big-request-{number:04d}.txt").write_text(f"{number}\n")
+            (many / (f"{number:04d}-".ljust(NAME_BYTES - 4, "n") + ".txt")).write_text(f"{number}\n")
         yield w
 
 
@@ -135,20 +138,20 @@ def test_a_launch_that_cannot_succeed_fails_the_run_and_records_and_notifies_it(
     assert not (world.id_dir / ".efs-backup" / "lock").exists()
 
 
-def test_a_restore_of_1000_paths_launches_and_its_big_summary_does_not_fail_it(world):
+def test_a_restore_request_of_70_kb_launches_and_its_big_summary_does_not_fail_it(world):
     names = sorted(p.name for p in (world.id_dir / "daily.0" / "many").iterdir())
     assert len(names) == PATHS
     paths = [f"many/{name}" for name in names]
     request = {"snapshot": "latest", "paths": paths, "workers": 2}
     assert len(json.dumps(request)) > 70_000, "far beyond what user data (16 KB) or Base64Encode (10,000) could carry"
-    execution = world.sfn.start_execution(stateMachineArn=world.restore_arn, name="restore-1000",
+    execution = world.sfn.start_execution(stateMachineArn=world.restore_arn, name="restore-big",
                                           input=json.dumps(request))["executionArn"]
     described = wait(world, execution, timeout=180)
-    assert described["status"] == "SUCCEEDED", worker_log(world, "restore-1000", world.restore_arn)
-    restored = tree(world.source / "efs-backup-restore" / "restore-1000")
+    assert described["status"] == "SUCCEEDED", worker_log(world, "restore-big", world.restore_arn)
+    restored = tree(world.source / "efs-backup-restore" / "restore-big")
     assert restored == {k: v for k, v in tree(world.id_dir / "daily.0").items() if k.startswith("many/")}
     # The user data is the bootstrap and a pointer: the same size whatever the request.
-    for instance in world.fleet.of_execution("restore-1000"):
+    for instance in world.fleet.of_execution("restore-big"):
         user_data = (instance.home / "user-data").read_text()
         assert len(user_data.encode()) < 2048 and "many/" not in user_data
     # The summary lists every path (too much for a message): the task output was bounded, the run stays a
@@ -156,12 +159,12 @@ def test_a_restore_of_1000_paths_launches_and_its_big_summary_does_not_fail_it(w
     summary = json.loads(described["output"])["summary"]
     assert summary["status"] == "success" and summary["truncated"]["original_bytes"] > 32 * 1024
     assert len(json.dumps(summary, sort_keys=True).encode()) <= 32 * 1024
-    assert "history/restore-1000.json" in summary["truncated"]["note"]
-    full = json.loads((world.id_dir / ".efs-backup" / "history" / "restore-1000.json").read_text())
+    assert "history/restore-big.json" in summary["truncated"]["note"]
+    full = json.loads((world.id_dir / ".efs-backup" / "history" / "restore-big.json").read_text())
     assert full["paths"] == paths and full["totals"] == summary["totals"]
-    (record,) = history(world, "restore-1000")
+    (record,) = history(world, "restore-big")
     assert record["status"] == "success" and json.loads(record["summary"])["truncated"]
-    assert_all_terminated(world, "restore-1000")
+    assert_all_terminated(world, "restore-big")
     assert task_objects(world) == []
     (note,) = notifications(world)
     assert note["subject"].endswith("restore: success")

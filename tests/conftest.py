@@ -1,0 +1,40 @@
+"""Suite-wide: the order in which the test files are handed to the xdist workers (tools/test.sh).
+
+tools/test.sh gives each worker whole files (``--dist loadfile``: a module's moto world is built once) in collection
+order (``--no-loadscope-reorder``; xdist's own order, by number of tests, put the five-test moto file that runs for
+minutes last). A long file started last runs alone at the end while the other workers idle, so the longest files go
+first (longest first, the classic rule for spreading jobs over machines) and every other file keeps its place; a
+file's own tests keep their order (several files are scenarios that build on each other).
+"""
+
+from __future__ import annotations
+
+# The longest files, longest first: from `tools/test.sh --durations=0` on the 2-core machine (whole-file times, each
+# file alone in a worker). A file not listed only starts later; tests/test_suite_order.py checks that each exists.
+LONGEST_FIRST = (
+    "tests/orchestration/test_orchestration_moto.py",
+    "tests/cli/test_cli_moto.py",
+    "tests/orchestration/test_launch_moto.py",
+    "tests/engine/test_model.py",
+    "tests/engine/test_crash_safety.py",
+    "tests/engine/test_recycled_tree.py",
+    "tests/engine/test_join.py",
+    "tests/engine/test_restore.py",
+    "tests/engine/test_incremental.py",
+    "tests/orchestration/test_monitoring_moto.py",
+    "tests/cdk/test_cdk_bootstrap.py",
+    "tests/cdk/test_cdk_cli.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+
+    def position(item) -> int:
+        try:
+            path = item.path.relative_to(config.rootpath).as_posix()
+        except ValueError:  # a test outside the repository (none today): after the listed ones
+            return len(rank)
+        return rank.get(path, len(rank))
+
+    items.sort(key=position)  # stable: the other files, and every file's tests, keep their order
