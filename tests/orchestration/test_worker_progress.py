@@ -67,6 +67,44 @@ def engine_processes(role: str, session: int):
     return found
 
 
+def session_processes(name: bytes, session: int):
+    """pids of running processes of this session whose program is `name` (e.g. b"rsync")."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
+            if os.path.basename(argv0) == name and os.getsid(int(entry)) == session:
+                found.append(int(entry))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def hold_rsync_until(session: int, done, timeout: float):
+    """Stop (SIGSTOP) each rsync of the session as it appears, until done() or timeout, then let them go on.
+    Returns how many were held. While its rsync is stopped the engine is alive and waiting on it: its progress probe
+    (a thread) goes on, as it does while rsync copies a big file; holding it keeps the run going long enough to see
+    the heartbeats come back, however fast this machine copies the tree."""
+    held = set()
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not done():
+            for pid in session_processes(b"rsync", session):
+                if pid not in held:
+                    os.kill(pid, signal.SIGSTOP)
+                    held.add(pid)
+            time.sleep(0.005)
+    finally:
+        for pid in held:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    return len(held)
+
+
 def calls(path: Path, what: str):
     if not path.exists():
         return []
@@ -91,7 +129,7 @@ def mounted(tmp_path):
 
 def test_a_stopped_engine_stops_the_heartbeat_and_a_resumed_one_restarts_it(tmp_path, mounted):
     source, backup = mounted
-    for number in range(200):  # enough that `work` still runs for seconds after it is resumed
+    for number in range(200):  # a tree of some size (its rsync is held after the resume: see hold_rsync_until)
         directory = source / f"dir {number:03d}"
         directory.mkdir()
         for index in range(100):
@@ -130,6 +168,9 @@ def test_a_stopped_engine_stops_the_heartbeat_and_a_resumed_one_restarts_it(tmp_
         time.sleep(PAUSE_SECONDS)
         resumed_at = time.time()
         os.kill(paused, signal.SIGCONT)
+        held = hold_rsync_until(
+            worker.pid, lambda: any(t > resumed_at for t in calls(aws_calls, "send-task-heartbeat")),
+            timeout=8 * HEARTBEAT_SECONDS + STALL_SECONDS)
         output, _ = worker.communicate(timeout=300)
     finally:
         if worker.poll() is None:
@@ -145,6 +186,7 @@ def test_a_stopped_engine_stops_the_heartbeat_and_a_resumed_one_restarts_it(tmp_
     assert resumed_at - (stopped_at + STALL_SECONDS + SLACK) >= 3 * HEARTBEAT_SECONDS  # the silence was observable
     assert "heartbeat withheld" in log
     # Resumed: the engine's probe advances again and so do the heartbeats, before the worker reports.
+    assert held, "the resumed engine's rsync was never seen (the run ended first?):\n" + log
     (reported,) = calls(aws_calls, "send-task-success")
     assert [t for t in beats if resumed_at < t < reported], "no heartbeat after the engine was resumed:\n" + log
     assert not calls(aws_calls, "send-task-failure")
