@@ -189,15 +189,20 @@ class ShimServer:
         self.aws_command = f'exec "{sys.executable}" -I -S "{os.path.abspath(__file__)}" --client {address} "$@"'
 
     def stop(self) -> None:
-        import subprocess
+        stop_server(self.proc, self.log)
 
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+
+def stop_server(proc, log) -> None:
+    """Stop a test's helper server (this one, moto's): terminate, kill after 10 s, reap it, close its log."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
 
 
 if __name__ == "__main__":

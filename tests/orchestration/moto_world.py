@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import boto3
 import requests
 
-from aws_cli_server import ShimServer
+from aws_cli_server import ShimServer, stop_server
 from orchestration_helpers import definition_of
 
 ACCOUNT = "111111111111"
@@ -86,12 +86,7 @@ class MotoServer:
                             aws_secret_access_key="testing")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_server(self.proc, self.log)
 
 
 # ------------------------------------------------------------------------------------------------------ deploy
