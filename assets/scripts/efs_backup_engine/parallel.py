@@ -10,7 +10,6 @@ Only independent calls go through here; anything whose order matters stays seque
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 # Calls in flight at once, per process. AWS's advice for EFS is to parallelize across threads and clients because
 # each operation has a per-operation latency ("Amazon EFS performance tips", "Parallelization":
@@ -37,6 +36,9 @@ def _shared_pool():
     global _pool
     with _pool_lock:
         if _pool is None:
+            # imported here: a few milliseconds of every engine process's start-up, needed only once a call is slow
+            from concurrent.futures import ThreadPoolExecutor
+
             _pool = ThreadPoolExecutor(max_workers=WIDTH, thread_name_prefix="efs-backup-io")
         return _pool
 
