@@ -226,6 +226,14 @@ class SimulatedInstance:
     terminated_by_workflow: bool = False
 
 
+_GONE = ("shutting-down", "terminated")
+
+
+def _state(ec2, instance_id: str) -> str:
+    (reservation,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return reservation["Instances"][0]["State"]["Name"]
+
+
 @dataclass
 class WorkerFleet:
     """Plays EC2 for the worker instances of the deployed launch template."""
@@ -281,7 +289,7 @@ class WorkerFleet:
                     known = self.instances.get(instance_id)
                 if known is None and state in ("pending", "running"):
                     self._start(ec2, instance_id, tags)
-                elif known is not None and state in ("shutting-down", "terminated") and known.proc is not None \
+                elif known is not None and state in _GONE and known.proc is not None \
                         and known.proc.poll() is None:
                     known.terminated_by_workflow = True
                     os.killpg(known.proc.pid, signal.SIGTERM)
@@ -289,8 +297,12 @@ class WorkerFleet:
             finished = [i for i in self.instances.values() if i.proc is not None and i.proc.poll() is not None
                         and not getattr(i, "_reaped", False)]
         for instance in finished:
+            # Shutdown behaviour terminate. Reaped only once moto has it terminated: wait_idle returns when every
+            # instance is reaped, and a test that then found an instance still "running" had seen this tick between
+            # the two steps (a CI failure). moto refuses to terminate an instance twice (the workflow may have).
+            if not instance.terminated_by_workflow and _state(ec2, instance.instance_id) not in _GONE:
+                ec2.terminate_instances(InstanceIds=[instance.instance_id])
             instance._reaped = True  # type: ignore[attr-defined]
-            ec2.terminate_instances(InstanceIds=[instance.instance_id])  # shutdown behaviour: terminate
 
     def _start(self, ec2, instance_id: str, tags: Dict[str, str]) -> None:
         attribute = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
