@@ -35,7 +35,11 @@ fi
 echo "setup: installing Python requirements"
 uv_install() { .venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode "$@"; }
 uv_install -r requirements-test.txt
-uv_install -e . && rm -rf efs_backup_cli.egg-info  # the operator CLI `efs-backup` (pyproject.toml)
+# The operator CLI `efs-backup` (pyproject.toml), editable in setuptools' strict mode: build/__editable__.*/ holds
+# links to its two packages and a plain path in a .pth puts them on sys.path. The default mode installs an import
+# hook that every .venv interpreter loads at start-up (about 8 ms of CPU each; the tests start thousands: engine
+# processes, servers, helpers). A new module in those packages needs this script again (tools/test.sh runs it).
+uv_install -e . -C editable_mode=strict && rm -rf efs_backup_cli.egg-info
 
 # npm ci deletes node_modules and installs it again every time: skipped while node_modules holds what this
 # package-lock.json pins (a stamp written after the install).
