@@ -29,14 +29,13 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
 from efs_backup_contract.intervals import INTERVALS
 from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER
-from efs_backup_engine import bounded, preflight, restore as restores, run as runs, summary as summaries
+from efs_backup_engine import bounded, preflight, run as runs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import read_json
 from efs_backup_engine.layout import Layout
@@ -121,9 +120,17 @@ def _run_options(parser):
                         help="seconds without heartbeat after which another host's lock is stale (default 600)")
 
 
+def _restores():
+    """restore.py, imported by the commands that use it: a backup's processes (thousands of short ones in a run of
+    the test suite, several per worker) never load it."""
+    from efs_backup_engine import restore
+
+    return restore
+
+
 def _iso_time(text):
     try:
-        return restores.parse_time(text)
+        return _restores().parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError("%r is not an ISO 8601 time with a time zone (e.g. 2026-11-20T00:00:00Z): %s"
                                          % (text, exc))
@@ -370,6 +377,8 @@ def _run_streams(args, command):
     ids = _stream_ids(args.worker_id, args.streams)
     if not all(WORKER_ID_RE.fullmatch(worker_id) for worker_id in ids):
         raise Refused("worker id %r is too long for its streams' ids (%s)" % (args.worker_id, ids[-1]))
+    import tempfile  # only a worker's streams need it (every engine process pays for what it imports)
+
     outputs = {worker_id: tempfile.TemporaryFile() for worker_id in ids}  # never a pipe: a long report can't block
     try:
         exits = _fan_out([sys.executable, "-m", "efs_backup_engine"] + command, ids, outputs)
@@ -404,7 +413,7 @@ def _last_json(data):
 
 
 def _human(result):
-    return restores.human(result) if result.get("kind") == "restore" else summaries.human(result)
+    return _restores().human(result) if result.get("kind") == "restore" else summaries.human(result)
 
 
 def _print_summary(result, as_json):
@@ -490,7 +499,7 @@ def _report_abort(args, result, extra):
 
 
 def _prepare_restore(args, run_id=None, step=False):
-    return restores.prepare(RestoreRequest(
+    return _restores().prepare(RestoreRequest(
         backup_root=args.backup_root, backup_id=args.backup_id, target=args.target, snapshot=args.snapshot,
         at=args.at, paths=args.paths, mirror=args.mirror, dry_run=args.dry_run, workers=args.workers,
         run_id=run_id, state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
@@ -515,7 +524,7 @@ def cmd_restore(args):
         command.append("--require-mountpoint")
 
     def finalize(exits):
-        return restores.finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
+        return _restores().finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
                                  worker_exits=exits)
 
     # The workers' own report lines go to stderr: stdout carries only the summary.
@@ -537,20 +546,20 @@ def cmd_restore_work(args):
             if value:
                 command += [option, value]
         return _run_streams(args, command + (["--require-mountpoint"] if args.require_mountpoint else []))
-    results = restores.work(args.backup_root, args.backup_id, args.worker_id, run_id=args.run_id,
+    results = _restores().work(args.backup_root, args.backup_id, args.worker_id, run_id=args.run_id,
                             state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
                             target=args.target)
     return _worker_report(args.worker_id, results)
 
 
 def cmd_restore_finalize(args):
-    result = restores.finalize(args.backup_root, args.backup_id, args.run_id, state_dir=args.state_dir)
+    result = _restores().finalize(args.backup_root, args.backup_id, args.run_id, state_dir=args.state_dir)
     _print_summary(result, args.json)
     return _exit_for(result["status"])
 
 
 def cmd_restore_abort(args):
-    result = restores.abort(args.backup_root, args.backup_id, args.run_id, reason=args.reason,
+    result = _restores().abort(args.backup_root, args.backup_id, args.run_id, reason=args.reason,
                             state_dir=args.state_dir)
     return _report_abort(args, result, {"kind": "restore"})
 
