@@ -525,7 +525,7 @@ def cmd_restore(args):
 
     def finalize(exits):
         return _restores().finalize(args.backup_root, args.backup_id, run.run_id, state_dir=args.state_dir,
-                                 worker_exits=exits)
+                                    worker_exits=exits)
 
     # The workers' own report lines go to stderr: stdout carries only the summary.
     result = _run_workers(args, layout, run.run_id, layout.restore_dir(run.run_id), command, started, finalize,
@@ -547,8 +547,8 @@ def cmd_restore_work(args):
                 command += [option, value]
         return _run_streams(args, command + (["--require-mountpoint"] if args.require_mountpoint else []))
     results = _restores().work(args.backup_root, args.backup_id, args.worker_id, run_id=args.run_id,
-                            state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
-                            target=args.target)
+                               state_dir=args.state_dir, require_mountpoint=args.require_mountpoint,
+                               target=args.target)
     return _worker_report(args.worker_id, results)
 
 
@@ -560,7 +560,7 @@ def cmd_restore_finalize(args):
 
 def cmd_restore_abort(args):
     result = _restores().abort(args.backup_root, args.backup_id, args.run_id, reason=args.reason,
-                            state_dir=args.state_dir)
+                               state_dir=args.state_dir)
     return _report_abort(args, result, {"kind": "restore"})
 
 
