@@ -4,15 +4,17 @@ directories through the mount seam (see moto_world.py for what stands in for wha
 
 The scenarios build on each other in file order (one deployment, one backup file system, like a real schedule):
 refused inputs (an unused interval, a retain, workers not a whole number 1..32: recorded, notified, nothing
-launched), 1 worker, 4 workers, a part failure, the resumed run after it, a lost worker with a second execution meanwhile, a
-lost abort instance;
+launched), 1 worker, 4 workers, a part failure, the resumed run after it;
 then restores from what they backed up: bad requests, a dry run and a restore of chosen paths into a new directory, an
 in-place restore that keeps newer files, a restore onto another configured file system, a restore of a path the
-snapshot does not have.
+snapshot does not have. The scenarios that wait on real heartbeat timeouts (a lost worker, a lost abort instance)
+are in test_lost_instances_moto.py, in a world of their own built the same way (scenario_world), so that their
+waiting overlaps these.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -26,8 +28,9 @@ from moto_world import can_bind_mount, deployed_world
 HEARTBEAT_TIMEOUT = 20
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@contextlib.contextmanager
+def scenario_world(tmp_path_factory):
+    """The deployment and source tree of these scenarios (test_lost_instances_moto.py builds the same)."""
     workdir = tmp_path_factory.mktemp("moto-e2e")
     if not can_bind_mount(tmp_path_factory.mktemp("probe")):
         pytest.skip("the mount seam binds local directories: needs root and mount(2)")
@@ -40,6 +43,12 @@ def world(tmp_path_factory):
                 for number in range(4):
                     (directory / f"file{number}.txt").write_text(f"{top} {sub} {number} v1\n" * (index + 1))
         (w.source / "top-level.txt").write_text("top v1\n")
+        yield w
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with scenario_world(tmp_path_factory) as w:
         yield w
 
 
@@ -272,54 +281,6 @@ def test_the_run_after_a_failure_resumes_it(world):
     assert summary["attempt"] == 2, "the failed run's work was resumed, not restarted"
     assert tree(world.id_dir / "daily.0") == tree(world.source)
     notifications(world)
-
-
-def test_a_lost_worker_times_out_and_a_second_execution_meanwhile_is_refused(world):
-    world.fleet.should_run = lambda instance: not (instance.execution == "run-lost" and instance.role == "work")
-    try:
-        lost = start(world, "run-lost", interval="daily", workers=1)
-        deadline = time.time() + 20
-        while not world.fleet.of_execution("run-lost"):
-            assert time.time() < deadline, "no instance launched"
-            time.sleep(0.2)
-        second = wait(world, start(world, "run-second", interval="daily"))
-        assert second["status"] == "SUCCEEDED"
-        assert json.loads(second["output"])["outcome"] == "already-running"
-        assert world.fleet.of_execution("run-second") == [], "the refused execution launched nothing"
-        assert world.sfn.describe_execution(executionArn=lost)["status"] == "RUNNING", "and disturbed nothing"
-        described = wait(world, lost, timeout=HEARTBEAT_TIMEOUT * 6)
-    finally:
-        world.fleet.should_run = lambda instance: True
-    assert described["status"] == "FAILED"
-    assert roles(world, "run-lost") == ["abort", "work"], "the failure path releases the lock with abort"
-    assert_all_terminated(world, "run-lost")
-    (record,) = history(world, "run-lost")
-    assert record["status"] == "failed" and "Timeout" in record["error"]
-    summary = json.loads(record["summary"])
-    # abort's own account of the run: here the only worker never started, so nothing was ever prepared
-    # (with a prepared run it lists every failed or unfinished part: tests/engine/test_steps.py)
-    assert summary["status"] == "failed" and "stopped before finalize" in summary["aborted"]
-    assert "never prepared" in summary["note"]
-    (note,) = notifications(world)
-    assert note["subject"].endswith("daily: FAILED") and "Timeout" in note["message"]
-    assert "stopped before finalize" in note["message"]
-
-
-def test_an_abort_instance_that_never_reports_is_terminated_too(world):
-    """The failure path's own instance can be lost as well: it is terminated, and the failure still recorded."""
-    world.fleet.should_run = lambda instance: instance.execution != "run-abort-lost"
-    try:
-        described = wait(world, start(world, "run-abort-lost", interval="daily", workers=1),
-                         timeout=HEARTBEAT_TIMEOUT * 8)
-    finally:
-        world.fleet.should_run = lambda instance: True
-    assert described["status"] == "FAILED"
-    assert roles(world, "run-abort-lost") == ["abort", "work"]
-    assert_all_terminated(world, "run-abort-lost")
-    (record,) = history(world, "run-abort-lost")
-    assert record["status"] == "failed" and "Timeout" in record["error"]
-    (note,) = notifications(world)
-    assert note["subject"].endswith("daily: FAILED")
 
 
 # ------------------------------------------------------------------------------------------ restore scenarios
