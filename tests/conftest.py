@@ -17,11 +17,12 @@ LONGEST_FIRST = (
     "tests/orchestration/test_launch_moto.py",
     "tests/engine/test_model.py",
     "tests/engine/test_crash_safety.py",
-    # Mostly waiting on heartbeat timeouts (little CPU): started early enough to end with the rest, it overlaps the
-    # engine's files.
+    # Long but mostly waiting (heartbeat timeouts, strace-slowed or held processes: little CPU). Started early, they
+    # overlap the engine's files; started last, they ran alone at the end while the other workers idled.
     "tests/orchestration/test_lost_instances_moto.py",
-    "tests/engine/test_recycled_tree.py",
+    "tests/engine/test_streams.py",
     "tests/engine/test_join.py",
+    "tests/engine/test_recycled_tree.py",
     "tests/engine/test_restore.py",
     "tests/engine/test_incremental.py",
     "tests/orchestration/test_monitoring_moto.py",
