@@ -229,11 +229,6 @@ class SimulatedInstance:
 _GONE = ("shutting-down", "terminated")
 
 
-def _state(ec2, instance_id: str) -> str:
-    (reservation,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    return reservation["Instances"][0]["State"]["Name"]
-
-
 @dataclass
 class WorkerFleet:
     """Plays EC2 for the worker instances of the deployed launch template."""
@@ -281,9 +276,11 @@ class WorkerFleet:
         reservations = ec2.describe_instances(Filters=[tagged, live])["Reservations"]
         if working:
             reservations += ec2.describe_instances(InstanceIds=working)["Reservations"]
+        states = {}
         for reservation in reservations:
             for described in reservation["Instances"]:
                 instance_id, state = described["InstanceId"], described["State"]["Name"]
+                states[instance_id] = state
                 tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
                 with self._lock:
                     known = self.instances.get(instance_id)
@@ -299,8 +296,9 @@ class WorkerFleet:
         for instance in finished:
             # Shutdown behaviour terminate. Reaped only once moto has it terminated: wait_idle returns when every
             # instance is reaped, and a test that then found an instance still "running" had seen this tick between
-            # the two steps (a CI failure). moto refuses to terminate an instance twice (the workflow may have).
-            if not instance.terminated_by_workflow and _state(ec2, instance.instance_id) not in _GONE:
+            # the two steps (a CI failure). moto refuses to terminate an instance twice (the workflow may have: then
+            # it was described as gone, or not described at all, being neither live nor working, above).
+            if states.get(instance.instance_id, "terminated") not in _GONE:
                 ec2.terminate_instances(InstanceIds=[instance.instance_id])
             instance._reaped = True  # type: ignore[attr-defined]
 
