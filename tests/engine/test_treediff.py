@@ -3,7 +3,7 @@
 import os
 import stat
 
-from efs_backup_engine import treediff
+from efs_backup_engine import safefs, treediff
 
 
 def test_a_batch_part_never_resets_its_holder_directorys_mode(tmp_path):
@@ -105,7 +105,7 @@ def test_a_parents_part_never_removes_a_directory_it_listed_as_a_file(tmp_path, 
     it a directory and copied into it. Removing "the file" then must not remove that directory recursively (the
     snapshot would silently lose what the dir part copied): a non-directory is only ever unlinked."""
     source, work = _file_replaced_by_a_directory(tmp_path)
-    real = treediff._listing
+    real = safefs.listing
     staged = []
 
     def racing(dir_fd, only=None):
@@ -115,7 +115,7 @@ def test_a_parents_part_never_removes_a_directory_it_listed_as_a_file(tmp_path, 
             _file_becomes_directory(work / "-dash", "inner")
         return listed
 
-    monkeypatch.setattr(treediff, "_listing", racing)
+    monkeypatch.setattr(safefs, "listing", racing)
     with treediff.Trees(str(source), str(work), []) as trees:
         part = treediff.compare_part(trees, "", None, False)  # the level part: the root's own entries
         part.finish()

@@ -150,6 +150,16 @@ def lstat_at(dir_fd, name):
         return None
 
 
+def listing(dir_fd, only=None):
+    """{name: lstat} of a directory's entries (only: just these names), never following a symlink. An entry that
+    disappears between the listing and its lstat (another part's rsync renaming its temporary file) is not
+    listed. Names are str here (os.fsdecode: surrogate escapes keep every byte), as the walk uses them."""
+    with os.scandir(dir_fd) as entries:
+        names = [entry.name for entry in entries if only is None or entry.name in only]
+    stats = map_in_parallel(lambda name: lstat_at(dir_fd, name), names)  # round trips overlapped (EFS)
+    return {name: st for name, st in zip(names, stats) if st is not None}
+
+
 def lstat_rel(root_fd, rel):
     """lstat of rel below root_fd (parents resolved without following symlinks), or None if any part is missing
     or a parent is not a real directory."""
@@ -297,16 +307,26 @@ class DirCache:
         self.fds = {}
 
     def get(self, rel):
-        """The fd of directory rel, or None if it is missing or not a real directory."""
+        """The fd of directory rel, or None if it is missing or not a real directory.
+
+        A directory is opened from its parent's cached fd (the parent is got the same way, so it is cached too):
+        the directories of one neighbourhood cost one open each, not one per component of their paths."""
         rel = b"/".join(components(rel))
         if rel in self.fds:
             fd = self.fds.pop(rel)
             self.fds[rel] = fd  # most recently used last
             return fd
-        try:
-            fd = open_dir(self.root_fd, rel, create=self.create, force=self.owned) if rel else os.dup(self.root_fd)
-        except (FileNotFoundError, NotADirectory, PermissionError):
-            return None
+        if rel:
+            parent, _sep, name = rel.rpartition(b"/")
+            parent_fd = self.get(parent)  # the most recently used now: not the one evicted below
+            if parent_fd is None:
+                return None
+            try:
+                fd = open_dir(parent_fd, name, create=self.create, force=self.owned)
+            except (FileNotFoundError, NotADirectory, PermissionError):
+                return None
+        else:
+            fd = os.dup(self.root_fd)
         if len(self.fds) >= self.limit:
             oldest = next(iter(self.fds))
             os.close(self.fds.pop(oldest))

@@ -6,11 +6,12 @@ snapshots. Letting rsync update such a tree would chmod/chown/touch shared inode
 the metadata of every newer snapshot, so the engine does the comparison itself (treediff.py) and rsync only
 copies what the engine lists:
 
-1. the engine walks source and work tree side by side (directory fds, never following a symlink), compares every
-   entry (type, permissions, owner, size, ns mtime, symlink target, device, hard-link group) and repairs the work
-   tree: it removes what the source no longer has or has as another type, *unlinks* every differing
-   non-directory (so no shared inode is ever modified), creates new directories, and hard-links files that are
-   identical in the newest snapshot (rsync's --link-dest rule);
+1. the engine walks source and work tree side by side (directory fds, never following a symlink; a big part's
+   source side is listed ahead by a second process, source_lister.py), compares every entry (type, permissions,
+   owner, size, ns mtime, symlink target, device, hard-link group) and repairs the work tree: it removes what the
+   source no longer has or has as another type, *unlinks* every differing non-directory (so no shared inode is
+   ever modified), creates new directories, and hard-links files that are identical in the newest snapshot
+   (rsync's --link-dest rule);
 2. one rsync copies exactly the listed names (`--files-from`, no recursion, no --delete) through the two
    directory fds (/proc/self/fd/N), so it is never handed a path it could resolve through a symlink;
 3. the engine sets the attributes of every directory it created or changed, deepest first.

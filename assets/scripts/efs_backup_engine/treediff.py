@@ -19,6 +19,10 @@ that another name of the part already uses.
 
 A source directory that cannot be read (a permission error: root squashing on NFS) is never taken for an empty
 one: its copy becomes the newest snapshot's copy (hard links), and the part reports the path.
+
+A big part's source side is listed ahead by a second process (source_lister.py) while the walk lists the work
+tree: the walk uses a listing from it only for exactly the directory it is about to compare, and lists for
+itself whatever the lister does not give.
 """
 
 import contextlib
@@ -26,8 +30,7 @@ import errno
 import os
 import stat
 
-from efs_backup_engine import safefs
-from efs_backup_engine.parallel import map_in_parallel
+from efs_backup_engine import safefs, source_lister
 
 OWNER_MATTERS = os.geteuid() == 0  # an unprivileged engine cannot give files their owner (rsync neither)
 
@@ -76,24 +79,6 @@ class Trees:
                 os.close(fd)
         self.src = self.dst = None
         self.links = []
-
-
-def _listing(dir_fd, only=None):
-    """{name: lstat} of a directory's entries (only: just these names). An entry that disappears between the
-    listing and its lstat (another part's rsync renaming its temporary file) is not listed. Names and paths in
-    this module are str (os.fsdecode: surrogate escapes keep every byte)."""
-    with os.scandir(dir_fd) as entries:
-        names = [entry.name for entry in entries if only is None or entry.name in only]
-    stats = map_in_parallel(lambda name: _lstat_entry(dir_fd, name), names)  # round trips overlapped (EFS)
-    return {name: st for name, st in zip(names, stats) if st is not None}
-
-
-def _lstat_entry(dir_fd, name):
-    """lstat of an entry of dir_fd (never followed), None if it has vanished."""
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
 
 
 def _owner_differs(a, b):
@@ -191,6 +176,9 @@ class PartDiff:
         self.vanished = False
         self.scanned = self.dirs = self.bytes_total = self.special = 0
         self.deleted = self.changed = self.linked = self.made = 0
+        self.lister = None      # the source_lister reading ahead of a big part's walk
+        self.list_ahead = True  # a lister may still be started (one attempt per part)
+        self.listed_ahead = 0   # source directories whose listing the lister gave
         self.dir_st = {}        # path -> source lstat of every directory walked (paths relative to the part's dir)
         self.dir_attrs = {}     # path -> source lstat: directories whose attributes are set at the end
         self.groups = {}        # source inode -> [(path, src st, dst st or None)]: files with links > 1
@@ -257,19 +245,61 @@ class PartDiff:
 
     # -- the walk ----------------------------------------------------------------------------------------------
     def walk(self, top, only, recursive):
-        """Depth first, two fds per level open at a time."""
+        """Depth first, two fds per level open at a time. A big part's source side is read ahead by a lister
+        process (source_lister) from the point where the part turns out big."""
         subdirs = self._compare_dir(self.src_fd, self.dst_fd, top, only, recursive)
         stack = [(self.src_fd, self.dst_fd, top, iter(subdirs), False)]
         try:
             self._descend(stack)
         finally:
+            if self.lister is not None:
+                self.lister.close()
+                self.listed_ahead = self.lister.taken
+                self.lister = None
             for src_fd, dst_fd, _path, _pending, owned in stack:  # left by an error
                 if owned:
                     os.close(src_fd)
                     os.close(dst_fd)
 
+    def _hand_over(self, stack):
+        """Once the part has scanned LIST_AHEAD_AFTER entries, start a lister; once it is ready, ask it for every
+        subtree the walk has yet to enter, in the order the walk will enter them (the pending subdirectories of
+        the deepest level first: the walk finishes a level's subtrees before it returns to the level above)."""
+        if self.lister is None:
+            if self.scanned < source_lister.LIST_AHEAD_AFTER and not source_lister.ALWAYS:
+                return
+            self.list_ahead = False
+            self.lister = source_lister.Lister.start(self.src_fd)
+            if self.lister is None:
+                return
+        if not self.lister.ready(wait=source_lister.ALWAYS):
+            self.list_ahead = self.lister.state == "starting"
+            return
+        roots = []
+        for level in range(len(stack) - 1, -1, -1):
+            src_fd, dst_fd, path, pending, owned = stack[level]
+            rest = list(pending)
+            stack[level] = (src_fd, dst_fd, path, iter(rest), owned)
+            roots += [join(path, name) for name in rest]
+        self.lister.hand_over(self.dev, roots)
+        self.list_ahead = False
+
+    def _source_listing(self, src_fd, path, only):
+        """The source directory's listing: from the lister when it has read it ahead, else read here."""
+        if self.lister is not None and only is None:
+            listed = self.lister.take(path)
+            if listed is not None:
+                return listed
+        return safefs.listing(src_fd, only)
+
+    def _not_entered(self, path):
+        if self.lister is not None:
+            self.lister.skip(path)
+
     def _descend(self, stack):
         while stack:
+            if self.list_ahead:
+                self._hand_over(stack)
             src_fd, dst_fd, path, pending, owned = stack[-1]
             name = next(pending, None)
             if name is None:
@@ -282,9 +312,11 @@ class PartDiff:
             try:
                 child_src = safefs.open_child(src_fd, name)
             except PermissionError:
+                self._not_entered(child)
                 self._unreadable_dir(dst_fd, child, name)
                 continue
             except (FileNotFoundError, safefs.NotADirectory):
+                self._not_entered(child)
                 self.messages.append("%s vanished from the source during the walk" % self._shown(child))
                 self.vanished = True
                 continue
@@ -326,10 +358,10 @@ class PartDiff:
     def _compare_entries(self, src_fd, dst_fd, path, only, recursive):
         """_compare_dir's work. The common case (an unchanged single-link file) takes the first branch."""
         try:
-            src = _listing(src_fd, only)
+            src = self._source_listing(src_fd, path, only)
         except PermissionError as exc:
             raise SourceUnreadable(str(exc)) from None
-        dst = _listing(dst_fd, only)
+        dst = safefs.listing(dst_fd, only)
         for name in sorted((only or set()) - set(src)):
             self.messages.append("%s vanished from the source before it was copied; removed from the snapshot"
                                  % self._shown(join(path, name)))
