@@ -122,3 +122,37 @@ def test_a_parents_part_never_removes_a_directory_it_listed_as_a_file(tmp_path, 
     assert staged, "the race was not staged"
     assert sorted(os.listdir(work / "-dash")) == ["inner"]
     assert stat.S_ISDIR(os.lstat(work / "-dash").st_mode)
+
+
+def test_a_level_part_leaves_its_directory_with_the_sources_times_when_a_child_part_made_a_subdirectory(
+        tmp_path, monkeypatch):
+    """Found by the soak and a stress run (e/x/y, b, locked1: a directory's mtime was the run's time). The level
+    part of r (r's own entries) read r's attributes when it started; before it listed r's entries, the part of a
+    new subdirectory r/new made its directory (PartDiff.open creates it), which sets r's mtime to now. The level
+    part then found r/new already there, changed nothing in r, and never set r's times again: the snapshot kept
+    the run's time. A part's own directory gets the source's attributes when the part ends, whatever it saw at
+    its start."""
+    source, work = tmp_path / "source", tmp_path / "work"
+    (source / "r" / "new").mkdir(parents=True)
+    (source / "r" / "file").write_text("x")
+    os.utime(source / "r" / "file", ns=(1_400_000_000 * 10 ** 9, 1_400_000_000 * 10 ** 9))
+    os.utime(source / "r", ns=(1_500_000_000 * 10 ** 9, 1_500_000_000 * 10 ** 9))
+    (work / "r").mkdir(parents=True)
+    (work / "r" / "file").write_text("x")
+    os.utime(work / "r" / "file", ns=(1_400_000_000 * 10 ** 9, 1_400_000_000 * 10 ** 9))
+    os.utime(work / "r", ns=(1_500_000_000 * 10 ** 9, 1_500_000_000 * 10 ** 9))  # as the source: nothing to do
+    real = safefs.listing
+    staged = []
+
+    def racing(dir_fd, only=None):
+        if os.fstat(dir_fd).st_ino == os.lstat(work / "r").st_ino and not staged:
+            staged.append(dir_fd)
+            os.mkdir(work / "r" / "new", 0o700)  # the child part r/new opens (creates) its directory
+        return real(dir_fd, only)
+
+    monkeypatch.setattr(safefs, "listing", racing)
+    with treediff.Trees(str(source), str(work), []) as trees:
+        part = treediff.compare_part(trees, "r", None, False)  # the level part of r
+        part.finish()
+    assert staged, "the race was not staged"
+    assert os.lstat(work / "r").st_mtime_ns == os.lstat(source / "r").st_mtime_ns

@@ -235,12 +235,15 @@ class PartDiff:
             os.close(fd)
 
     def compare_root(self, recursive):
-        src_st, dst_st = os.fstat(self.src_fd), os.fstat(self.dst_fd)
+        """The part's own directory, then its entries. Its attributes are set at the end (finish) in every case:
+        what it has now says nothing about what it will have then, since the parts of its subdirectories may
+        create their directories in it meanwhile (PartDiff.open) after this part listed it and found nothing to
+        change (set_dir_attributes changes only what differs)."""
+        src_st = os.fstat(self.src_fd)
         self.scanned += 1
         self.dirs += 1
         self.dir_st[""] = src_st
-        if dir_differs(src_st, dst_st):
-            self.dir_attrs[""] = src_st
+        self.dir_attrs[""] = src_st
         self.walk("", None, recursive)
 
     # -- the walk ----------------------------------------------------------------------------------------------
