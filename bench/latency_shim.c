@@ -110,6 +110,29 @@ static void normalise(char *p)
     *out = '\0';
 }
 
+static int in_owner(void);
+
+/* The path of a directory fd this process did not open through a hooked call: one inherited over exec (the engine
+   hands its source lister the part's directory fd), as the kernel names it; looked up once, then kept in the fd
+   table like any other.  NULL for what has no absolute path (a pipe, a socket, a deleted directory). */
+static const char *inherited_path(int fd)
+{
+    REAL(ssize_t, readlink, const char *, char *, size_t);
+    char link[64], target[PATH_MAX];
+    if (!in_owner()) return NULL;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = real_readlink(link, target, sizeof target - 1);
+    if (n <= 0 || target[0] != '/') return NULL;
+    target[n] = '\0';
+    if (strstr(target, " (deleted)")) return NULL;
+    normalise(target);
+    pthread_mutex_lock(&lock);
+    if (!fd_path[fd]) fd_path[fd] = strdup(target);
+    const char *known = fd_path[fd];
+    pthread_mutex_unlock(&lock);
+    return known;
+}
+
 /* The absolute path that (dirfd, path) names, in out; 0 if it cannot be known. */
 static int resolve(int dirfd, const char *path, char *out)
 {
@@ -121,6 +144,8 @@ static int resolve(int dirfd, const char *path, char *out)
         base = cwd;
     } else if (dirfd >= 0 && dirfd < FD_MAX && fd_path[dirfd]) {
         base = fd_path[dirfd];
+    } else if (dirfd >= 0 && dirfd < FD_MAX && (base = inherited_path(dirfd)) != NULL) {
+        /* base set */
     } else {
         return 0;
     }

@@ -194,6 +194,31 @@ def test_shim_sees_every_python_call_under_the_prefix_and_nothing_outside(shim, 
     assert mine["processes"] == 2          # the forked child has its own count file
 
 
+INHERITS = textwrap.dedent("""
+    import os, subprocess, sys
+    fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+    child = "import os, sys; fd = int(sys.argv[1]); [os.stat(n, dir_fd=fd, follow_symlinks=False) for n in os.listdir(fd)]"
+    subprocess.run([sys.executable, "-c", child, str(fd)], pass_fds=(fd,), check=True)
+""")
+
+
+@needs_cc
+@needs_strace
+def test_shim_counts_calls_through_a_directory_fd_inherited_over_exec(shim, tmp_path):
+    """The engine's source lister works through the part's directory fd, inherited from the walk: its calls are
+    calls on the source like any other (strace decodes the fd; the shim looks its path up once)."""
+    inside = tmp_path / "in"
+    inside.mkdir()
+    for index in range(5):
+        (inside / ("f%d" % index)).write_text("x")
+    script = tmp_path / "inherits.py"
+    script.write_text(INHERITS)
+    mine, seen, _ = _both(shim, tmp_path, [str(inside)], [sys.executable, str(script), str(inside)])
+    _assert_match(mine, seen)
+    assert mine["kinds"]["stat"] >= 5 and mine["kinds"]["getdents"] >= 1, mine["kinds"]
+    assert mine["unresolved"] == 0
+
+
 @needs_cc
 def test_a_known_sequence_of_calls_sleeps_its_latency_without_spending_cpu(shim, tmp_path):
     n = 300
