@@ -298,7 +298,10 @@ class DirCache:
     """Open directory fds of one tree by relative path, resolved safely (open_dir), a bounded number at a time."""
 
     def __init__(self, root_fd, create=False, limit=64, owns_root=False, owned=False):
-        """owned: a tree the engine owns (a work tree): unreadable directories are opened up (see open_child)."""
+        """owned: a tree the engine owns (a work tree): unreadable directories are opened up (see open_child).
+        Every directory below root_fd is then the caller's, not only the last one of a path: a part's work-tree
+        cache (treediff) holds directories of the part, which its walk entered, opened up where needed, and whose
+        attributes it sets back at the end."""
         self.root_fd = root_fd
         self.owned = owned
         self.owns_root = owns_root
