@@ -30,10 +30,8 @@ Started as `python3 -S -m efs_backup_engine.source_lister FD` (standard library 
 import collections
 import marshal
 import os
-import select
 import stat
 import struct
-import subprocess
 import sys
 
 from efs_backup_engine import safefs
@@ -70,6 +68,8 @@ class Lister:
     (always: it stops the process)."""
 
     def __init__(self, part_fd):
+        import subprocess  # here, not at the top: the lister process itself never needs it, and starts faster
+
         self.proc = subprocess.Popen([sys.executable, "-S", "-m", "efs_backup_engine.source_lister", str(part_fd)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(part_fd,),
                                      env=dict(os.environ, PYTHONPATH=PACKAGE_PARENT), bufsize=PIPE_BYTES)
@@ -90,6 +90,8 @@ class Lister:
         """Whether the lister has started and waits for its request (wait: block until it has, or has failed)."""
         if self.state != "starting":
             return False
+        import select
+
         if not wait and not select.select([self.proc.stdout], [], [], 0)[0]:
             return False
         if self._receive() != ("ready",):
@@ -113,7 +115,7 @@ class Lister:
             return None
         while True:
             message = self._receive()
-            if message is None or len(message) != 3:
+            if not isinstance(message, tuple) or len(message) != 3:
                 return self._off()
             listed_path, kind, payload = message
             if listed_path == path:
