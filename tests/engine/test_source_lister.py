@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import efs_backup_engine
 from efs_backup_engine import safefs, source_lister, treediff
 
 
@@ -140,23 +141,19 @@ def test_a_directory_that_vanishes_after_the_lister_read_it_is_skipped_with_its_
 
 
 def _run_lister(part_fd, device, roots):
-    proc = subprocess.Popen([sys.executable, "-S", "-m", "efs_backup_engine.source_lister", str(part_fd)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(part_fd,),
-                            env=dict(os.environ, PYTHONPATH=source_lister.PACKAGE_PARENT))
-    assert source_lister._read_message(proc.stdout) == ("ready",)
-    import marshal
-    import struct
-
-    data = marshal.dumps((device, roots))
-    proc.stdin.write(struct.pack("<I", len(data)) + data)
-    proc.stdin.close()
+    """Every message a lister sends for roots, up to its end, read as they come (the walk's take() would hide the
+    errors and drop what is out of step)."""
+    lister = source_lister.Lister.start(part_fd)
+    assert lister.ready(wait=True)
+    lister.hand_over(device, roots)
     messages = []
     while True:
-        message = source_lister._read_message(proc.stdout)
+        message = lister._receive()
         messages.append(message)
         if message is None or message[0] is None:
             break
-    assert proc.wait() == 0
+    assert lister.proc.wait() == 0
+    lister.close()
     return messages
 
 
@@ -203,7 +200,7 @@ def test_the_lister_does_not_outlive_a_walk_that_was_killed(tmp_path):
         "print(lister.proc.pid, flush=True)\n"
         "time.sleep(60)\n")
     walker = subprocess.Popen([sys.executable, "-c", script, str(source)], stdout=subprocess.PIPE,
-                              env=dict(os.environ, PYTHONPATH=source_lister.PACKAGE_PARENT))
+                              env=efs_backup_engine.child_env())
     lister_pid = int(walker.stdout.readline())
     time.sleep(0.5)
     assert _alive(lister_pid)  # asked for far more than the pipe holds: it waits for the walk to read

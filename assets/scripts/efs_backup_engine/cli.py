@@ -35,14 +35,13 @@ import time
 from efs_backup_contract.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_WARNINGS
 from efs_backup_contract.intervals import INTERVALS
 from efs_backup_contract.limits import MAX_STREAMS_PER_WORKER
-from efs_backup_engine import bounded, preflight, run as runs, summary as summaries
+from efs_backup_engine import bounded, child_env, preflight, run as runs, summary as summaries
 from efs_backup_engine.errors import EngineError, Refused
 from efs_backup_engine.fsutil import read_json
 from efs_backup_engine.layout import Layout
 from efs_backup_engine.lock import Heartbeat, ProgressProbe, RunLock, describe_owner
 from efs_backup_engine.state import DEFAULT_RESUME_MAX_AGE, BackupRequest, RestoreRequest
 
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Set in the environment of the engine processes _fan_out starts: the pid of the process that started them (see
 # _die_with_parent).
 PARENT_ENV = "EFS_BACKUP_ENGINE_PARENT"
@@ -326,7 +325,7 @@ def _fan_out(command, worker_ids, stdouts):
     goes (None: this process's)}. The local runner's workers and a worker's streams are both started here.
 
     Each process dies with this one (see _die_with_parent): killed, this process leaves none of them running."""
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, **{PARENT_ENV: str(os.getpid())})
+    env = child_env(**{PARENT_ENV: str(os.getpid())})
     procs = {worker_id: subprocess.Popen(command + ["--worker-id", worker_id], env=env, stdout=stdouts.get(worker_id))
              for worker_id in worker_ids}
     return {worker_id: proc.wait() for worker_id, proc in procs.items()}

@@ -34,7 +34,7 @@ import stat
 import struct
 import sys
 
-from efs_backup_engine import safefs
+from efs_backup_engine import child_env, safefs
 
 # A part's walk starts its lister once it has scanned this many source entries: about 20 ms of walking on a local
 # disk, a few hundred round trips on EFS. Smaller parts (most parts of a run with many workers) never pay for a
@@ -46,7 +46,6 @@ ALWAYS = os.environ.get("EFS_BACKUP_OVERLAP_ALWAYS") == "1"
 PIPE_BYTES = 1 << 20  # F_SETPIPE_SZ: lets the lister run a few thousand entries ahead
 _F_SETPIPE_SZ = 1031  # <linux/fcntl.h>; the fcntl module names it only from Python 3.10
 _LENGTH = struct.Struct("<I")
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The lstat fields the walk reads (treediff, safefs.set_dir_attributes), under their os.stat_result names.
 Listed = collections.namedtuple("Listed", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime_ns "
@@ -72,7 +71,7 @@ class Lister:
 
         self.proc = subprocess.Popen([sys.executable, "-S", "-m", "efs_backup_engine.source_lister", str(part_fd)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(part_fd,),
-                                     env=dict(os.environ, PYTHONPATH=PACKAGE_PARENT), bufsize=PIPE_BYTES)
+                                     env=child_env(), bufsize=PIPE_BYTES)
         self.state = "starting"   # -> "listing" (handed over) -> "off" (ended, failed or out of step)
         self.skipped = []         # subtrees the walk does not enter: their listings are dropped
         self.local = []           # directories the lister could not read: the walk lists them and their subtrees
@@ -149,8 +148,7 @@ class Lister:
         return None
 
     def _send(self, message):
-        data = marshal.dumps(message)
-        self.proc.stdin.write(_LENGTH.pack(len(data)) + data)
+        self.proc.stdin.write(_framed(message))
         self.proc.stdin.flush()
 
     def _receive(self):
@@ -158,6 +156,11 @@ class Lister:
             return _read_message(self.proc.stdout)
         except (OSError, ValueError, EOFError, TypeError):
             return None
+
+
+def _framed(message):
+    data = marshal.dumps(message)
+    return _LENGTH.pack(len(data)) + data
 
 
 def _read_message(stream):
@@ -188,8 +191,7 @@ class _Output:
             pass  # the default pipe size: the lister runs less far ahead
 
     def send(self, message):
-        data = marshal.dumps(message)
-        self.out.write(_LENGTH.pack(len(data)) + data)
+        self.out.write(_framed(message))
         self.out.flush()  # the walk may be waiting for this very listing
 
 
