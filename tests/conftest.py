@@ -28,6 +28,8 @@ LONGEST_FIRST = (
     "tests/orchestration/test_lost_instances_moto.py",
     "tests/engine/test_streams.py",
     "tests/engine/test_join.py",
+    "tests/engine/test_report_bounds.py",
+    "tests/orchestration/test_worker_progress.py",
     "tests/engine/test_recycled_tree.py",
     "tests/engine/test_restore.py",
     "tests/engine/test_incremental.py",
