@@ -223,7 +223,6 @@ class SimulatedInstance:
     home: Path
     proc: Optional[subprocess.Popen] = None
     ignored: bool = False
-    terminated_by_workflow: bool = False
 
 
 _GONE = ("shutting-down", "terminated")
@@ -288,7 +287,6 @@ class WorkerFleet:
                     self._start(ec2, instance_id, tags)
                 elif known is not None and state in _GONE and known.proc is not None \
                         and known.proc.poll() is None:
-                    known.terminated_by_workflow = True
                     os.killpg(known.proc.pid, signal.SIGTERM)
         with self._lock:
             finished = [i for i in self.instances.values() if i.proc is not None and i.proc.poll() is not None

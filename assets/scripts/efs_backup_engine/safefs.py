@@ -128,6 +128,13 @@ def make_dir(dir_fd, name, mode=0o700):
     _retry_writable(dir_fd, lambda: _mkdir(dir_fd, name, mode))
 
 
+def join(path, name):
+    """A walk's relative path of an entry of directory path ("" is the walk's top; an empty name is path itself)."""
+    if not name:
+        return path
+    return path + "/" + name if path else name
+
+
 def split(rel):
     """(parent components, last name) of a relative path."""
     parts = components(rel)

@@ -53,9 +53,6 @@ Listed = collections.namedtuple("Listed", "st_mode st_ino st_dev st_nlink st_uid
 _new = tuple.__new__
 
 
-def join(path, name):
-    return path + "/" + name if path else name
-
 
 def _within(path, prefixes):
     return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
@@ -223,7 +220,7 @@ def _list_subtree(part_fd, root, device, output):
                 stack.pop()
                 os.close(fd)
                 continue
-            child = join(path, name)
+            child = safefs.join(path, name)
             try:
                 child_fd = safefs.open_child(fd, name)
             except OSError as exc:

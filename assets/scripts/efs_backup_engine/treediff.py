@@ -43,12 +43,6 @@ class SourceUnreadable(Exception):
     """A source directory could be opened but not listed (a permission error on the source side only)."""
 
 
-def join(path, name):
-    if not name:
-        return path
-    return path + "/" + name if path else name
-
-
 class Trees:
     """The open roots: the source, the work tree and the link destinations (run.link_dests: the newest snapshot of
     the run's interval, then the newest of all when that is another one)."""
@@ -283,7 +277,7 @@ class PartDiff:
             src_fd, dst_fd, path, pending, owned = stack[level]
             rest = list(pending)
             stack[level] = (src_fd, dst_fd, path, iter(rest), owned)
-            roots += [join(path, name) for name in rest]
+            roots += [safefs.join(path, name) for name in rest]
         self.lister.hand_over(self.dev, roots)
         self.list_ahead = False
 
@@ -311,7 +305,7 @@ class PartDiff:
                     os.close(src_fd)
                     os.close(dst_fd)
                 continue
-            child = join(path, name)
+            child = safefs.join(path, name)
             try:
                 child_src = safefs.open_child(src_fd, name)
             except PermissionError:
@@ -367,7 +361,7 @@ class PartDiff:
         dst = safefs.listing(dst_fd, only)
         for name in sorted((only or set()) - set(src)):
             self.messages.append("%s vanished from the source before it was copied; removed from the snapshot"
-                                 % self._shown(join(path, name)))
+                                 % self._shown(safefs.join(path, name)))
             self.vanished = True
         touched = False
         subdirs = []
@@ -389,7 +383,7 @@ class PartDiff:
                 else:
                     kept[dst_st.st_ino] = (path, name, src_st)
                 continue
-            entry = join(path, name)
+            entry = safefs.join(path, name)
             kind = stat.S_IFMT(mode)
             if dst_st is not None and stat.S_IFMT(dst_st.st_mode) != kind:
                 self.deleted += _remove_other_type(dst_fd, name, dst_st, kind)  # never written through
@@ -459,7 +453,7 @@ class PartDiff:
             self.dir_attrs[path] = self.dir_st[path]
 
     def _shown(self, path):
-        return join(self.rel, path)
+        return safefs.join(self.rel, path)
 
     def _unreadable_dir(self, dst_parent_fd, path, name):
         """A source directory that cannot be opened or read: never an empty directory (that would delete its
@@ -474,7 +468,7 @@ class PartDiff:
 
     def _replace_with_newest(self, fd, path):
         """Make the work-tree directory fd (path in the part) the most recent snapshot's copy of it."""
-        self.unreadable.append(join(self.rel, path))
+        self.unreadable.append(safefs.join(self.rel, path))
         with os.scandir(fd) as entries:
             stale = [entry.name for entry in entries]
         for entry in stale:
@@ -529,7 +523,7 @@ class PartDiff:
                 continue  # one source inode under several names: a group that is right
             del self.kept[dst_ino]  # names the source split apart
             for directory, name, src_st in names:
-                path = join(directory, name)
+                path = safefs.join(directory, name)
                 if len(self.groups.get(src_st.st_ino, ())) > 1:
                     if src_st.st_ino not in broken:
                         broken.append(src_st.st_ino)
