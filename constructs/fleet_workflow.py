@@ -567,39 +567,57 @@ class FleetWorkflow(Construct):
 
     def _grant(self, stack: Stack, launch_template: WorkerLaunchTemplate, worker: WorkerIdentity,
                subnet_ids: Sequence[str], topic: sns.ITopic) -> None:
-        def arn(resource: str, name: str, *, region: bool = True, account: bool = True, service: str = "ec2"):
-            return stack.format_arn(service=service, resource=resource, resource_name=name,
-                                    region=None if region else "", account=None if account else "")
+        """The state machine role's statements (launching the workers, running them, Spot, the root volumes' key),
+        and the worker's right to its own task object."""
+        settings = launch_template.settings
+        statements = (self._launch_statements(stack, launch_template, worker, subnet_ids)
+                      + self._run_statements(stack, topic)
+                      + (_spot_statements(stack) if settings.spot else [])
+                      + _root_volume_key_statements(stack, settings.ebs_kms_key_arn))
+        for statement in statements:
+            self.role.add_to_principal_policy(statement)
+        # The worker reads its own task object (its key is in its user data) and deletes it, every version of it:
+        # the task token must not outlive the task in a versioned bucket.
+        worker.add_to_policy(iam.PolicyStatement(
+            sid="ReadAndDeleteOwnTask",
+            actions=["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[self.task_bucket.arn_for_objects(f"{self.task_prefix}*")],
+        ))
 
+    def _launch_statements(self, stack: Stack, launch_template: WorkerLaunchTemplate, worker: WorkerIdentity,
+                           subnet_ids: Sequence[str]) -> List[iam.PolicyStatement]:
+        """RunInstances from the launch template only, into the configured subnets and security groups, tagged with
+        this backup id, from the worker image, passing only the worker role."""
         backup_tag = {f"aws:RequestTag/{TAG_BACKUP_ID}": self.backup_id}
-        statements: List[iam.PolicyStatement] = [
+        return [
             iam.PolicyStatement(
                 sid="RunWorkersFromTheTemplate",
                 actions=["ec2:RunInstances"],
                 resources=[launch_template.launch_template_arn()]
-                + [arn("subnet", subnet) for subnet in subnet_ids]
-                + [arn("security-group", group) for group in launch_template.security_group_ids],
+                + [_arn(stack, "subnet", subnet) for subnet in subnet_ids]
+                + [_arn(stack, "security-group", group) for group in launch_template.security_group_ids],
             ),
             iam.PolicyStatement(
                 sid="RunWorkersTaggedWithTheBackupId",
                 actions=["ec2:RunInstances"],
-                resources=[arn("instance", "*"), arn("volume", "*")],
+                resources=[_arn(stack, "instance", "*"), _arn(stack, "volume", "*")],
                 conditions={"StringEquals": backup_tag},
             ),
             iam.PolicyStatement(
                 sid="RunWorkersNetworkInterface",
                 actions=["ec2:RunInstances"],
-                resources=[arn("network-interface", "*")],
-                conditions={"ArnEquals": {"ec2:Subnet": [arn("subnet", subnet) for subnet in subnet_ids]}},
+                resources=[_arn(stack, "network-interface", "*")],
+                conditions={"ArnEquals": {"ec2:Subnet": [_arn(stack, "subnet", subnet) for subnet in subnet_ids]}},
             ),
             # The worker image (Amazon Linux 2023 by default, or worker_image), item 7 of issue 11.
             *launch_template.image_permissions(
-                parameter_arn=lambda name, aws_owned: arn("parameter", name, account=not aws_owned, service="ssm"),
-                image_arn=lambda image: arn("image", image, account=False)),
+                parameter_arn=lambda name, aws_owned: _arn(stack, "parameter", name, account=not aws_owned,
+                                                           service="ssm"),
+                image_arn=lambda image: _arn(stack, "image", image, account=False)),
             iam.PolicyStatement(
                 sid="TagWorkersAtLaunch",
                 actions=["ec2:CreateTags"],
-                resources=[arn("instance", "*"), arn("volume", "*")],
+                resources=[_arn(stack, "instance", "*"), _arn(stack, "volume", "*")],
                 conditions={"StringEquals": {"ec2:CreateAction": "RunInstances", **backup_tag}},
             ),
             iam.PolicyStatement(
@@ -608,6 +626,12 @@ class FleetWorkflow(Construct):
                 resources=[worker.role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
             ),
+        ]
+
+    def _run_statements(self, stack: Stack, topic: sns.ITopic) -> List[iam.PolicyStatement]:
+        """Handing out tasks, finding and terminating this backup id's workers, seeing this state machine's own
+        executions, recording run summaries and publishing outcomes."""
+        return [
             iam.PolicyStatement(
                 sid="HandEachWorkerItsTask",
                 actions=["s3:PutObject"],
@@ -621,7 +645,7 @@ class FleetWorkflow(Construct):
             iam.PolicyStatement(
                 sid="TerminateOnlyThisBackupIdsWorkers",
                 actions=["ec2:TerminateInstances"],
-                resources=[arn("instance", "*")],
+                resources=[_arn(stack, "instance", "*")],
                 conditions={"StringEquals": {f"ec2:ResourceTag/{TAG_BACKUP_ID}": self.backup_id}},
             ),
             iam.PolicyStatement(
@@ -640,61 +664,6 @@ class FleetWorkflow(Construct):
                 resources=[topic.topic_arn],
             ),
         ]
-        settings = launch_template.settings
-        if settings.spot:
-            # A Spot launch through RunInstances also creates a spot-instances-request (untagged here: the launch
-            # tags only instances and volumes), and needs the Spot service-linked role, which EC2 creates on the
-            # first Spot request of an account if the caller may (https://docs.aws.amazon.com/AWSEC2/latest/
-            # UserGuide/service-linked-roles-spot-instance-requests.html; the spot-instances-request resource of
-            # RunInstances: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
-            statements += [
-                iam.PolicyStatement(
-                    sid="RunWorkersAsSpotInstances",
-                    actions=["ec2:RunInstances"],
-                    resources=[arn("spot-instances-request", "*")],
-                ),
-                iam.PolicyStatement(
-                    sid="CreateTheSpotServiceLinkedRoleOnce",
-                    actions=["iam:CreateServiceLinkedRole"],
-                    resources=[stack.format_arn(service="iam", region="", resource="role",
-                                                resource_name="aws-service-role/spot.amazonaws.com/"
-                                                              "AWSServiceRoleForEC2Spot")],
-                    conditions={"StringLike": {"iam:AWSServiceName": "spot.amazonaws.com"}},
-                ),
-            ]
-        # Encrypted root volumes: the principal that calls RunInstances must be allowed to use the volume's KMS key
-        # (kms:CreateGrant for AWS resources only, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt*;
-        # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions),
-        # otherwise an instance whose default EBS key is customer managed goes from pending to terminated
-        # (Client.InvalidKMSKey.InvalidState). The AWS managed aws/ebs key needs no grant. worker_ebs_kms_key names
-        # the key (only it is granted); by default the account's own keys are granted through EC2 only.
-        keys = ([settings.ebs_kms_key_arn] if settings.ebs_kms_key_arn
-                else [stack.format_arn(service="kms", resource="key", resource_name="*")])
-        via_ec2 = {"kms:ViaService": f"ec2.{stack.region}.amazonaws.com"}
-        statements += [
-            iam.PolicyStatement(
-                sid="UseTheRootVolumeKeyThroughEc2",
-                actions=["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
-                         "kms:ReEncryptTo"],
-                resources=keys,
-                conditions={"StringEquals": via_ec2},
-            ),
-            iam.PolicyStatement(
-                sid="LetEc2GrantItselfTheRootVolumeKey",
-                actions=["kms:CreateGrant"],
-                resources=keys,
-                conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
-            ),
-        ]
-        for statement in statements:
-            self.role.add_to_principal_policy(statement)
-        # The worker reads its own task object (its key is in its user data) and deletes it, every version of it:
-        # the task token must not outlive the task in a versioned bucket.
-        worker.add_to_policy(iam.PolicyStatement(
-            sid="ReadAndDeleteOwnTask",
-            actions=["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-            resources=[self.task_bucket.arn_for_objects(f"{self.task_prefix}*")],
-        ))
 
     def _acknowledge(self, stack: Stack, worker: WorkerIdentity) -> None:
         """Each remaining wildcard of the state machine role, with its reason (cdk-nag IAM5)."""
@@ -753,6 +722,62 @@ class FleetWorkflow(Construct):
         Validations.of(policy).acknowledge(
             *(Acknowledgment(id=f"{NAG_PACK}AwsSolutions-{rule}", reason=reason) for rule, reason in findings.items())
         )
+
+
+def _arn(stack: Stack, resource: str, name: str, *, region: bool = True, account: bool = True,
+         service: str = "ec2") -> str:
+    """An ARN of this stack's partition (and, unless told otherwise, its region and account)."""
+    return stack.format_arn(service=service, resource=resource, resource_name=name,
+                            region=None if region else "", account=None if account else "")
+
+
+def _spot_statements(stack: Stack) -> List[iam.PolicyStatement]:
+    """A Spot launch through RunInstances also creates a spot-instances-request (untagged here: the launch tags only
+    instances and volumes), and needs the Spot service-linked role, which EC2 creates on the first Spot request of
+    an account if the caller may (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+    service-linked-roles-spot-instance-requests.html; the spot-instances-request resource of RunInstances:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html)."""
+    return [
+        iam.PolicyStatement(
+            sid="RunWorkersAsSpotInstances",
+            actions=["ec2:RunInstances"],
+            resources=[_arn(stack, "spot-instances-request", "*")],
+        ),
+        iam.PolicyStatement(
+            sid="CreateTheSpotServiceLinkedRoleOnce",
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[stack.format_arn(service="iam", region="", resource="role",
+                                        resource_name="aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot")],
+            conditions={"StringLike": {"iam:AWSServiceName": "spot.amazonaws.com"}},
+        ),
+    ]
+
+
+def _root_volume_key_statements(stack: Stack, ebs_kms_key_arn: Optional[str]) -> List[iam.PolicyStatement]:
+    """Encrypted root volumes: the principal that calls RunInstances must be allowed to use the volume's KMS key
+    (kms:CreateGrant for AWS resources only, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt*;
+    https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions),
+    otherwise an instance whose default EBS key is customer managed goes from pending to terminated
+    (Client.InvalidKMSKey.InvalidState). The AWS managed aws/ebs key needs no grant. worker_ebs_kms_key names the
+    key (only it is granted); by default the account's own keys are granted through EC2 only."""
+    keys = [ebs_kms_key_arn] if ebs_kms_key_arn else [stack.format_arn(service="kms", resource="key",
+                                                                       resource_name="*")]
+    via_ec2 = {"kms:ViaService": f"ec2.{stack.region}.amazonaws.com"}
+    return [
+        iam.PolicyStatement(
+            sid="UseTheRootVolumeKeyThroughEc2",
+            actions=["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
+                     "kms:ReEncryptTo"],
+            resources=keys,
+            conditions={"StringEquals": via_ec2},
+        ),
+        iam.PolicyStatement(
+            sid="LetEc2GrantItselfTheRootVolumeKey",
+            actions=["kms:CreateGrant"],
+            resources=keys,
+            conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+    ]
 
 
 def run_history_table(scope: Construct, construct_id: str) -> dynamodb.Table:
