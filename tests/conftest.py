@@ -55,10 +55,10 @@ def pytest_collection_modifyitems(session, config, items):
 # --------------------------------------------------------------------------------------------------------------
 # python3 without a version manager's shim. The worker scripts run `python3` from PATH (worker.sh: the engine, the
 # helpers, each log batch; thousands of times in a run of the suite). On a machine where that is a version
-# manager's shim (pyenv: a chain of about 20 bash processes per call), each call cost about 50 ms of CPU, some 2.5
-# times the interpreter's own start. The suite puts a directory first on PATH whose python3 is a link to the very
-# interpreter the shim would have run, so the scripts run the same Python, started directly, as on a worker (AL2023's
-# /usr/bin/python3). Set once, in the first process (xdist's workers inherit it).
+# manager's shim (pyenv: a chain of about 20 bash processes per call), each call cost about 50 ms more than the
+# interpreter's own start. The suite puts a directory first on PATH whose python3 is a link to the very interpreter
+# the shim would have run, so the scripts run the same Python, started directly, as on a worker (AL2023's
+# /usr/bin/python3). Set once, in the first process (xdist's workers inherit the environment).
 PYTHON3_DIR_ENV = "EFS_BACKUP_TEST_PYTHON3_DIR"
 
 
