@@ -53,7 +53,6 @@ Listed = collections.namedtuple("Listed", "st_mode st_ino st_dev st_nlink st_uid
 _new = tuple.__new__
 
 
-
 def _within(path, prefixes):
     return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
 
