@@ -47,26 +47,30 @@ REGION = "us-east-1"
 FAULTS_SERVER = Path(__file__).resolve().parent / "moto_faults.py"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class MotoServer:
     """``faults``: a JSON file of EC2 launch faults to inject (see moto_faults.py), or None for plain moto."""
 
     def __init__(self, workdir: Path, faults: Optional[Path] = None) -> None:
-        self.port = free_port()
+        # The listening socket is bound here and handed to the server, never closed in between: a port probed free
+        # and then released can be taken by another xdist worker's server before this one binds it, and the
+        # readiness check below would then talk to that other server (CI saw two worlds share one moto).
+        # Werkzeug serves a socket it is given when it runs "from the reloader": WERKZEUG_RUN_MAIN and
+        # WERKZEUG_SERVER_FD (werkzeug.serving.run_simple).
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
         self.url = f"http://localhost:{self.port}"
         self.log = open(workdir / "moto.log", "w")
-        env = dict(os.environ, MOTO_ACCOUNT_ID=ACCOUNT, MOTO_PORT=str(self.port))
+        env = dict(os.environ, MOTO_ACCOUNT_ID=ACCOUNT, MOTO_PORT=str(self.port), WERKZEUG_RUN_MAIN="true",
+                   WERKZEUG_SERVER_FD=str(listener.fileno()))
         server = ["-m", "moto.server"]
         if faults is not None:
             env["MOTO_FAULTS_FILE"] = str(faults)
             server = [str(FAULTS_SERVER)]
-        self.proc = subprocess.Popen([sys.executable, *server, "-p", str(self.port)], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        with listener:
+            self.proc = subprocess.Popen([sys.executable, *server, "-H", "127.0.0.1", "-p", str(self.port)], env=env,
+                                         pass_fds=(listener.fileno(),), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while True:
             try:
