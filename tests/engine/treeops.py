@@ -31,6 +31,8 @@ NAMES_CORPUS = [
     b"..double-dot-prefix",
     b"trailing.dot.",
     b"\x01\x02control",
+    b"#hash first",  # rsync 3.5 reads a --files-from entry that starts with # or ; as a comment
+    b";semicolon first",
 ]
 
 

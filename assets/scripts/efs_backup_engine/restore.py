@@ -52,7 +52,7 @@ from efs_backup_engine.layout import SNAPSHOT_RE, Layout, snapshot_time
 from efs_backup_engine.lock import RunLock
 from efs_backup_engine.parts import (COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts,
                                     worst)
-from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_rsync
+from efs_backup_engine.rsync import FILES_FROM, RSYNC_BASE, classify, fd_path, files_from, run_rsync
 from efs_backup_engine.safefs import ancestors
 from efs_backup_engine.state import RestoreRun, join_run, new_run_id, run_file
 from efs_backup_engine.summary import mark_aborted, note_crashed_workers
@@ -702,9 +702,9 @@ class _PartRestore:
         run = self.run_state
         temp_fd = safefs.open_dir(self.troot, os.fsencode(os.path.relpath(run.temp, run.target)))
         self.held.append(temp_fd)
-        code, out, err = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--temp-dir=" + fd_path(temp_fd)]
+        code, out, err = run_rsync(RSYNC_BASE + FILES_FROM + ["--temp-dir=" + fd_path(temp_fd)]
                                    + [fd_path(self.src_fd), fd_path(self.dst_fd)],
-                                   files_from=b"\0".join(sorted(self.wanted)) + b"\0", pass_fds=tuple(self.held))
+                                   files_from=files_from(sorted(self.wanted)), pass_fds=tuple(self.held))
         applied = parse_stats(out)
         self.result.update(files_transferred=applied.get("transferred", 0),
                            bytes_transferred=applied.get("transferred_size", 0))

@@ -39,6 +39,20 @@ def classify(exit_code, stderr):
     return "failed", lines or ["rsync exited with code %d" % exit_code]
 
 
+# rsync reads the names to copy from its stdin (run_rsync's files_from), NUL-terminated: any byte but NUL.
+FILES_FROM = ["--files-from=-", "--from0"]
+
+
+def files_from(paths):
+    """run_rsync's files_from naming exactly `paths` (str or bytes, relative to the source directory), for
+    FILES_FROM.
+
+    Each is sent as ./PATH. rsync 3.5 skips a --files-from entry that starts with '#' or ';' as a comment, even
+    with --from0 (RsyncProject/rsync pull request 977): a changed file named '#notes' would be left out of the
+    copy, rsync exiting 0. './' is dropped by rsync's own path cleaning, so the name copied is PATH."""
+    return b"".join(b"./" + os.fsencode(path) + b"\0" for path in paths)
+
+
 def run_rsync(args, files_from=None, pass_fds=()):
     proc = subprocess.run(["rsync"] + args, input=files_from, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=rsync_env(), pass_fds=pass_fds)

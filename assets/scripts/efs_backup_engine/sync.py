@@ -31,7 +31,7 @@ import time
 from efs_backup_engine import safefs, treediff
 from efs_backup_engine.itemize import parse_stats
 from efs_backup_engine.parts import describe, worst
-from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_rsync
+from efs_backup_engine.rsync import FILES_FROM, RSYNC_BASE, classify, fd_path, files_from, run_rsync
 
 # Errors that mean the work tree's shape surprised the walk (an entry replaced under it, a leftover of a killed
 # run): repaired by discarding the part's copy. Anything else (an I/O or permission error) fails the part.
@@ -202,10 +202,9 @@ def _sync(source, work_tree, rel, names, recursive, link_dests):
             result["status"] = "warning"
         result["messages"] += diff.messages
         if diff.transfer:
-            listing = b"\0".join(os.fsencode(path) for path in diff.transfer) + b"\0"
-            code, out, err = run_rsync(RSYNC_BASE + ["--files-from=-", "--from0", "--no-implied-dirs"]
+            code, out, err = run_rsync(RSYNC_BASE + FILES_FROM + ["--no-implied-dirs"]
                                        + [fd_path(diff.src_fd), fd_path(diff.dst_fd)],
-                                       files_from=listing, pass_fds=(diff.src_fd, diff.dst_fd))
+                                       files_from=files_from(diff.transfer), pass_fds=(diff.src_fd, diff.dst_fd))
             stats = parse_stats(out)
             status, messages = classify(code, err)
             result["rsync_exit"] = code
