@@ -27,6 +27,7 @@ itself whatever the lister does not give.
 
 import contextlib
 import errno
+import gc
 import os
 import stat
 
@@ -131,6 +132,29 @@ def compare_part(trees, rel, names, recursive):
     """Walk the part (rel: its directory below the roots; names: a batch of rel's entries, or None for rel itself;
     recursive: whole subtrees, or only rel's own entries) and repair the work tree. Returns the PartDiff, whose
     transfer list rsync copies and whose finish() sets the directories' attributes."""
+    with _collector_paused():
+        return _compare_part(trees, rel, names, recursive)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off while a part is walked and settled (and back on after, if it was).
+
+    The walk allocates a few tuples and dict entries per entry and keeps most of them until the part ends (the
+    listings it holds, the kept files, the hard-link groups). The collector runs after every few hundred new
+    objects and traverses the survivors again each time: about a tenth of the walk's time at 100,000 files
+    (bench/README.md). The walk makes no reference cycles for it to find; memory is freed by reference counting
+    as before, and a cycle made meanwhile (an exception and its traceback) is collected once it is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compare_part(trees, rel, names, recursive):
     part = PartDiff(trees, rel)
     try:
         part.open(names is None)
