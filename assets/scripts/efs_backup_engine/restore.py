@@ -32,7 +32,7 @@ How one part is restored (restore_part):
    (rsync's --update compares whole seconds, so it cannot be the rule);
 3. unless this is a dry run: mirror-mode deletions and type replacements are done by the engine (unlink, never
    following a symlink), in safe mode every file about to be written is checked once more (one written on the
-   target since the scan is newer now: kept), and one rsync transfers exactly the listed names (--files-from;
+   target since the scan is newer now: kept), and one rsync transfers exactly the listed names (run_listed;
    the part's own directory gets its attributes from the engine last), writing its
    temporary files to <target>/.efs-backup-restore.tmp/<run-id>/ and renaming them into place, so a killed run
    leaves no half-written file under a real name and the next restore clears what a killed one left there.
@@ -52,7 +52,7 @@ from efs_backup_engine.layout import SNAPSHOT_RE, Layout, snapshot_time
 from efs_backup_engine.lock import RunLock
 from efs_backup_engine.parts import (COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts,
                                     worst)
-from efs_backup_engine.rsync import FILES_FROM, RSYNC_BASE, classify, fd_path, files_from, run_rsync
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_listed, run_rsync
 from efs_backup_engine.safefs import ancestors
 from efs_backup_engine.state import RestoreRun, join_run, new_run_id, run_file
 from efs_backup_engine.summary import mark_aborted, note_crashed_workers
@@ -702,9 +702,8 @@ class _PartRestore:
         run = self.run_state
         temp_fd = safefs.open_dir(self.troot, os.fsencode(os.path.relpath(run.temp, run.target)))
         self.held.append(temp_fd)
-        code, out, err = run_rsync(RSYNC_BASE + FILES_FROM + ["--temp-dir=" + fd_path(temp_fd)]
-                                   + [fd_path(self.src_fd), fd_path(self.dst_fd)],
-                                   files_from=files_from(sorted(self.wanted)), pass_fds=tuple(self.held))
+        code, out, err = run_listed(RSYNC_BASE + ["--temp-dir=" + fd_path(temp_fd)], sorted(self.wanted),
+                                    self.src_fd, self.dst_fd, pass_fds=tuple(self.held))
         applied = parse_stats(out)
         self.result.update(files_transferred=applied.get("transferred", 0),
                            bytes_transferred=applied.get("transferred_size", 0))

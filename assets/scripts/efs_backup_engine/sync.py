@@ -12,7 +12,7 @@ copies what the engine lists:
    source no longer has or has as another type, *unlinks* every differing non-directory (so no shared inode is
    ever modified), creates new directories, and hard-links files that are identical in the newest snapshot
    (rsync's --link-dest rule);
-2. one rsync copies exactly the listed names (`--files-from`, no recursion, no --delete) through the two
+2. one rsync copies exactly the listed names (rsync.run_listed: no recursion, no --delete) through the two
    directory fds (/proc/self/fd/N), so it is never handed a path it could resolve through a symlink;
 3. the engine sets the attributes of every directory it created or changed, deepest first.
 
@@ -31,7 +31,7 @@ import time
 from efs_backup_engine import safefs, treediff
 from efs_backup_engine.itemize import parse_stats
 from efs_backup_engine.parts import describe, worst
-from efs_backup_engine.rsync import FILES_FROM, RSYNC_BASE, classify, fd_path, files_from, run_rsync
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_listed, run_rsync
 
 # Errors that mean the work tree's shape surprised the walk (an entry replaced under it, a leftover of a killed
 # run): repaired by discarding the part's copy. Anything else (an I/O or permission error) fails the part.
@@ -103,11 +103,11 @@ def _fresh(source, work_tree, rel, names, recursive):
         if (present if names is None else present & set(names)):
             return None
         if names is None:
-            sources = [fd_path(src_fd)]
+            recursion = ["-r"] if recursive else ["--no-r", "-d"]
+            code, out, err = run_rsync(RSYNC_BASE + recursion + [fd_path(src_fd), fd_path(dst_fd)],
+                                       pass_fds=tuple(held))
         else:
-            sources = [fd_path(src_fd) + name for name in names]
-        recursion = ["-r"] if recursive else ["--no-r", "-d"]
-        code, out, err = run_rsync(RSYNC_BASE + recursion + sources + [fd_path(dst_fd)], pass_fds=tuple(held))
+            code, out, err = run_listed(RSYNC_BASE, names, src_fd, dst_fd, pass_fds=tuple(held), recursive=recursive)
         missing = [name for name in names or () if safefs.lstat_at(src_fd, name) is None]
     finally:
         for fd in held + [src_root, dst_root]:
@@ -202,9 +202,8 @@ def _sync(source, work_tree, rel, names, recursive, link_dests):
             result["status"] = "warning"
         result["messages"] += diff.messages
         if diff.transfer:
-            code, out, err = run_rsync(RSYNC_BASE + FILES_FROM + ["--no-implied-dirs"]
-                                       + [fd_path(diff.src_fd), fd_path(diff.dst_fd)],
-                                       files_from=files_from(diff.transfer), pass_fds=(diff.src_fd, diff.dst_fd))
+            code, out, err = run_listed(RSYNC_BASE + ["--no-implied-dirs"], diff.transfer, diff.src_fd, diff.dst_fd,
+                                        pass_fds=(diff.src_fd, diff.dst_fd))
             stats = parse_stats(out)
             status, messages = classify(code, err)
             result["rsync_exit"] = code
