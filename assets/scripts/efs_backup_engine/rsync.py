@@ -54,7 +54,8 @@ def run_listed(options, paths, src_fd, dst_fd, pass_fds, recursive=False):
     path made below the destination). Beyond, they go through --files-from on stdin, which rsync reads one byte
     per read(2), each after a select(2): about 1 us a byte, 0.05 s for the 850 changed files of the
     100,000-file benchmark (bench/README.md). Either way the list has no limit: a command line of every name
-    could exceed the exec limit (a batch part's first copy names up to parts.MAX_PART_FILES directories).
+    could exceed the exec limit (a batch part's first copy names up to parts.MAX_PART_FILES directories). Names
+    on the command line show in the process list while rsync runs, to the users of the machine running it.
 
     Entries of --files-from are sent as ./PATH: rsync 3.5 skips an entry that starts with '#' or ';' as a
     comment, even with --from0 (RsyncProject/rsync pull request 977), so a changed file named '#notes' was left
