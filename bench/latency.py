@@ -217,6 +217,20 @@ def _join(base, path):
     return os.path.normpath(full).replace("//", "/")
 
 
+_DECORATED = re.compile(r"(?<![\w<])(\d+)<(/[^>]*)>")
+_MAGIC = re.compile(r"^/proc/self/fd/(\d+)(/.+)$")
+
+
+def _magic(path, fds):
+    """/proc/self/fd/N/PATH (the engine names rsync's sources so): the kernel follows the link to what fd N is,
+    so PATH below the directory the process knows as fd N. A call on the link itself (no PATH below it) stays
+    procfs's, as in the shim."""
+    m = _MAGIC.match(path) if path is not None else None
+    if not m or m.group(1) not in fds:
+        return path
+    return os.path.normpath(fds[m.group(1)] + m.group(2))
+
+
 def _under(path, prefixes):
     return path is not None and any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
@@ -251,11 +265,14 @@ def strace_counts(lines, prefixes, cwd):
     """Calls per kind under prefixes in an ``strace -f -y -s 4096 -e trace=...`` output (one run).
 
     Relative paths of non-*at calls are resolved against each process's working directory, followed
-    through chdir/fchdir and inherited over fork/clone/vfork (cwd: the first process's directory)."""
+    through chdir/fchdir and inherited over fork/clone/vfork (cwd: the first process's directory). A path
+    below /proc/self/fd/N is resolved with the path strace -y last showed for fd N in that process (or in its
+    parent before the fork: an inherited fd)."""
     lines = list(lines)
     prefixes = [os.path.realpath(p) for p in prefixes]
     children = _fork_children(lines)
     cwds = {}
+    fds = {}         # pid -> {fd: path}, from strace -y's decorations
     pending = {}     # pid -> (name, kind, paths) of an unfinished chdir (applied when it succeeds)
     kinds = {k: 0 for k in KINDS}
     for i, line in enumerate(lines):
@@ -264,8 +281,10 @@ def strace_counts(lines, prefixes, cwd):
             continue
         pid, rest = m.groups()
         cwds.setdefault(pid, cwd)
+        known = fds.setdefault(pid, {})
         s = _START.match(rest)
         if not s:
+            known.update(_DECORATED.findall(rest))
             r = _RESUMED.match(rest)
             if r and pid in pending:
                 _chdir_done(cwds, pid, pending.pop(pid), r.group(2))
@@ -276,7 +295,9 @@ def strace_counts(lines, prefixes, cwd):
             argtext = argtext.rstrip()[:-len("<unfinished ...>")]
         if name in FORKS and i in children:
             cwds[children[i]] = cwds[pid]
+            fds[children[i]] = dict(known)
         if name not in SYSCALLS:
+            known.update(_DECORATED.findall(rest))
             continue
         kind, pairs = SYSCALLS[name]
         args = _split_args(argtext)
@@ -291,7 +312,8 @@ def strace_counts(lines, prefixes, cwd):
             path = ""
             if path_i is not None:
                 path = _unquote(args[path_i]) if path_i < len(args) else None
-            paths.append(_join(base, path) if path is not None else None)
+            paths.append(_magic(_join(base, path), known) if path is not None else None)
+        known.update(_DECORATED.findall(rest))  # after the paths: a returned fd is known from the next call on
         if name == "unlinkat" and len(args) > 2 and "AT_REMOVEDIR" in args[2]:
             kind = "rmdir"
         if any(_under(p, prefixes) for p in paths):

@@ -133,6 +133,27 @@ static const char *inherited_path(int fd)
     return known;
 }
 
+/* /proc/self/fd/N/PATH (normalised, in out; the engine names rsync's sources so, SRC/./PATH in
+   rsync.run_listed): the kernel follows the magic link to what fd N refers to, so PATH below that directory,
+   whose path the shim knows or looks up. A call on the link itself (no PATH below it) stays procfs's, as in
+   latency.strace_counts. 0 if the rewritten path would not fit. */
+static int magic_fd_link(char *out)
+{
+    static const char magic[] = "/proc/self/fd/";
+    const size_t m = sizeof magic - 1;
+    if (strncmp(out, magic, m) != 0) return 1;
+    char *end;
+    long fd = strtol(out + m, &end, 10);
+    if (end == out + m || *end != '/' || fd < 0 || fd >= FD_MAX) return 1;
+    const char *base = fd_path[fd] ? fd_path[fd] : inherited_path((int)fd);
+    if (!base) return 1;
+    char target[PATH_MAX];
+    if (snprintf(target, sizeof target, "%s%s", base, end) >= (int)sizeof target) return 0;
+    strcpy(out, target);
+    normalise(out);
+    return 1;
+}
+
 /* The absolute path that (dirfd, path) names, in out; 0 if it cannot be known. */
 static int resolve(int dirfd, const char *path, char *out)
 {
@@ -151,7 +172,7 @@ static int resolve(int dirfd, const char *path, char *out)
     }
     if (snprintf(out, PATH_MAX, "%s/%s", base, path) >= PATH_MAX) return 0;
     normalise(out);
-    return 1;
+    return magic_fd_link(out);
 }
 
 static int under(const char *abs)

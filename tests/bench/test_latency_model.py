@@ -88,6 +88,24 @@ def test_strace_classifier_resolves_fds_cwd_forks_and_unfinished_calls():
     assert got["total"] == 8
 
 
+def test_strace_classifier_follows_proc_self_fd_paths_to_the_inherited_directory():
+    """rsync.run_listed names rsync's sources /proc/self/fd/N/./PATH, N inherited from the engine: a path below
+    the link is below the directory fd N is (in the process, or its parent before the fork); the link itself is
+    procfs's (the shim's own readlink of it, for one), and an fd strace never showed resolves nothing."""
+    lines = [
+        '10 openat(AT_FDCWD</>, "/data/src/part", O_RDONLY|O_DIRECTORY) = 3</data/src/part>',
+        '10 clone(child_stack=NULL, flags=SIGCHLD) = 11',
+        '10 close(3</data/src/part>) = 0',
+        '11 newfstatat(AT_FDCWD</elsewhere>, "/proc/self/fd/3/./a/f", {st_mode=S_IFREG|0644, ...}, 0) = 0',
+        '11 readlink("/proc/self/fd/3", "/data/src/part", 4095) = 14',
+        '11 openat(AT_FDCWD</elsewhere>, "/proc/self/fd/3", O_RDONLY|O_PATH|O_DIRECTORY) = 5</data/src/part>',
+        '11 openat(5</data/src/part>, "g", O_RDONLY|O_NOFOLLOW) = 6</data/src/part/g>',
+        '11 newfstatat(AT_FDCWD</elsewhere>, "/proc/self/fd/9/x", 0x7f, 0) = -1 ENOENT (No such file or directory)',
+    ]
+    k = latency.strace_counts(lines, ["/data/src"], "/")["kinds"]
+    assert (k["open"], k["stat"], k["readlink"]) == (2, 1, 0)
+
+
 def test_deal_balances_top_level_directories():
     groups = latency_bench.deal({"a": 10, "b": 7, "c": 5, "d": 3, "e": 2}, 2)
     assert groups == [["a", "d"], ["b", "c", "e"]]          # loads 13 and 14

@@ -12,11 +12,13 @@ import tarfile
 import pytest
 
 from enginekit import ENGINE, REPO
-from treeops import TreeMutator, diff, listing
+from treeops import COMMENT_LIKE_NAMES, NAMES_CORPUS, TreeMutator, diff, listing
 
 # main just before the engine's refactor: the engine that wrote the runs in flight when this one is deployed.
 BASE = "21ff37a"
 COMMON = ["--id", "prod", "--interval", "daily"]
+# The names the engine at BASE copies right: it left out names rsync 3.5 reads as --files-from comments.
+BASE_NAMES = [name for name in NAMES_CORPUS if name not in COMMENT_LIKE_NAMES]
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def test_a_backup_prepared_and_half_done_by_one_engine_is_resumed_by_the_other(e
     engine resumes it: attempt 2, every recorded part kept, the lost one redone, the snapshot exactly the source."""
     engines = {"earlier": earlier, "this": ENGINE}
     root = ["--backup-root", engine.root]
-    TreeMutator(engine.source, 13).build(dirs=5, depth=2, files_per_dir=4)
+    TreeMutator(engine.source, 13, BASE_NAMES).build(dirs=5, depth=2, files_per_dir=4)
     run(engines[first], "prepare", "--source", engine.source, "--retain", "2", "--workers", "2", "--unit-files", "6",
         "--run-id", "run-1", *root, *COMMON)
     run(engines[first], "work", "--worker-id", "w0", *root, *COMMON)
@@ -106,7 +108,7 @@ def test_a_restore_prepared_by_one_engine_is_worked_and_finalized_by_the_other(e
     other: the record both read is the same, and the restore is exact."""
     engines = {"earlier": earlier, "this": ENGINE}
     root = ["--backup-root", engine.root, "--id", "prod"]
-    TreeMutator(engine.source, 17).build(dirs=4, depth=2, files_per_dir=4)
+    TreeMutator(engine.source, 17, BASE_NAMES).build(dirs=4, depth=2, files_per_dir=4)
     engine.backup()
     target = str(tmp_path / "target")
     prepared = last_json(run(engines[first], "restore-prepare", "--target", target, "--snapshot", "daily.0",
@@ -127,7 +129,7 @@ def test_both_engines_write_the_same_run_records(engine, earlier, tmp_path):
     """The records each engine writes for the same request: the same keys, the same values but for the run's
     own (its id, backup-id, times and run-specific paths). A fresh backup run, its resumed attempt, and a restore."""
     records = {}
-    TreeMutator(engine.source, 19).build(dirs=3, depth=2, files_per_dir=3)
+    TreeMutator(engine.source, 19, BASE_NAMES).build(dirs=3, depth=2, files_per_dir=3)
     engine.backup()
     for name, launcher in (("earlier", earlier), ("this", ENGINE)):
         common = ["--backup-root", engine.root, "--id", name, "--interval", "daily"]

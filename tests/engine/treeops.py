@@ -31,9 +31,10 @@ NAMES_CORPUS = [
     b"..double-dot-prefix",
     b"trailing.dot.",
     b"\x01\x02control",
-    b"#hash first",  # rsync 3.5 reads a --files-from entry that starts with # or ; as a comment
-    b";semicolon first",
 ]
+# rsync 3.5 reads a --files-from entry that starts with '#' or ';' as a comment: engines before c6f1577 lost them.
+COMMENT_LIKE_NAMES = [b"#hash first", b";semicolon first"]
+NAMES_CORPUS += COMMENT_LIKE_NAMES
 
 
 def listing(root):
@@ -106,15 +107,16 @@ class TreeMutator:
     """Builds a tree and applies seeded random changes at every depth: adds, edits, deletes, renames, chmods,
     chowns, time changes, symlinks, hard links; top-level deletions included."""
 
-    def __init__(self, root, seed):
+    def __init__(self, root, seed, names=NAMES_CORPUS):
         self.root = os.fsencode(root)
         self.rng = random.Random(seed)
+        self.names = names  # the corpus its unusual names come from
         self.counter = 0
 
     def _name(self, prefix=b"f"):
         self.counter += 1
         if self.rng.random() < 0.15:
-            return self.rng.choice(NAMES_CORPUS)[:200] + b"-%d" % self.counter
+            return self.rng.choice(self.names)[:200] + b"-%d" % self.counter
         return prefix + b"%d" % self.counter
 
     def _dirs(self):
