@@ -291,8 +291,8 @@ def cmd_backup(args):
         print("run %s: %s %s -> %s (attempt %d, work tree: %s, %d workers)" % (
             run.run_id, args.interval, args.source, layout.id_dir, run.attempt, run.tree_base,
             args.workers), file=sys.stderr, flush=True)
-    command = [sys.executable, "-m", "efs_backup_engine", "work", "--backup-root", args.backup_root,
-               "--id", args.backup_id, "--interval", args.interval, "--source", args.source]
+    command = ["work", "--backup-root", args.backup_root, "--id", args.backup_id, "--interval", args.interval,
+               "--source", args.source]
     if args.require_mountpoint:
         command.append("--require-mountpoint")
 
@@ -306,27 +306,51 @@ def cmd_backup(args):
 
 
 def _run_workers(args, layout, run_id, store_dir, command, started, finalize, worker_stdout=None):
-    """The local runner's workers: args.workers engine processes running `command` (each with its own
-    --worker-id) while a thread prints progress and this process beats the lock; then finalize(worker exits)
-    under the same heartbeat. Returns finalize's summary."""
+    """The local runner's workers: args.workers engines running the step `command` (engine arguments; each with
+    its own --worker-id) while a thread prints progress and this process beats the lock; then finalize(worker
+    exits) under the same heartbeat. Returns finalize's summary.
+
+    One worker runs in this process, as `work --streams 1` runs its one stream on an EC2 worker: no interpreter
+    to start and no second copy of the engine to import and tear down (about 0.05 s of a 100,000-file run,
+    bench/README.md). More run as engine processes (_fan_out)."""
     stop = threading.Event()
     printer = threading.Thread(target=_progress_printer, args=(store_dir, started, stop, args.quiet), daemon=True)
     printer.start()
     with Heartbeat(RunLock(layout), run_id):
         ids = ["w%d" % i for i in range(args.workers)]
-        exits = _fan_out(command, ids, {worker_id: worker_stdout for worker_id in ids})
+        if len(ids) == 1:
+            exits = {ids[0]: _work_here(command + ["--worker-id", ids[0]], worker_stdout)}
+        else:
+            exits = _fan_out(command, ids, {worker_id: worker_stdout for worker_id in ids})
         stop.set()
         return finalize(exits)
 
 
+def _work_here(argv, stdout):
+    """The engine step `argv` run in this process, its report going to `stdout` (None: this process's); returns
+    its exit code as _fan_out would. An unexpected error is printed and is exit code 1, as a worker process's
+    traceback and exit would be, so that finalize records the crash and the run ends with its summary."""
+    import contextlib
+    import traceback
+
+    try:
+        with contextlib.redirect_stdout(stdout or sys.stdout):
+            return main(argv)
+    except Exception:  # noqa: BLE001 - reported as a crashed worker's, never lost
+        traceback.print_exc()
+        return EXIT_FAILED
+
+
 def _fan_out(command, worker_ids, stdouts):
-    """Runs `command --worker-id ID` as an engine process for each of worker_ids, at once, and waits for all of
-    them; returns {worker id: exit code (negative: killed by that signal)}. stdouts: {worker id: where its stdout
-    goes (None: this process's)}. The local runner's workers and a worker's streams are both started here.
+    """Runs the engine step `command` (engine arguments) with `--worker-id ID` as an engine process for each of
+    worker_ids, at once, and waits for all of them; returns {worker id: exit code (negative: killed by that
+    signal)}. stdouts: {worker id: where its stdout goes (None: this process's)}. The local runner's workers and
+    a worker's streams are both started here.
 
     Each process dies with this one (see _die_with_parent): killed, this process leaves none of them running."""
     env = child_env(**{PARENT_ENV: str(os.getpid())})
-    procs = {worker_id: subprocess.Popen(command + ["--worker-id", worker_id], env=env, stdout=stdouts.get(worker_id))
+    procs = {worker_id: subprocess.Popen([sys.executable, "-m", "efs_backup_engine"] + command
+                                         + ["--worker-id", worker_id], env=env, stdout=stdouts.get(worker_id))
              for worker_id in worker_ids}
     return {worker_id: proc.wait() for worker_id, proc in procs.items()}
 
@@ -380,7 +404,7 @@ def _run_streams(args, command):
 
     outputs = {worker_id: tempfile.TemporaryFile() for worker_id in ids}  # never a pipe: a long report can't block
     try:
-        exits = _fan_out([sys.executable, "-m", "efs_backup_engine"] + command, ids, outputs)
+        exits = _fan_out(command, ids, outputs)
         reports = {}
         for worker_id, output in outputs.items():
             output.seek(0)
@@ -515,8 +539,7 @@ def cmd_restore(args):
             run.run_id, args.backup_id, run.snapshot, run.snapshot_id, run.target, run.mode,
             " (dry run)" if run.dry_run else "", ", ".join(p or "." for p in run.paths), args.workers),
             file=sys.stderr, flush=True)
-    command = [sys.executable, "-m", "efs_backup_engine", "restore-work", "--backup-root", args.backup_root,
-               "--id", args.backup_id, "--run-id", run.run_id]
+    command = ["restore-work", "--backup-root", args.backup_root, "--id", args.backup_id, "--run-id", run.run_id]
     if args.state_dir:
         command += ["--state-dir", args.state_dir]
     if args.require_mountpoint:
