@@ -105,6 +105,28 @@ def test_streams_per_worker_must_divide_the_workers_and_stay_within_the_limit(en
     run_engine(engine, "work", "--backup-root", engine.root, *COMMON, "--worker-id", "../w0", check=64)
 
 
+def test_one_local_worker_runs_in_the_runner_and_its_crash_is_recorded_not_lost(engine, monkeypatch, capsys):
+    """With --workers 1 the runner runs the work step itself (cli._work_here): an unexpected error there is
+    printed and ends that worker with exit 1, as a worker process's traceback would; the runner still finalizes
+    (a failed run, nothing promoted, the lock released), and the next run completes."""
+    TreeMutator(engine.source, 3).build(dirs=2, depth=1, files_per_dir=2)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a defect in the work step")
+
+    monkeypatch.setattr(cli.runs, "work", crash)
+    backup = ["backup", "--source", engine.source, "--backup-root", engine.root, *COMMON, "--retain", "2",
+              "--workers", "1", "--json", "--quiet"]
+    assert cli.main(backup) == 1
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "failed" and "RuntimeError: a defect in the work step" in err
+    assert not os.path.exists(engine.snapshot("daily.0"))
+    monkeypatch.undo()
+    assert last_json(run_engine(engine, *backup))["status"] == "success"  # the lock was released
+    assert not diff(listing(engine.source), listing(engine.snapshot("daily.0")))
+
+
 def test_the_worst_stream_exit_is_the_workers():
     assert cli._worst_exit([0, 2, 0]) == 2
     assert cli._worst_exit([2, 1, 0]) == 1
