@@ -218,17 +218,18 @@ def _join(base, path):
 
 
 _DECORATED = re.compile(r"(?<![\w<])(\d+)<(/[^>]*)>")
-_MAGIC = re.compile(r"^/proc/self/fd/(\d+)(/.+)$")
+_MAGIC = re.compile(r"^/proc/self/fd/(\d+)(/.+)?$")
 
 
-def _magic(path, fds):
-    """/proc/self/fd/N/PATH (the engine names rsync's sources so): the kernel follows the link to what fd N is,
-    so PATH below the directory the process knows as fd N. A call on the link itself (no PATH below it) stays
-    procfs's, as in the shim."""
+def _magic(path, fds, follow_last):
+    """/proc/self/fd/N[/PATH] (the engine names rsync's sources /proc/self/fd/N/./PATH, and rsync opens
+    /proc/self/fd/N itself for each file it sends): the kernel follows the link to what fd N is, so the directory
+    the process knows as fd N, and PATH below it. A call that does not follow the link itself (follow_last false:
+    readlink) reads procfs's link and stays as it is, as in the shim."""
     m = _MAGIC.match(path) if path is not None else None
-    if not m or m.group(1) not in fds:
+    if not m or m.group(1) not in fds or not (m.group(2) or follow_last):
         return path
-    return os.path.normpath(fds[m.group(1)] + m.group(2))
+    return os.path.normpath(fds[m.group(1)] + (m.group(2) or ""))
 
 
 def _under(path, prefixes):
@@ -266,7 +267,7 @@ def strace_counts(lines, prefixes, cwd):
 
     Relative paths of non-*at calls are resolved against each process's working directory, followed
     through chdir/fchdir and inherited over fork/clone/vfork (cwd: the first process's directory). A path
-    below /proc/self/fd/N is resolved with the path strace -y last showed for fd N in that process (or in its
+    through /proc/self/fd/N is resolved with the path strace -y last showed for fd N in that process (or in its
     parent before the fork: an inherited fd)."""
     lines = list(lines)
     prefixes = [os.path.realpath(p) for p in prefixes]
@@ -312,7 +313,7 @@ def strace_counts(lines, prefixes, cwd):
             path = ""
             if path_i is not None:
                 path = _unquote(args[path_i]) if path_i < len(args) else None
-            paths.append(_magic(_join(base, path), known) if path is not None else None)
+            paths.append(_magic(_join(base, path), known, kind != "readlink") if path is not None else None)
         known.update(_DECORATED.findall(rest))  # after the paths: a returned fd is known from the next call on
         if name == "unlinkat" and len(args) > 2 and "AT_REMOVEDIR" in args[2]:
             kind = "rmdir"

@@ -133,18 +133,19 @@ static const char *inherited_path(int fd)
     return known;
 }
 
-/* /proc/self/fd/N/PATH (normalised, in out; the engine names rsync's sources so, SRC/./PATH in
-   rsync.run_listed): the kernel follows the magic link to what fd N refers to, so PATH below that directory,
-   whose path the shim knows or looks up. A call on the link itself (no PATH below it) stays procfs's, as in
-   latency.strace_counts. 0 if the rewritten path would not fit. */
-static int magic_fd_link(char *out)
+/* /proc/self/fd/N[/PATH] (normalised, in out; the engine names rsync's sources /proc/self/fd/N/./PATH in
+   rsync.run_listed, and rsync opens /proc/self/fd/N itself for each file it sends): the kernel follows the magic
+   link to what fd N refers to, so the directory the shim knows fd N as (or looks up), and PATH below it. A call
+   that does not follow the link itself (follow_last 0: readlink) reads procfs's link, not the directory, and
+   stays as it is, as in latency.strace_counts. 0 if the rewritten path would not fit. */
+static int magic_fd_link(char *out, int follow_last)
 {
     static const char magic[] = "/proc/self/fd/";
     const size_t m = sizeof magic - 1;
     if (strncmp(out, magic, m) != 0) return 1;
     char *end;
     long fd = strtol(out + m, &end, 10);
-    if (end == out + m || *end != '/' || fd < 0 || fd >= FD_MAX) return 1;
+    if (end == out + m || (*end != '/' && !(*end == '\0' && follow_last)) || fd < 0 || fd >= FD_MAX) return 1;
     const char *base = fd_path[fd] ? fd_path[fd] : inherited_path((int)fd);
     if (!base) return 1;
     char target[PATH_MAX];
@@ -154,8 +155,9 @@ static int magic_fd_link(char *out)
     return 1;
 }
 
-/* The absolute path that (dirfd, path) names, in out; 0 if it cannot be known. */
-static int resolve(int dirfd, const char *path, char *out)
+/* The absolute path that (dirfd, path) names, in out; 0 if it cannot be known. follow_last: whether the call
+   follows a last component that is a /proc/self/fd link (every call the shim counts but readlink). */
+static int resolve_as(int dirfd, const char *path, char *out, int follow_last)
 {
     const char *base;
     if (!path) path = "";
@@ -172,8 +174,10 @@ static int resolve(int dirfd, const char *path, char *out)
     }
     if (snprintf(out, PATH_MAX, "%s/%s", base, path) >= PATH_MAX) return 0;
     normalise(out);
-    return magic_fd_link(out);
+    return magic_fd_link(out, follow_last);
 }
+
+static int resolve(int dirfd, const char *path, char *out) { return resolve_as(dirfd, path, out, 1); }
 
 static int under(const char *abs)
 {
@@ -285,7 +289,7 @@ static int check_at(enum kind k, int dirfd, const char *path)
     init();
     if (!nprefixes) return 0;
     char abs[PATH_MAX];
-    if (!resolve(dirfd, path, abs)) {
+    if (!resolve_as(dirfd, path, abs, k != K_READLINK)) {
         if (counts && in_owner() && path && path[0] && path[0] != '/')   /* a name, not a pipe's fstat */
             __atomic_fetch_add(&counts->unresolved, 1, __ATOMIC_RELAXED);
         return 0;
