@@ -311,7 +311,7 @@ def _run_workers(args, layout, run_id, store_dir, command, started, finalize, wo
     exits) under the same heartbeat. Returns finalize's summary.
 
     One worker runs in this process, as `work --streams 1` runs its one stream on an EC2 worker: no interpreter
-    to start and no second copy of the engine to import and tear down (about 0.05 s of a 100,000-file run,
+    to start and no second copy of the engine to import and tear down (about 0.07 s of a 100,000-file run,
     bench/README.md). More run as engine processes (_fan_out)."""
     stop = threading.Event()
     printer = threading.Thread(target=_progress_printer, args=(store_dir, started, stop, args.quiet), daemon=True)
