@@ -97,3 +97,25 @@ def test_unlock_shows_and_force_breaks(engine):
     assert b"ALIVE" in shown.stdout
     engine.cli("unlock", "--backup-root", engine.root, "--id", "prod", "--force", check=0)
     engine.backup(retain=2)
+
+
+def test_a_heartbeat_file_stays_until_the_last_of_its_processs_contexts_ends(engine):
+    """The local runner beats around its one in-process worker, whose work step beats too, under the same file
+    (one per process). The worker's end left the lock without a heartbeat while the runner finalized: a run
+    killed then blocked the next one for --stale-after ("between steps") instead of being taken over at once."""
+    from efs_backup_engine.lock import Heartbeat, heartbeat_name
+
+    layout = Layout(engine.root, "prod")
+    os.makedirs(layout.state)
+    runner = RunLock(layout)
+    assert runner.acquire("run-1", "daily")
+    runner.stop_beating()
+    beat = os.path.join(layout.lock_dir, heartbeat_name())
+    with Heartbeat(runner, "run-1"):
+        with Heartbeat(RunLock(Layout(engine.root, "prod")), "run-1"):  # the worker's own lock object
+            assert os.path.exists(beat)
+        assert os.path.exists(beat), "the runner still beats"
+        exists, alive, _owner, reason = RunLock(layout).holder_state()
+        assert exists and alive and reason.startswith("heartbeat "), reason
+    assert not os.path.exists(beat)
+    runner.release("run-1")

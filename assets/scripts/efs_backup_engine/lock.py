@@ -286,7 +286,13 @@ class _Ticker:
 
 class Heartbeat(_Ticker):
     """Background thread that keeps this process's heartbeat fresh while a run works (every lock.every seconds,
-    while run_id owns the lock). As a context manager it also removes the heartbeat file at the end."""
+    while run_id owns the lock). As a context manager it also removes the heartbeat file at the end: when the
+    last of this process's contexts on the lock ends. They share one file (heartbeat_name() is per process): the
+    local runner's context holds its one in-process worker's (cli._work_here), and the worker's end must not
+    leave the run without a heartbeat while it finalizes."""
+
+    _open = {}  # lock directory -> this process's Heartbeat contexts on it
+    _open_guard = threading.Lock()
 
     def __init__(self, lock, run_id, every=None):
         self.lock = lock
@@ -300,12 +306,21 @@ class Heartbeat(_Ticker):
                 return
 
     def __enter__(self):
+        key = os.path.abspath(self.lock.path)
+        with Heartbeat._open_guard:
+            Heartbeat._open[key] = Heartbeat._open.get(key, 0) + 1
         self.lock.beat(self.run_id)
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
-        self.lock.end_beat()
+        key = os.path.abspath(self.lock.path)
+        with Heartbeat._open_guard:
+            left = Heartbeat._open.pop(key) - 1
+            if left:
+                Heartbeat._open[key] = left
+        if not left:
+            self.lock.end_beat()
         return False
 
 
