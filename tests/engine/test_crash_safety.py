@@ -148,8 +148,12 @@ def test_a_killed_worker_fails_the_run_and_the_next_run_completes(engine):
     common = ["--backup-root", engine.root, "--id", "prod", "--interval", "daily"]
     engine.cli("prepare", "--source", engine.source, "--retain", "2", "--workers", "2", "--unit-files", "8",
                "--run-id", "run-1", *common, check=0)
+    # The whole worker dies, as with an instance that is gone: its process group, the rsync it runs included. A
+    # SIGKILL of the engine process alone leaves that rsync copying into the work tree while the next run works
+    # (cli._die_with_parent: only engine streams die with their starter); CI saw it write into d0 after the next
+    # run had set d0's time.
     w1 = subprocess.Popen([sys.executable, ENGINE, "work", "--worker-id", "w1"] + common,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = os.path.join(engine.root, "prod", ".efs-backup", "runs", "daily")
     deadline = time.time() + 60
     killed = False
@@ -159,7 +163,7 @@ def test_a_killed_worker_fails_the_run_and_the_next_run_completes(engine):
                 continue
             with open(os.path.join(run_dir, "units", name + ".json")) as handle:
                 if "big" in json.load(handle).get("names", []):
-                    w1.kill()
+                    os.killpg(w1.pid, signal.SIGKILL)
                     killed = True
                     break
     w1.wait()

@@ -359,8 +359,11 @@ def _die_with_parent():
     """In an engine process _fan_out started: ask the kernel to SIGKILL this process when the process that started
     it exits, however it exits (prctl PR_SET_PDEATHSIG, Linux: the workers' Amazon Linux), and exit at once if it
     already has. A stream then never goes on claiming and writing parts after its worker reported (or after the
-    local runner was killed). An rsync the stream was running stops at its next output line (its stdout was the
-    stream's pipe); a part it was writing is redone by the next run like any part a killed worker left.
+    local runner was killed). An rsync the stream was running is not asked to stop: it prints only its closing
+    summary, so it goes on copying its list into the work tree and ends when it writes that summary to the dead
+    stream's pipe. A part it was writing is redone by the next run like any part a killed worker left; a next
+    run that starts before that rsync ends can have its copy written into by it (on an instance that is stopped
+    or terminated, every process goes at once).
     Elsewhere than Linux (no prctl), nothing is asked and streams end when their parts do."""
     expected = os.environ.pop(PARENT_ENV, None)
     if expected is None:
