@@ -52,7 +52,7 @@ from efs_backup_engine.layout import SNAPSHOT_RE, Layout, snapshot_time
 from efs_backup_engine.lock import RunLock
 from efs_backup_engine.parts import (COUNT_CAP, PartStore, count_entries, part_budget, process_part, work_parts,
                                     worst)
-from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_listed, run_rsync
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, recursion, run_listed, run_rsync
 from efs_backup_engine.safefs import ancestors
 from efs_backup_engine.state import RestoreRun, join_run, new_run_id, run_file
 from efs_backup_engine.summary import mark_aborted, note_crashed_workers
@@ -603,10 +603,10 @@ class _PartRestore:
         """rsync's dry run lists every entry that differs (with --delete in mirror mode); None if it failed."""
         src_path = fd_path(self.src_fd)
         sources = [src_path] if self.names is None else [os.path.join(src_path, name) for name in self.names]
-        recursion = ["-r"] if self.recursive else ["--no-r", "-d"]
         own_temp = ["--exclude=/" + TEMP_NAME] if not self.rel and self.names is None else []
         # --force: list a directory that a non-directory would replace (step 2 decides; this pass changes nothing)
-        code, out, err = run_rsync(RSYNC_BASE + recursion + ["-n", "-i", "--force", "--out-format=%i %n%L"]
+        code, out, err = run_rsync(RSYNC_BASE + recursion(self.recursive)
+                                   + ["-n", "-i", "--force", "--out-format=%i %n%L"]
                                    + (["--delete"] if self.mirror else []) + own_temp + sources
                                    + [self.run_state.scratch + "/" if self.missing else fd_path(self.dst_fd)],
                                    pass_fds=tuple(self.held))

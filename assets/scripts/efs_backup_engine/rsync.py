@@ -39,6 +39,11 @@ def classify(exit_code, stderr):
     return "failed", lines or ["rsync exited with code %d" % exit_code]
 
 
+def recursion(recursive):
+    """rsync's options for directories it is given: whole (-r), or only themselves (-d, -a's -r turned off)."""
+    return ["-r"] if recursive else ["--no-r", "-d"]
+
+
 # Bytes of names rsync may be given on its command line (run_listed). Linux refuses an exec whose arguments and
 # environment together exceed a quarter of the stack limit, which sysconf(ARG_MAX) reports (execve(2), "Limits on
 # size of arguments and environment"); a quarter of that leaves the rest to the environment.
@@ -62,11 +67,11 @@ def run_listed(options, paths, src_fd, dst_fd, pass_fds, recursive=False):
     out of the copy with rsync exiting 0. rsync's path cleaning drops the './'."""
     src = os.fsencode(fd_path(src_fd))
     names = [os.fsencode(path) for path in paths]
-    recursion = ["-r"] if recursive else ["--no-r", "-d"]
+    options = options + recursion(recursive)
     if names and sum(len(src) + len(name) + 3 + 8 for name in names) <= ARGS_BUDGET:  # "./", NUL, argv pointer
-        return run_rsync(options + recursion + ["-R"] + [src + b"./" + name for name in names] + [fd_path(dst_fd)],
+        return run_rsync(options + ["-R"] + [src + b"./" + name for name in names] + [fd_path(dst_fd)],
                          pass_fds=pass_fds)
-    return run_rsync(options + recursion + ["--files-from=-", "--from0", fd_path(src_fd), fd_path(dst_fd)],
+    return run_rsync(options + ["--files-from=-", "--from0", fd_path(src_fd), fd_path(dst_fd)],
                      files_from=b"".join(b"./" + name + b"\0" for name in names), pass_fds=pass_fds)
 
 

@@ -31,7 +31,7 @@ import time
 from efs_backup_engine import safefs, treediff
 from efs_backup_engine.itemize import parse_stats
 from efs_backup_engine.parts import describe, worst
-from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, run_listed, run_rsync
+from efs_backup_engine.rsync import RSYNC_BASE, classify, fd_path, recursion, run_listed, run_rsync
 
 # Errors that mean the work tree's shape surprised the walk (an entry replaced under it, a leftover of a killed
 # run): repaired by discarding the part's copy. Anything else (an I/O or permission error) fails the part.
@@ -103,8 +103,7 @@ def _fresh(source, work_tree, rel, names, recursive):
         if (present if names is None else present & set(names)):
             return None
         if names is None:
-            recursion = ["-r"] if recursive else ["--no-r", "-d"]
-            code, out, err = run_rsync(RSYNC_BASE + recursion + [fd_path(src_fd), fd_path(dst_fd)],
+            code, out, err = run_rsync(RSYNC_BASE + recursion(recursive) + [fd_path(src_fd), fd_path(dst_fd)],
                                        pass_fds=tuple(held))
         else:
             code, out, err = run_listed(RSYNC_BASE, names, src_fd, dst_fd, pass_fds=tuple(held), recursive=recursive)
